@@ -1,1 +1,220 @@
-//! placeholder
+//! `sparkstage-server`: the staging server of sparkstage.
+//!
+//! It accepts an application's jars and files at submit time, stores them content-addressed
+//! (sha256) through `object_store` (a local directory by default; S3, GCS or Azure so that
+//! several replicas share one bucket), groups them into token-protected bundles, and serves
+//! them to the init containers of driver and executor pods. The HTTP API is described in the
+//! README; its wire types live in the `sparkstage-api` crate, shared with the init container
+//! and the client.
+//!
+//! Layout of the store: `blobs/sha256/<2 hex>/<64 hex>` (see [`blob_store`]),
+//! `bundles/<id>.json` (see [`bundle`]) and the marker `sparkstage.json`.
+
+pub mod auth;
+pub mod blob_store;
+pub mod bundle;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod range;
+pub mod routes;
+pub mod storage;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use sha2::{Digest as _, Sha256};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+use crate::blob_store::{BlobStore, WriteTuning};
+use crate::bundle::Bundles;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::storage::Storage;
+
+/// Limits and policies of the API (the flags of [`config::Config`] that handlers need).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub max_blob_size: u64,
+    pub max_bundle_entries: usize,
+    pub body_idle_timeout: Duration,
+    pub request_timeout: Duration,
+    pub default_ttl: Duration,
+    pub max_ttl: Duration,
+    pub bundle_cache_ttl: Duration,
+    /// `None`: 1 MiB for local and memory stores, 8 MiB for cloud stores.
+    pub upload_part_size: Option<usize>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            max_blob_size: 16 << 30,
+            max_bundle_entries: 10_000,
+            body_idle_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(60),
+            default_ttl: Duration::from_secs(7 * 24 * 3600),
+            max_ttl: Duration::from_secs(90 * 24 * 3600),
+            bundle_cache_ttl: Duration::from_secs(5),
+            upload_part_size: None,
+        }
+    }
+}
+
+impl Settings {
+    pub fn from_config(c: &config::Config) -> Self {
+        Self {
+            max_blob_size: c.max_blob_size,
+            max_bundle_entries: c.max_bundle_entries,
+            body_idle_timeout: c.body_idle_timeout,
+            request_timeout: c.request_timeout,
+            default_ttl: c.default_ttl,
+            max_ttl: c.max_ttl,
+            bundle_cache_ttl: c.bundle_cache_ttl,
+            upload_part_size: c.upload_part_size.map(|s| s as usize),
+        }
+    }
+
+    /// The largest JSON body: room for a full bundle of long names.
+    fn json_body_limit(&self) -> usize {
+        (self.max_bundle_entries.saturating_mul(1024)).max(1 << 20)
+    }
+}
+
+/// Everything handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn ObjectStore>,
+    pub blobs: BlobStore,
+    pub bundles: Arc<Bundles>,
+    pub metrics: Arc<Metrics>,
+    pub settings: Arc<Settings>,
+    /// sha256 of the upload token; `None` when uploads need no token.
+    pub upload_token_sha256: Option<[u8; 32]>,
+}
+
+impl AppState {
+    pub fn new(storage: &Storage, settings: Settings, upload_token: Option<&str>) -> Self {
+        let cloud = storage.backend.is_cloud();
+        let tuning = WriteTuning {
+            part_size: settings
+                .upload_part_size
+                .unwrap_or(if cloud { 8 << 20 } else { 1 << 20 }),
+            max_concurrency: if cloud { 4 } else { 2 },
+        };
+        Self {
+            store: Arc::clone(&storage.store),
+            blobs: BlobStore::new(Arc::clone(&storage.store), tuning),
+            bundles: Arc::new(Bundles::new(
+                Arc::clone(&storage.store),
+                settings.bundle_cache_ttl,
+            )),
+            metrics: Arc::new(Metrics::default()),
+            settings: Arc::new(settings),
+            upload_token_sha256: upload_token.map(|t| Sha256::digest(t.as_bytes()).into()),
+        }
+    }
+}
+
+/// The key of the layout marker.
+pub const LAYOUT_MARKER: &str = "sparkstage.json";
+const LAYOUT_VERSION: u32 = 1;
+
+/// Writes the layout marker if it is missing, and refuses a store of another layout version.
+/// `/readyz` reads it back to tell that the store answers.
+pub async fn ensure_layout(store: &dyn ObjectStore) -> anyhow::Result<()> {
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Marker {
+        layout: u32,
+    }
+    let path = Path::from(LAYOUT_MARKER);
+    match store.get(&path).await {
+        Ok(found) => {
+            let bytes = found.bytes().await?;
+            let marker: Marker = serde_json::from_slice(&bytes).map_err(|e| {
+                anyhow::anyhow!("{LAYOUT_MARKER} in the storage is not sparkstage's: {e}")
+            })?;
+            anyhow::ensure!(
+                marker.layout == LAYOUT_VERSION,
+                "the storage holds sparkstage layout {} but this server knows layout \
+                 {LAYOUT_VERSION}; use a server version that matches",
+                marker.layout
+            );
+            Ok(())
+        }
+        Err(object_store::Error::NotFound { .. }) => {
+            let json = serde_json::to_vec(&Marker {
+                layout: LAYOUT_VERSION,
+            })?;
+            store.put(&path, PutPayload::from(json)).await?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The whole HTTP API.
+pub fn app(state: AppState) -> Router {
+    let json_limit = state.settings.json_body_limit();
+    let timeout = state.settings.request_timeout;
+    // Routes whose handlers finish quickly get a deadline to their response head; blob uploads
+    // stream their body inside the handler and are bounded by the body idle timeout instead.
+    let bounded = Router::new()
+        .merge(routes::blobs::bounded_router())
+        .merge(routes::bundles::router())
+        .merge(routes::health::router())
+        .layer(DefaultBodyLimit::max(json_limit))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            deadline(timeout, req, next)
+        }));
+    Router::new()
+        .merge(routes::blobs::upload_router())
+        .merge(bounded)
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn deadline(timeout: Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::StorageTimeout(timeout).into_response(),
+    }
+}
+
+async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::NoSuchEndpoint(format!("{method} {}", uri.path()))
+}
+
+/// One log span per request: method, path (never the query or headers, which can carry
+/// secrets) and the request id that is also sent back as `x-request-id`.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id,
+    )
+}

@@ -1,1 +1,129 @@
-fn main(){}
+//! `sparkstage-server`: see the crate documentation of `sparkstage_server` and the README.
+
+
+
+use anyhow::Context;
+use clap::Parser;
+use sparkstage_server::config::{Config, LogFormat};
+use sparkstage_server::storage::{self, Backend, OpenOptions};
+use sparkstage_server::{AppState, Settings, app, ensure_layout};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let config = Config::parse();
+    init_logging(config.log_format);
+    match run(config).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("sparkstage-server: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("SPARKSTAGE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let upload_token = config.read_upload_token()?;
+    let loopback = config.listen.ip().is_loopback();
+    match (&upload_token, loopback, config.insecure) {
+        (Some(_), _, _) => tracing::info!("uploads need the upload token"),
+        (None, true, _) => tracing::warn!(
+            "no upload token configured: accepting unauthenticated uploads because the server \
+             listens on loopback ({}) only; set --upload-token-file before exposing it",
+            config.listen
+        ),
+        (None, false, true) => tracing::warn!(
+            "no upload token configured and --insecure given: anyone who reaches {} can upload",
+            config.listen
+        ),
+        (None, false, false) => anyhow::bail!(
+            "--listen {} is not a loopback address and no upload token is configured; set \
+             --upload-token-file (or SPARKSTAGE_UPLOAD_TOKEN_FILE), or pass --insecure to accept \
+             unauthenticated uploads",
+            config.listen
+        ),
+    }
+
+    let storage = storage::open(
+        &config.storage,
+        &OpenOptions {
+            config: Vec::new(),
+            fsync: !config.no_fsync,
+        },
+    )?;
+    if let Backend::Local { root } = &storage.backend {
+        let root = root.clone();
+        let removed = tokio::task::spawn_blocking(move || storage::remove_partial_writes(&root))
+            .await?
+            .context("cleaning up interrupted writes")?;
+        if removed > 0 {
+            tracing::info!(removed, "removed leftovers of interrupted writes");
+        }
+    }
+    ensure_layout(storage.store.as_ref())
+        .await
+        .with_context(|| format!("storage {} is not usable", storage.display))?;
+
+    let state = AppState::new(&storage, Settings::from_config(&config), upload_token.as_deref());
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, storage = %storage.display, "sparkstage-server listening");
+
+    let (shutdown_started_tx, shutdown_started_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: draining in-flight requests");
+        let _ = shutdown_started_tx.send(());
+    });
+    let drain_limit = config.shutdown_timeout;
+    let serving = tokio::spawn(async move { server.await });
+    let forced = async move {
+        if shutdown_started_rx.await.is_ok() {
+            tokio::time::sleep(drain_limit).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = serving => result?.context("server failed")?,
+        () = forced => tracing::warn!(
+            "in-flight requests did not finish within {}; exiting",
+            humantime::format_duration(drain_limit)
+        ),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+

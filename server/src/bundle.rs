@@ -1,0 +1,241 @@
+//! Bundle records: an application's manifest, its owner, its expiry and the hash of its token,
+//! stored as `bundles/<id>.json` in the same object store as the blobs, so every replica on one
+//! bucket serves every bundle and a restart loses nothing.
+//!
+//! Tokens are 256 random bits, shown once at creation, stored only as their sha256 and compared
+//! in constant time. An unknown id, an expired or deleted bundle and a wrong token all answer the
+//! same [`ApiError::BundleNotFound`], so a caller cannot tell them apart.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use sparkstage_api::bundles::{BundleEntry, BundleManifest, Owner};
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+
+/// What is stored for a bundle.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleRecord {
+    pub id: String,
+    pub entries: Vec<BundleEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// Hex sha256 of the bundle token.
+    pub token_sha256: String,
+}
+
+impl BundleRecord {
+    pub fn manifest(&self) -> BundleManifest {
+        BundleManifest {
+            id: self.id.clone(),
+            entries: self.entries.clone(),
+            owner: self.owner.clone(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+        }
+    }
+
+    fn accepts(&self, token: &str, now: DateTime<Utc>) -> bool {
+        let presented = hex::encode(Sha256::digest(token.as_bytes()));
+        let token_ok: bool = presented
+            .as_bytes()
+            .ct_eq(self.token_sha256.as_bytes())
+            .into();
+        token_ok && now < self.expires_at
+    }
+}
+
+/// A new bundle's id and its token, before storing.
+pub struct NewBundle {
+    pub record: BundleRecord,
+    pub token: String,
+}
+
+/// Random 128-bit id and 256-bit token, both lowercase hex.
+pub fn new_bundle(
+    entries: Vec<BundleEntry>,
+    owner: Option<Owner>,
+    now: DateTime<Utc>,
+    ttl: Duration,
+) -> Result<NewBundle, ApiError> {
+    let mut rng = rand::rng();
+    let mut id = [0u8; 16];
+    let mut token = [0u8; 32];
+    rng.fill_bytes(&mut id);
+    rng.fill_bytes(&mut token);
+    let token = hex::encode(token);
+    let ttl = chrono::Duration::from_std(ttl)
+        .map_err(|_| ApiError::bad_request("bad_ttl", "the ttl is too long"))?;
+    Ok(NewBundle {
+        record: BundleRecord {
+            id: hex::encode(id),
+            entries,
+            owner,
+            created_at: now,
+            expires_at: now + ttl,
+            token_sha256: hex::encode(Sha256::digest(token.as_bytes())),
+        },
+        token,
+    })
+}
+
+/// Whether `id` has the shape of a bundle id (32 lowercase hex characters).
+fn is_bundle_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Stores and finds bundle records, with a small in-memory cache: executors of one application
+/// all ask for the same bundle at once.
+#[derive(Debug)]
+pub struct Bundles {
+    store: Arc<dyn ObjectStore>,
+    cache: Mutex<HashMap<String, (Instant, Arc<BundleRecord>)>>,
+    cache_ttl: Duration,
+}
+
+/// Cached records beyond this count are dropped, oldest first.
+const CACHE_CAPACITY: usize = 4096;
+
+impl Bundles {
+    pub fn new(store: Arc<dyn ObjectStore>, cache_ttl: Duration) -> Self {
+        Self {
+            store,
+            cache: Mutex::new(HashMap::new()),
+            cache_ttl,
+        }
+    }
+
+    pub fn path(id: &str) -> Path {
+        Path::from(format!("bundles/{id}.json"))
+    }
+
+    /// Stores a new record; ids are random, so an existing one is a bug, not a conflict.
+    pub async fn insert(&self, record: &BundleRecord) -> Result<(), ApiError> {
+        let json = serde_json::to_vec(record).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        self.store
+            .put_opts(&Self::path(&record.id), PutPayload::from(json), options)
+            .await?;
+        Ok(())
+    }
+
+    /// The bundle `id` if `token` opens it and it has not expired.
+    pub async fn authorize(&self, id: &str, token: &str) -> Result<Arc<BundleRecord>, ApiError> {
+        if !is_bundle_id(id) {
+            return Err(ApiError::BundleNotFound);
+        }
+        let record = match self.cached(id) {
+            Some(r) => r,
+            None => {
+                let Some(record) = self.load(id).await? else {
+                    return Err(ApiError::BundleNotFound);
+                };
+                self.remember(record)
+            }
+        };
+        if record.accepts(token, Utc::now()) {
+            Ok(record)
+        } else {
+            Err(ApiError::BundleNotFound)
+        }
+    }
+
+    /// Deletes the bundle `id` when `token` opens it.
+    pub async fn delete(&self, id: &str, token: &str) -> Result<(), ApiError> {
+        self.authorize(id, token).await?;
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.remove(id);
+        }
+        match self.store.delete(&Self::path(id)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn load(&self, id: &str) -> Result<Option<BundleRecord>, ApiError> {
+        let bytes = match self.store.get(&Self::path(id)).await {
+            Ok(r) => r.bytes().await?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| ApiError::Internal(format!("bundle record {id} is corrupt: {e}")))
+    }
+
+    fn cached(&self, id: &str) -> Option<Arc<BundleRecord>> {
+        let cache = self.cache.lock().ok()?;
+        let (at, record) = cache.get(id)?;
+        (at.elapsed() < self.cache_ttl).then(|| Arc::clone(record))
+    }
+
+    fn remember(&self, record: BundleRecord) -> Arc<BundleRecord> {
+        let record = Arc::new(record);
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHE_CAPACITY {
+                let ttl = self.cache_ttl;
+                cache.retain(|_, (at, _)| at.elapsed() < ttl);
+                if cache.len() >= CACHE_CAPACITY {
+                    cache.clear();
+                }
+            }
+            cache.insert(record.id.clone(), (Instant::now(), Arc::clone(&record)));
+        }
+        record
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+
+    #[tokio::test]
+    async fn token_opens_only_its_bundle_until_expiry() -> Result<(), ApiError> {
+        let bundles = Bundles::new(Arc::new(InMemory::new()), Duration::from_secs(5));
+        let now = Utc::now();
+        let a = new_bundle(vec![], None, now, Duration::from_secs(3600))?;
+        let b = new_bundle(vec![], None, now, Duration::from_secs(3600))?;
+        assert_eq!(a.token.len(), 64, "256 bits in hex");
+        assert_ne!(a.token, b.token);
+        bundles.insert(&a.record).await?;
+        bundles.insert(&b.record).await?;
+        assert!(bundles.authorize(&a.record.id, &a.token).await.is_ok());
+        for (id, token) in [
+            (a.record.id.as_str(), b.token.as_str()),
+            ("0123456789abcdef0123456789abcdef", a.token.as_str()),
+            ("../../etc/passwd", a.token.as_str()),
+            (a.record.id.as_str(), ""),
+        ] {
+            assert!(matches!(
+                bundles.authorize(id, token).await,
+                Err(ApiError::BundleNotFound)
+            ));
+        }
+        let stored = bundles.load(&a.record.id).await?.map(|r| r.token_sha256);
+        assert_eq!(stored, Some(a.record.token_sha256.clone()));
+        assert!(!a.record.token_sha256.contains(&a.token));
+        assert!(a.record.accepts(&a.token, now));
+        assert!(!a.record.accepts(&a.token, a.record.expires_at));
+        bundles.delete(&a.record.id, &a.token).await?;
+        assert!(matches!(
+            bundles.authorize(&a.record.id, &a.token).await,
+            Err(ApiError::BundleNotFound)
+        ));
+        Ok(())
+    }
+}

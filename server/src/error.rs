@@ -1,0 +1,188 @@
+//! The server's one error type and the one place that maps it to an HTTP status and a JSON body
+//! `{"code": ..., "message": ...}`. Storage and internal failures are logged here with their
+//! details and answered with a generic message, so backend internals never reach clients.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sparkstage_api::bundles::{MissingBlobsBody, NameError};
+use sparkstage_api::digest::DigestError;
+use sparkstage_api::{Digest, ErrorBody};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadDigest(#[from] DigestError),
+    #[error("{0}")]
+    BadName(#[from] NameError),
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("{0}")]
+    BadJson(String, StatusCode),
+    #[error(
+        "digest mismatch: the URL names {expected} but the {size} bytes received hash to {actual}; \
+         the upload was discarded"
+    )]
+    DigestMismatch {
+        expected: Digest,
+        actual: Digest,
+        size: u64,
+    },
+    #[error(
+        "size mismatch for {digest}: Content-Length declared {declared} bytes but {received} \
+         arrived; the upload was discarded"
+    )]
+    SizeMismatch {
+        digest: Digest,
+        declared: u64,
+        received: u64,
+    },
+    #[error("{what} is larger than this server's limit of {limit} bytes")]
+    TooLarge { what: String, limit: u64 },
+    #[error(
+        "the request body stalled: no data for {0:?}; the upload was discarded, send it again"
+    )]
+    BodyStalled(Duration),
+    #[error("the request body could not be read ({0}); the upload was discarded")]
+    BodyAborted(String),
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error(
+        "no bundle with this id accepts this token (it is unknown, expired or deleted, or the \
+         token is wrong)"
+    )]
+    BundleNotFound,
+    #[error("{0} is not an entry of this bundle")]
+    BlobNotInBundle(Digest),
+    #[error("{} of the bundle's blobs are not stored; upload them first", .0.len())]
+    MissingBlobs(Vec<Digest>),
+    #[error("the requested range is not satisfiable for a blob of {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
+    #[error("the storage backend failed")]
+    Storage(#[source] object_store::Error),
+    #[error("the storage backend did not answer within {0:?}")]
+    StorageTimeout(Duration),
+    #[error("internal error")]
+    Internal(String),
+    #[error("no such endpoint: {0}; the API is described in the README")]
+    NoSuchEndpoint(String),
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadDigest(_)
+            | Self::BadName(_)
+            | Self::BadRequest { .. }
+            | Self::DigestMismatch { .. }
+            | Self::SizeMismatch { .. }
+            | Self::BodyAborted(_) => StatusCode::BAD_REQUEST,
+            Self::BadJson(_, status) => *status,
+            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyStalled(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::BundleNotFound | Self::BlobNotInBundle(_) | Self::NoSuchEndpoint(_) => {
+                StatusCode::NOT_FOUND
+            }
+            Self::MissingBlobs(_) => StatusCode::CONFLICT,
+            Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            Self::Storage(_) | Self::StorageTimeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadDigest(_) => "bad_digest",
+            Self::BadName(_) => "bad_name",
+            Self::BadRequest { code, .. } => code,
+            Self::BadJson(..) => "bad_json",
+            Self::DigestMismatch { .. } => "digest_mismatch",
+            Self::SizeMismatch { .. } => "size_mismatch",
+            Self::TooLarge { .. } => "too_large",
+            Self::BodyStalled(_) => "body_timeout",
+            Self::BodyAborted(_) => "body_aborted",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::BundleNotFound => "bundle_not_found",
+            Self::BlobNotInBundle(_) => "blob_not_in_bundle",
+            Self::MissingBlobs(_) => "missing_blobs",
+            Self::RangeNotSatisfiable { .. } => "range_not_satisfiable",
+            Self::Storage(_) | Self::StorageTimeout(_) => "storage_unavailable",
+            Self::Internal(_) => "internal",
+            Self::NoSuchEndpoint(_) => "not_found",
+        }
+    }
+}
+
+impl From<object_store::Error> for ApiError {
+    fn from(e: object_store::Error) -> Self {
+        Self::Storage(e)
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let status = match rejection {
+            JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            JsonRejection::BytesRejection(_) => rejection.status(),
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self::BadJson(rejection.body_text(), status)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let code = self.code().to_owned();
+        match &self {
+            Self::Storage(source) => {
+                tracing::error!(error = %source, "storage backend error");
+            }
+            Self::Internal(detail) => tracing::error!(%detail, "internal error"),
+            _ if status.is_server_error() => tracing::warn!(error = %self, "request failed"),
+            _ => tracing::debug!(error = %self, "request rejected"),
+        }
+        let message = self.to_string();
+        let mut response = match self {
+            Self::MissingBlobs(missing) => (
+                status,
+                Json(MissingBlobsBody {
+                    code,
+                    message,
+                    missing,
+                }),
+            )
+                .into_response(),
+            Self::RangeNotSatisfiable { size } => {
+                let mut r = (status, Json(ErrorBody { code, message })).into_response();
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    r.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+                r
+            }
+            _ => (status, Json(ErrorBody { code, message })).into_response(),
+        };
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// A JSON body extractor whose rejections use [`ApiError`]'s format.
+#[derive(axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);

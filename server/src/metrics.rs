@@ -1,0 +1,163 @@
+//! Prometheus metrics, served at `GET /metrics` in the text exposition format. Requests are
+//! labelled by route template (`/v1/bundles/{id}`), never by raw path, so ids and digests do not
+//! explode the label space.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::AppState;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: String,
+    pub route: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UploadLabels {
+    /// `created`, `existing` or `rejected`.
+    pub result: &'static str,
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub request_duration: Family<RouteLabels, Histogram>,
+    pub bytes_received: Counter,
+    pub bytes_sent: Counter,
+    pub uploads: Family<UploadLabels, Counter>,
+    pub upload_duration: Histogram,
+    pub download_duration: Histogram,
+}
+
+fn duration_buckets() -> impl Iterator<Item = f64> {
+    // 1 ms .. ~9 minutes
+    exponential_buckets(0.001, 3.0, 13)
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("sparkstage");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let request_duration =
+            Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new(duration_buckets())
+            });
+        let bytes_received = Counter::default();
+        let bytes_sent = Counter::default();
+        let uploads = Family::<UploadLabels, Counter>::default();
+        let upload_duration = Histogram::new(duration_buckets());
+        let download_duration = Histogram::new(duration_buckets());
+        registry.register(
+            "http_requests",
+            "HTTP requests by method, route template and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to the response head, by method and route template",
+            request_duration.clone(),
+        );
+        registry.register(
+            "blob_bytes_received",
+            "Blob bytes received in upload bodies",
+            bytes_received.clone(),
+        );
+        registry.register(
+            "blob_bytes_sent",
+            "Blob bytes sent in download bodies",
+            bytes_sent.clone(),
+        );
+        registry.register(
+            "blob_uploads",
+            "Blob uploads by result (created, existing, rejected)",
+            uploads.clone(),
+        );
+        registry.register(
+            "blob_upload_duration_seconds",
+            "Time to receive, verify and commit one blob upload",
+            upload_duration.clone(),
+        );
+        registry.register(
+            "blob_download_duration_seconds",
+            "Time to send one blob download body to its end",
+            download_duration.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            request_duration,
+            bytes_received,
+            bytes_sent,
+            uploads,
+            upload_duration,
+            download_duration,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        out
+    }
+}
+
+/// Middleware that counts every request by route template and status.
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let metrics = &state.metrics;
+    metrics
+        .request_duration
+        .get_or_create(&RouteLabels {
+            method: method.clone(),
+            route: route.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            method,
+            route,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
+
+/// `GET /metrics`.
+pub async fn serve(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+}

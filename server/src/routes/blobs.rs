@@ -1,0 +1,170 @@
+//! `PUT /v1/blobs/sha256:<hex>`, `HEAD /v1/blobs/sha256:<hex>`, `POST /v1/blobs/missing`.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{post, put};
+use axum::{Json, Router};
+use futures::{Stream, StreamExt, TryStreamExt};
+use sparkstage_api::Digest;
+use sparkstage_api::blobs::{FindMissingRequest, FindMissingResponse, PutBlobResponse};
+
+use crate::AppState;
+use crate::auth::UploadAuth;
+use crate::blob_store::{BodyError, PutOutcome};
+use crate::error::{ApiError, ApiJson};
+use crate::metrics::UploadLabels;
+
+/// Concurrent existence checks of one request.
+const HEAD_CONCURRENCY: usize = 32;
+
+/// The upload route: no body limit of axum's (the blob size limit applies) and no deadline
+/// (the body idle timeout applies).
+pub fn upload_router() -> Router<AppState> {
+    Router::new().route(
+        "/v1/blobs/{digest}",
+        put(put_blob)
+            .head(head_blob)
+            .layer(axum::extract::DefaultBodyLimit::disable()),
+    )
+}
+
+/// The JSON routes of blobs.
+pub fn bounded_router() -> Router<AppState> {
+    Router::new().route("/v1/blobs/missing", post(find_missing))
+}
+
+async fn put_blob(
+    State(state): State<AppState>,
+    _auth: UploadAuth,
+    Path(digest): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let digest: Digest = digest.parse()?;
+    let declared = content_length(&headers)?;
+    let received = state.metrics.bytes_received.clone();
+    let body = idle_limited(body, state.settings.body_idle_timeout)
+        .inspect_ok(move |chunk| {
+            received.inc_by(chunk.len() as u64);
+        });
+    let outcome = state
+        .blobs
+        .put(&digest, declared, state.settings.max_blob_size, body)
+        .await;
+    let result = match &outcome {
+        Ok(PutOutcome::Created { .. }) => "created",
+        Ok(PutOutcome::Existing { .. }) => "existing",
+        Err(_) => "rejected",
+    };
+    state.metrics.uploads.get_or_create(&UploadLabels { result }).inc();
+    let (status, size, created) = match outcome? {
+        PutOutcome::Created { size } => {
+            state
+                .metrics
+                .upload_duration
+                .observe(started.elapsed().as_secs_f64());
+            tracing::info!(%digest, size, "blob stored");
+            (StatusCode::CREATED, size, true)
+        }
+        PutOutcome::Existing { size } => (StatusCode::OK, size, false),
+    };
+    Ok((
+        status,
+        [(header::ETAG, format!("\"{digest}\""))],
+        Json(PutBlobResponse {
+            digest,
+            size,
+            created,
+        }),
+    )
+        .into_response())
+}
+
+async fn head_blob(
+    State(state): State<AppState>,
+    _auth: UploadAuth,
+    Path(digest): Path<String>,
+) -> Result<Response, ApiError> {
+    let digest: Digest = digest.parse()?;
+    Ok(match state.blobs.size(&digest).await? {
+        Some(size) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_LENGTH, size.to_string()),
+                (header::ETAG, format!("\"{digest}\"")),
+            ],
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    })
+}
+
+async fn find_missing(
+    State(state): State<AppState>,
+    _auth: UploadAuth,
+    ApiJson(request): ApiJson<FindMissingRequest>,
+) -> Result<Json<FindMissingResponse>, ApiError> {
+    let limit = state.settings.max_bundle_entries;
+    if request.digests.len() > limit {
+        return Err(ApiError::bad_request(
+            "too_many_digests",
+            format!(
+                "{} digests in one request; ask for at most {limit} at a time",
+                request.digests.len()
+            ),
+        ));
+    }
+    let mut seen = HashSet::new();
+    let unique: Vec<Digest> = request
+        .digests
+        .into_iter()
+        .filter(|d| seen.insert(*d))
+        .collect();
+    let blobs = &state.blobs;
+    let sizes: Vec<Option<u64>> = futures::stream::iter(unique.iter().copied())
+        .map(|d| async move { blobs.size(&d).await })
+        .buffered(HEAD_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let missing = unique
+        .into_iter()
+        .zip(sizes)
+        .filter_map(|(d, size)| size.is_none().then_some(d))
+        .collect();
+    Ok(Json(FindMissingResponse { missing }))
+}
+
+/// The request's `Content-Length`, when it sends one.
+fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request("bad_content_length", "Content-Length is not a number")
+                })
+        })
+        .transpose()
+}
+
+/// The body as a stream that fails with [`BodyError::Stalled`] when no data arrives for `idle`.
+fn idle_limited(body: Body, idle: Duration) -> impl Stream<Item = Result<Bytes, BodyError>> {
+    let stream = body.into_data_stream();
+    futures::stream::unfold(Some(stream), move |state| async move {
+        let mut stream = state?;
+        match tokio::time::timeout(idle, stream.next()).await {
+            Err(_) => Some((Err(BodyError::Stalled(idle)), None)),
+            Ok(None) => None,
+            Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(stream))),
+            Ok(Some(Err(e))) => Some((Err(BodyError::Aborted(e.to_string())), None)),
+        }
+    })
+}

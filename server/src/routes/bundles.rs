@@ -1,0 +1,262 @@
+//! `POST /v1/bundles`, `GET`/`DELETE /v1/bundles/{id}`, `GET /v1/bundles/{id}/blobs/sha256:<hex>`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use futures::{StreamExt, TryStreamExt};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
+use sparkstage_api::Digest;
+use sparkstage_api::bundles::{
+    BundleManifest, CreateBundleRequest, CreateBundleResponse, validate_entries,
+};
+
+use crate::AppState;
+use crate::auth::{BearerToken, UploadAuth};
+use crate::bundle::new_bundle;
+use crate::error::{ApiError, ApiJson};
+use crate::range::{self, RangeSpec};
+
+/// Concurrent existence checks while creating a bundle.
+const HEAD_CONCURRENCY: usize = 32;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/bundles", post(create))
+        .route("/v1/bundles/{id}", get(manifest).delete(delete))
+        .route("/v1/bundles/{id}/blobs/{digest}", get(download))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    _auth: UploadAuth,
+    ApiJson(request): ApiJson<CreateBundleRequest>,
+) -> Result<(StatusCode, Json<CreateBundleResponse>), ApiError> {
+    let settings = &state.settings;
+    let entries = request.entries;
+    if entries.is_empty() {
+        return Err(ApiError::bad_request(
+            "empty_bundle",
+            "the bundle has no entries; list at least one blob",
+        ));
+    }
+    if entries.len() > settings.max_bundle_entries {
+        return Err(ApiError::bad_request(
+            "too_many_entries",
+            format!(
+                "the bundle has {} entries; this server allows at most {}",
+                entries.len(),
+                settings.max_bundle_entries
+            ),
+        ));
+    }
+    validate_entries(&entries)?;
+    let ttl = match &request.ttl {
+        None => settings.default_ttl,
+        Some(text) => parse_ttl(text, settings.max_ttl)?,
+    };
+
+    // Every digest must be stored, with the size the entry declares.
+    let mut declared: HashMap<Digest, (u64, &str)> = HashMap::new();
+    for entry in &entries {
+        if let Some((size, name)) = declared.insert(entry.digest, (entry.size, &entry.name))
+            && size != entry.size
+        {
+            return Err(ApiError::bad_request(
+                "size_mismatch",
+                format!(
+                    "entries {name:?} and {:?} name the same blob {} with different sizes \
+                     ({size} and {})",
+                    entry.name, entry.digest, entry.size
+                ),
+            ));
+        }
+    }
+    let blobs = &state.blobs;
+    let stored: Vec<(Digest, Option<u64>)> = futures::stream::iter(declared.keys().copied())
+        .map(|d| async move { blobs.size(&d).await.map(|s| (d, s)) })
+        .buffer_unordered(HEAD_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let mut missing: Vec<Digest> = stored
+        .iter()
+        .filter_map(|(d, s)| s.is_none().then_some(*d))
+        .collect();
+    if !missing.is_empty() {
+        // In manifest order, so the answer is stable.
+        missing.sort_by_key(|d| entries.iter().position(|e| e.digest == *d));
+        return Err(ApiError::MissingBlobs(missing));
+    }
+    for (digest, size) in &stored {
+        let (want, name) = declared[digest];
+        if *size != Some(want) {
+            return Err(ApiError::bad_request(
+                "size_mismatch",
+                format!(
+                    "entry {name:?} declares {want} bytes but the stored blob {digest} has {} bytes",
+                    size.unwrap_or_default()
+                ),
+            ));
+        }
+    }
+
+    let new = new_bundle(entries, request.owner, Utc::now(), ttl)?;
+    state.bundles.insert(&new.record).await?;
+    tracing::info!(
+        bundle = %new.record.id,
+        entries = new.record.entries.len(),
+        expires_at = %new.record.expires_at,
+        "bundle created"
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(CreateBundleResponse {
+            id: new.record.id,
+            token: new.token,
+            expires_at: new.record.expires_at,
+        }),
+    ))
+}
+
+fn parse_ttl(text: &str, max: Duration) -> Result<Duration, ApiError> {
+    let ttl = humantime::parse_duration(text).map_err(|e| {
+        ApiError::bad_request(
+            "bad_ttl",
+            format!("ttl {text:?} is not a duration ({e}); write for example \"2h\" or \"7d\""),
+        )
+    })?;
+    if ttl.is_zero() || ttl > max {
+        return Err(ApiError::bad_request(
+            "bad_ttl",
+            format!(
+                "ttl {text:?} must be more than zero and at most {}",
+                humantime::format_duration(max)
+            ),
+        ));
+    }
+    Ok(ttl)
+}
+
+async fn manifest(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    BearerToken(token): BearerToken,
+) -> Result<Json<BundleManifest>, ApiError> {
+    let record = state.bundles.authorize(&id, &token).await?;
+    Ok(Json(record.manifest()))
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    BearerToken(token): BearerToken,
+) -> Result<StatusCode, ApiError> {
+    state.bundles.delete(&id, &token).await?;
+    tracing::info!(bundle = %id, "bundle deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn download(
+    State(state): State<AppState>,
+    Path((id, digest)): Path<(String, String)>,
+    BearerToken(token): BearerToken,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let record = state.bundles.authorize(&id, &token).await?;
+    let digest: Digest = digest.parse()?;
+    let entry = record
+        .entries
+        .iter()
+        .find(|e| e.digest == digest)
+        .ok_or(ApiError::BlobNotInBundle(digest))?;
+    let etag = format!("\"{digest}\"");
+    let header_str = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    if header_str(header::IF_NONE_MATCH).is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
+    {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    let size = entry.size;
+    let spec = range::resolve(
+        header_str(header::RANGE),
+        header_str(header::IF_RANGE),
+        &etag,
+        size,
+    );
+    let requested = match spec {
+        RangeSpec::Full => None,
+        RangeSpec::Partial(r) => Some(r),
+        RangeSpec::Unsatisfiable => return Err(ApiError::RangeNotSatisfiable { size }),
+    };
+    let Some(blob) = state.blobs.get(&digest, requested.clone()).await? else {
+        return Err(ApiError::Internal(format!(
+            "bundle {id} lists {digest} but the blob is not in the storage"
+        )));
+    };
+    let length = blob.range.end - blob.range.start;
+    let body = Body::from_stream(CountedStream {
+        inner: blob.stream,
+        sent: state.metrics.bytes_sent.clone(),
+        duration: state.metrics.download_duration.clone(),
+        started,
+        remaining: length,
+    });
+    let mut response = Response::builder()
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, length)
+        .header(header::ETAG, &etag)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CACHE_CONTROL, "private, max-age=31536000, immutable");
+    response = match requested {
+        Some(_) => response.status(StatusCode::PARTIAL_CONTENT).header(
+            header::CONTENT_RANGE,
+            format!(
+                "bytes {}-{}/{}",
+                blob.range.start,
+                blob.range.end - 1,
+                blob.size
+            ),
+        ),
+        None => response.status(StatusCode::OK),
+    };
+    response
+        .body(body)
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// Counts sent bytes, and records the download's duration when its last byte has been read.
+struct CountedStream {
+    inner: futures::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
+    sent: Counter,
+    duration: Histogram,
+    started: Instant,
+    remaining: u64,
+}
+
+impl futures::Stream for CountedStream {
+    type Item = Result<bytes::Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let polled = self.inner.poll_next_unpin(cx);
+        if let std::task::Poll::Ready(Some(Ok(chunk))) = &polled {
+            let n = chunk.len() as u64;
+            self.sent.inc_by(n);
+            self.remaining = self.remaining.saturating_sub(n);
+            if self.remaining == 0 {
+                self.duration.observe(self.started.elapsed().as_secs_f64());
+            }
+        }
+        polled
+    }
+}
+

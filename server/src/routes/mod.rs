@@ -1,0 +1,5 @@
+//! The endpoints, one module per resource; each module exposes its own router.
+
+pub mod blobs;
+pub mod bundles;
+pub mod health;
