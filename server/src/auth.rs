@@ -17,9 +17,11 @@ impl<S: Send + Sync> FromRequestParts<S> for BearerToken {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        bearer(parts).map(|t| Self(t.to_owned())).ok_or(ApiError::Unauthorized(
-            "this endpoint needs an `Authorization: Bearer <bundle token>` header",
-        ))
+        bearer(parts)
+            .map(|t| Self(t.to_owned()))
+            .ok_or(ApiError::Unauthorized(
+                "this endpoint needs an `Authorization: Bearer <bundle token>` header",
+            ))
     }
 }
 

@@ -185,13 +185,12 @@ impl BlobStore {
             }
             return Err(e);
         }
-        writer
-            .shutdown()
-            .await
-            .map_err(|e| ApiError::Storage(object_store::Error::Generic {
+        writer.shutdown().await.map_err(|e| {
+            ApiError::Storage(object_store::Error::Generic {
                 store: "blob_store",
                 source: Box::new(e),
-            }))?;
+            })
+        })?;
         Ok(PutOutcome::Created { size: received })
     }
 

@@ -92,7 +92,10 @@ pub fn new_bundle(
 
 /// Whether `id` has the shape of a bundle id (32 lowercase hex characters).
 fn is_bundle_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Stores and finds bundle records, with a small in-memory cache: executors of one application

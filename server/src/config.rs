@@ -27,7 +27,12 @@ pub struct Config {
     pub upload_token_file: Option<PathBuf>,
 
     /// The upload bearer token itself (prefer --upload-token-file).
-    #[arg(long, env = "SPARKSTAGE_UPLOAD_TOKEN", hide_env_values = true, conflicts_with = "upload_token_file")]
+    #[arg(
+        long,
+        env = "SPARKSTAGE_UPLOAD_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "upload_token_file"
+    )]
     pub upload_token: Option<String>,
 
     /// Accept unauthenticated uploads on a non-loopback address (never do this on a shared network).
@@ -93,7 +98,10 @@ impl Config {
     pub fn read_upload_token(&self) -> anyhow::Result<Option<String>> {
         let token = match (&self.upload_token_file, &self.upload_token) {
             (Some(path), _) => std::fs::read_to_string(path).map_err(|e| {
-                anyhow::anyhow!("--upload-token-file {}: cannot read it: {e}", path.display())
+                anyhow::anyhow!(
+                    "--upload-token-file {}: cannot read it: {e}",
+                    path.display()
+                )
             })?,
             (None, Some(token)) => token.clone(),
             (None, None) => return Ok(None),
@@ -130,7 +138,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "MB" => 1_000_000,
         "GB" => 1_000_000_000,
         "TB" => 1_000_000_000_000,
-        _ => return Err(format!("{s:?}: unknown size unit {unit:?}; use B, KiB, MiB, GiB or TiB")),
+        _ => {
+            return Err(format!(
+                "{s:?}: unknown size unit {unit:?}; use B, KiB, MiB, GiB or TiB"
+            ));
+        }
     };
     let value: f64 = number
         .parse()
@@ -161,7 +173,9 @@ mod tests {
     #[test]
     fn defaults_parse() {
         let c = Config::try_parse_from(["sparkstage-server"]).map_err(|e| e.to_string());
-        let c = c.as_ref().map(|c| (c.listen.port(), c.max_blob_size, c.storage.as_str()));
+        let c = c
+            .as_ref()
+            .map(|c| (c.listen.port(), c.max_blob_size, c.storage.as_str()));
         assert_eq!(c, Ok((10000, 16 << 30, "./sparkstage-data")));
     }
 }

@@ -42,9 +42,7 @@ pub enum ApiError {
     },
     #[error("{what} is larger than this server's limit of {limit} bytes")]
     TooLarge { what: String, limit: u64 },
-    #[error(
-        "the request body stalled: no data for {0:?}; the upload was discarded, send it again"
-    )]
+    #[error("the request body stalled: no data for {0:?}; the upload was discarded, send it again")]
     BodyStalled(Duration),
     #[error("the request body could not be read ({0}); the upload was discarded")]
     BodyAborted(String),

@@ -1,7 +1,5 @@
 //! `sparkstage-server`: see the crate documentation of `sparkstage_server` and the README.
 
-
-
 use anyhow::Context;
 use clap::Parser;
 use sparkstage_server::config::{Config, LogFormat};
@@ -79,7 +77,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("storage {} is not usable", storage.display))?;
 
-    let state = AppState::new(&storage, Settings::from_config(&config), upload_token.as_deref());
+    let state = AppState::new(
+        &storage,
+        Settings::from_config(&config),
+        upload_token.as_deref(),
+    );
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -126,4 +128,3 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
     }
 }
-

@@ -56,10 +56,9 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("sparkstage");
         let requests = Family::<RequestLabels, Counter>::default();
-        let request_duration =
-            Family::<RouteLabels, Histogram>::new_with_constructor(|| {
-                Histogram::new(duration_buckets())
-            });
+        let request_duration = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(duration_buckets())
+        });
         let bytes_received = Counter::default();
         let bytes_sent = Counter::default();
         let uploads = Family::<UploadLabels, Counter>::default();

@@ -80,7 +80,14 @@ mod tests {
 
     #[test]
     fn ignored_ranges() {
-        for header in ["bytes=0-1,3-4", "items=0-1", "bytes=5-2", "bytes=x-", "bytes=-", "bytes"] {
+        for header in [
+            "bytes=0-1,3-4",
+            "items=0-1",
+            "bytes=5-2",
+            "bytes=x-",
+            "bytes=-",
+            "bytes",
+        ] {
             assert_eq!(resolve(Some(header), None, E, 10), Full, "{header}");
         }
         assert_eq!(resolve(Some("bytes=0-4"), Some("\"other\""), E, 10), Full);

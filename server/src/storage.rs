@@ -266,16 +266,31 @@ mod tests {
     #[test]
     fn local_directory_is_locked_and_cleaned() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
-        let first = open(dir.path().to_str().unwrap_or_default(), &OpenOptions::default())?;
-        let second = open(dir.path().to_str().unwrap_or_default(), &OpenOptions::default());
-        assert!(matches!(second, Err(StorageError::Locked { .. })), "{second:?}");
+        let first = open(
+            dir.path().to_str().unwrap_or_default(),
+            &OpenOptions::default(),
+        )?;
+        let second = open(
+            dir.path().to_str().unwrap_or_default(),
+            &OpenOptions::default(),
+        );
+        assert!(
+            matches!(second, Err(StorageError::Locked { .. })),
+            "{second:?}"
+        );
         std::fs::create_dir_all(dir.path().join("blobs/sha256/ab"))?;
         std::fs::write(dir.path().join("blobs/sha256/ab/abcd#3"), b"partial")?;
         std::fs::write(dir.path().join("blobs/sha256/ab/abcd"), b"whole")?;
         assert_eq!(remove_partial_writes(dir.path())?, 1);
         assert!(dir.path().join("blobs/sha256/ab/abcd").exists());
         drop(first);
-        assert!(open(dir.path().to_str().unwrap_or_default(), &OpenOptions::default()).is_ok());
+        assert!(
+            open(
+                dir.path().to_str().unwrap_or_default(),
+                &OpenOptions::default()
+            )
+            .is_ok()
+        );
         Ok(())
     }
 
@@ -289,7 +304,10 @@ mod tests {
             config: vec![("no_such_key".into(), "1".into())],
             fsync: false,
         };
-        assert!(matches!(open("s3://b/p", &opts), Err(StorageError::Invalid { .. })));
+        assert!(matches!(
+            open("s3://b/p", &opts),
+            Err(StorageError::Invalid { .. })
+        ));
     }
 
     #[test]

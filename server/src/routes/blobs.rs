@@ -49,10 +49,9 @@ async fn put_blob(
     let digest: Digest = digest.parse()?;
     let declared = content_length(&headers)?;
     let received = state.metrics.bytes_received.clone();
-    let body = idle_limited(body, state.settings.body_idle_timeout)
-        .inspect_ok(move |chunk| {
-            received.inc_by(chunk.len() as u64);
-        });
+    let body = idle_limited(body, state.settings.body_idle_timeout).inspect_ok(move |chunk| {
+        received.inc_by(chunk.len() as u64);
+    });
     let outcome = state
         .blobs
         .put(&digest, declared, state.settings.max_blob_size, body)
@@ -62,7 +61,11 @@ async fn put_blob(
         Ok(PutOutcome::Existing { .. }) => "existing",
         Err(_) => "rejected",
     };
-    state.metrics.uploads.get_or_create(&UploadLabels { result }).inc();
+    state
+        .metrics
+        .uploads
+        .get_or_create(&UploadLabels { result })
+        .inc();
     let (status, size, created) = match outcome? {
         PutOutcome::Created { size } => {
             state

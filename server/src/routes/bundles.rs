@@ -179,8 +179,7 @@ async fn download(
         .ok_or(ApiError::BlobNotInBundle(digest))?;
     let etag = format!("\"{digest}\"");
     let header_str = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    if header_str(header::IF_NONE_MATCH).is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
-    {
+    if header_str(header::IF_NONE_MATCH).is_some_and(|v| v.split(',').any(|t| t.trim() == etag)) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
     }
     let size = entry.size;
@@ -213,7 +212,10 @@ async fn download(
         .header(header::CONTENT_LENGTH, length)
         .header(header::ETAG, &etag)
         .header(header::ACCEPT_RANGES, "bytes")
-        .header(header::CACHE_CONTROL, "private, max-age=31536000, immutable");
+        .header(
+            header::CACHE_CONTROL,
+            "private, max-age=31536000, immutable",
+        );
     response = match requested {
         Some(_) => response.status(StatusCode::PARTIAL_CONTENT).header(
             header::CONTENT_RANGE,
@@ -259,4 +261,3 @@ impl futures::Stream for CountedStream {
         polled
     }
 }
-
