@@ -216,7 +216,14 @@ mod tests {
 
     #[test]
     fn accepts_plain_names() {
-        for name in ["app.jar", "log4j2.properties", "a b.txt", "über.jar", ".hidden", "..x"] {
+        for name in [
+            "app.jar",
+            "log4j2.properties",
+            "a b.txt",
+            "über.jar",
+            ".hidden",
+            "..x",
+        ] {
             assert_eq!(validate_entry_name(0, name), Ok(()), "{name}");
         }
     }
@@ -238,15 +245,24 @@ mod tests {
             long.as_str(),
         ];
         for name in cases {
-            assert!(validate_entry_name(3, name).is_err(), "{name:?} must be rejected");
+            assert!(
+                validate_entry_name(3, name).is_err(),
+                "{name:?} must be rejected"
+            );
         }
     }
 
     #[test]
     fn duplicates_only_within_a_kind() {
-        let ok = [entry("a.txt", EntryKind::File), entry("a.txt", EntryKind::Pyfile)];
+        let ok = [
+            entry("a.txt", EntryKind::File),
+            entry("a.txt", EntryKind::Pyfile),
+        ];
         assert_eq!(validate_entries(&ok), Ok(()));
-        let dup = [entry("a.jar", EntryKind::Jar), entry("a.jar", EntryKind::Jar)];
+        let dup = [
+            entry("a.jar", EntryKind::Jar),
+            entry("a.jar", EntryKind::Jar),
+        ];
         assert!(matches!(
             validate_entries(&dup),
             Err(NameError::Duplicate { index: 1, .. })
@@ -258,9 +274,11 @@ mod tests {
         let unknown_field = r#"{"entries": [], "colour": "red"}"#;
         assert!(serde_json::from_str::<CreateBundleRequest>(unknown_field).is_err());
         let d = Digest::of(b"x");
-        let bad_kind = format!(r#"{{"entries": [{{"name":"a","digest":"{d}","size":1,"kind":"zip"}}]}}"#);
+        let bad_kind =
+            format!(r#"{{"entries": [{{"name":"a","digest":"{d}","size":1,"kind":"zip"}}]}}"#);
         assert!(serde_json::from_str::<CreateBundleRequest>(&bad_kind).is_err());
-        let good = format!(r#"{{"entries": [{{"name":"a","digest":"{d}","size":1,"kind":"pyfile"}}]}}"#);
+        let good =
+            format!(r#"{{"entries": [{{"name":"a","digest":"{d}","size":1,"kind":"pyfile"}}]}}"#);
         assert!(serde_json::from_str::<CreateBundleRequest>(&good).is_ok());
     }
 }

@@ -112,7 +112,10 @@ mod tests {
         let s = "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
         assert_eq!(d.to_string(), s);
         assert_eq!(s.parse::<Digest>(), Ok(d));
-        assert_eq!(serde_json::to_string(&d).unwrap_or_default(), format!("\"{s}\""));
+        assert_eq!(
+            serde_json::to_string(&d).unwrap_or_default(),
+            format!("\"{s}\"")
+        );
     }
 
     #[test]
@@ -130,7 +133,11 @@ mod tests {
             assert!(bad.parse::<Digest>().is_err(), "{bad:?} should be rejected");
         }
         let long = format!("sha256:{}", "é".repeat(500));
-        let err = long.parse::<Digest>().err().map(|e| e.to_string()).unwrap_or_default();
+        let err = long
+            .parse::<Digest>()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.len() < 250, "error message is bounded: {err}");
     }
 }
