@@ -185,12 +185,19 @@ impl BlobStore {
             }
             return Err(e);
         }
-        writer.shutdown().await.map_err(|e| {
-            ApiError::Storage(object_store::Error::Generic {
+        if let Err(e) = writer.shutdown().await {
+            // A concurrent upload of the same blob may have completed first; on Azure that
+            // consumes the uncommitted blocks this upload wanted to commit. The content is the
+            // same by construction, so the blob being there now is success.
+            if self.size(digest).await? == Some(received) {
+                tracing::debug!(%digest, error = %e, "a concurrent upload committed this blob first");
+                return Ok(PutOutcome::Existing { size: received });
+            }
+            return Err(ApiError::Storage(object_store::Error::Generic {
                 store: "blob_store",
                 source: Box::new(e),
-            })
-        })?;
+            }));
+        }
         Ok(PutOutcome::Created { size: received })
     }
 

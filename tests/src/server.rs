@@ -1,0 +1,108 @@
+//! `sparkstage-server` as a real process on 127.0.0.1, for tests that kill, restart or run
+//! several of it. Its log goes to a file the test can read.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use tempfile::TempDir;
+
+use crate::peers::{ChildGuard, free_port};
+
+/// A built binary of this workspace: next to the `deps/` directory the test executable runs from.
+pub fn binary(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test executable has no target directory")?;
+    let path = dir.join(name);
+    if !path.exists() {
+        bail!(
+            "{} is not built; run `cargo build --bins` (the README's test command does)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+pub struct Server {
+    // Field order: the process dies before its log directory is removed.
+    pub process: ChildGuard,
+    pub port: u16,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+impl Server {
+    /// Starts `sparkstage-server --listen 127.0.0.1:<free port> ARGS...` with `env` added to its
+    /// environment, and waits until `/healthz` answers.
+    pub async fn start(args: &[&str], env: &[(String, String)]) -> Result<Self> {
+        let bin = binary("sparkstage-server")?;
+        let dir = tempfile::Builder::new()
+            .prefix("sparkstage-server-")
+            .tempdir()?;
+        let log = dir.path().join("server.log");
+        let mut last_error = None;
+        for _ in 0..5 {
+            let port = free_port();
+            let log_file = std::fs::File::create(&log)?;
+            let mut command = Command::new(&bin);
+            command
+                .arg("--listen")
+                .arg(format!("127.0.0.1:{port}"))
+                .args(args)
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .env_remove("SPARKSTAGE_STORAGE")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log_file);
+            let mut process = ChildGuard::spawn("sparkstage-server", &mut command)?;
+            match wait_ready(&mut process, port).await {
+                Ok(()) => {
+                    return Ok(Self {
+                        process,
+                        port,
+                        log,
+                        _dir: dir,
+                    });
+                }
+                Err(e) => {
+                    let _ = process.kill();
+                    last_error = Some(e.context(std::fs::read_to_string(&log).unwrap_or_default()));
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("server did not start")))
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+async fn wait_ready(process: &mut ChildGuard, port: u16) -> Result<()> {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Some(status) = process.try_wait()? {
+            bail!("sparkstage-server exited during start: {status}");
+        }
+        let answer = client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await;
+        if answer.is_ok_and(|r| r.status().is_success()) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    bail!("sparkstage-server did not answer /healthz within 30 s")
+}
