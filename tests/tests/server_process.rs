@@ -80,6 +80,20 @@ fn check_blob_dir(root: &Path) -> Result<usize> {
     Ok(count)
 }
 
+/// Staging files (`<key>#<n>`) under `blobs/`: writes a killed server left behind.
+fn count_staging_files(root: &Path) -> Result<usize> {
+    let blobs = root.join("blobs/sha256");
+    let mut count = 0;
+    if blobs.exists() {
+        for fan in std::fs::read_dir(&blobs)? {
+            for file in std::fs::read_dir(fan?.path())? {
+                count += usize::from(file?.file_name().to_string_lossy().contains('#'));
+            }
+        }
+    }
+    Ok(count)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_uploads_never_exposes_a_partial_blob() -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -87,24 +101,34 @@ async fn sigkill_during_uploads_never_exposes_a_partial_blob() -> Result<()> {
     let acknowledged: Arc<Mutex<HashMap<Digest, usize>>> = Arc::default();
     let client = reqwest::Client::new();
     let mut seed = 1u64;
-    let mut interrupted = 0;
+    let (mut interrupted, mut leftovers) = (0, 0);
     for round in 0..8u64 {
+        leftovers += count_staging_files(dir.path())?;
         let mut server = Server::start(&["--storage", &storage], &[]).await?;
         let base = server.url();
         let mut uploads = Vec::new();
-        for _ in 0..6 {
+        // Per round: three small uploads that finish at once, and three of 3 MiB that arrive
+        // over at least 360 ms, so that the kill below lands in the middle of them.
+        for i in 0..6 {
             seed += 1;
-            let data = test_bytes(((seed * 7919) % (3 << 20)) as usize + 300_000, seed);
+            let (len, pause) = if i % 2 == 0 {
+                (200_000 + (seed as usize * 7919) % 100_000, Duration::ZERO)
+            } else {
+                (
+                    (3 << 20) + (seed as usize * 7919) % 100_000,
+                    Duration::from_millis(15),
+                )
+            };
+            let data = test_bytes(len, seed);
             let client = client.clone();
             let base = base.clone();
             let acknowledged = Arc::clone(&acknowledged);
             uploads.push(tokio::spawn(async move {
                 let digest = Digest::of(&data);
-                let len = data.len();
                 let sent = client
                     .put(format!("{base}/v1/blobs/{digest}"))
                     .header("content-length", len)
-                    .body(slow_body(data, Duration::from_millis(3)))
+                    .body(slow_body(data, pause))
                     .send()
                     .await;
                 match sent {
@@ -118,22 +142,27 @@ async fn sigkill_during_uploads_never_exposes_a_partial_blob() -> Result<()> {
                 }
             }));
         }
-        // Kill at a different moment each round: early, mid-way, late.
-        tokio::time::sleep(Duration::from_millis(20 + round * 17)).await;
-        server.process.signal_group(Signal::SIGKILL)?;
-        let _ = server.process.kill();
+        // Kill at a different moment each round, after the slow uploads passed their first
+        // MiB (when the staging file exists) and before they end.
+        tokio::time::sleep(Duration::from_millis(180 + round * 15)).await;
+        server.process.kill()?;
         for upload in uploads {
             if !upload.await? {
                 interrupted += 1;
             }
         }
     }
+    leftovers += count_staging_files(dir.path())?;
     ensure!(
         interrupted > 0,
         "the kills should have interrupted some uploads"
     );
+    ensure!(
+        leftovers > 0,
+        "some kills should have left staging files to clean up"
+    );
 
-    // Leftovers may exist now; a restart removes them.
+    // A restart removes the leftovers.
     let server = Server::start(&["--storage", &storage], &[]).await?;
     let on_disk = check_blob_dir(dir.path())?;
     let acked = acknowledged.lock().map(|a| a.clone()).unwrap_or_default();
@@ -161,7 +190,8 @@ async fn sigkill_during_uploads_never_exposes_a_partial_blob() -> Result<()> {
         .await?;
     ensure!(missing == json!({"missing": []}), "{missing}");
     eprintln!(
-        "{on_disk} blobs on disk, {} acknowledged, {interrupted} uploads interrupted",
+        "{on_disk} blobs on disk, {} acknowledged, {interrupted} uploads interrupted, \
+         {leftovers} staging files cleaned up",
         acked.len()
     );
     Ok(())

@@ -1,6 +1,6 @@
 //! `POST /v1/bundles`, `GET`/`DELETE /v1/bundles/{id}`, `GET /v1/bundles/{id}/blobs/sha256:<hex>`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -85,13 +85,18 @@ async fn create(
         .buffer_unordered(HEAD_CONCURRENCY)
         .try_collect()
         .await?;
-    let mut missing: Vec<Digest> = stored
+    let absent: HashSet<Digest> = stored
         .iter()
         .filter_map(|(d, s)| s.is_none().then_some(*d))
         .collect();
-    if !missing.is_empty() {
-        // In manifest order, so the answer is stable.
-        missing.sort_by_key(|d| entries.iter().position(|e| e.digest == *d));
+    if !absent.is_empty() {
+        // In manifest order, without duplicates, so the answer is stable.
+        let mut seen = HashSet::new();
+        let missing = entries
+            .iter()
+            .map(|e| e.digest)
+            .filter(|d| absent.contains(d) && seen.insert(*d))
+            .collect();
         return Err(ApiError::MissingBlobs(missing));
     }
     for (digest, size) in &stored {
