@@ -3,6 +3,7 @@
 #  (a) PUT of a SIZE file (default 1 GiB) vs hashing it with Rust sha2 and with sha256sum;
 #  (b) downloading it with 1 and 64 concurrent curl clients from sparkstage-server vs nginx;
 #  (c) the server's peak RSS during (b) and during 16 concurrent uploads of the file.
+# Every figure is the median of BENCH_RUNS (3) runs; nginx and sparkstage alternate per figure.
 # Usage: bench/server.sh [SIZE_MIB]     (needs nginx and curl: scripts/test-deps.sh installs them)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -24,6 +25,8 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now() { date +%s.%N; }
 rate() { python3 -c "print(f'{$1/1048576/($3-$2):8.1f}')"; }  # MiB/s: bytes start end
+median() { python3 -c 'import statistics,sys; print(f"{statistics.median(map(float, sys.argv[1:])):8.1f}")' "$@"; }
+runs=${BENCH_RUNS:-3}  # every figure is the median of this many runs
 peak_mib() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 
 file=$work/blob.bin
@@ -50,24 +53,37 @@ echo
 
 # (a) hashing baselines and upload
 read -r digest _ _ < <("$sha2_bin" "$file")
-t0=$(now); "$sha2_bin" "$file" >/dev/null; t1=$(now); sha2_rate=$(rate "$bytes" "$t0" "$t1")
-t0=$(now); sha256sum "$file" >/dev/null; t1=$(now); sum_rate=$(rate "$bytes" "$t0" "$t1")
-upload() {  # $1 = flags; prints MiB/s of one PUT
-    start_server "$1"
-    local t0 t1 code
-    t0=$(now)
-    code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -T "$file" "$server_url/v1/blobs/$digest")
-    t1=$(now)
-    [[ $code == 201 ]] || { echo "upload failed: $code" >&2; exit 1; }
-    rate "$bytes" "$t0" "$t1"
+sha2_runs=(); sum_runs=(); write_runs=()
+for _ in $(seq "$runs"); do
+    t0=$(now); dd if="$file" of="$work/write-test" bs=1M conv=fsync status=none; t1=$(now)
+    write_runs+=("$(rate "$bytes" "$t0" "$t1")"); rm -f "$work/write-test"
+    t0=$(now); "$sha2_bin" "$file" >/dev/null; t1=$(now); sha2_runs+=("$(rate "$bytes" "$t0" "$t1")")
+    t0=$(now); sha256sum "$file" >/dev/null; t1=$(now); sum_runs+=("$(rate "$bytes" "$t0" "$t1")")
+done
+sha2_rate=$(median "${sha2_runs[@]}"); sum_rate=$(median "${sum_runs[@]}")
+write_rate=$(median "${write_runs[@]}")
+# Hashing it once and writing it once, one after the other: the floor of a verified, durable store.
+hash_write_rate=$(python3 -c "print(f'{1/(1/$sha2_rate + 1/$write_rate):8.1f}')")
+upload() {  # $1 = flags; sets up_rate, the median MiB/s of one PUT into an empty store
+    local t0 t1 code rates=()
+    for _ in $(seq "$runs"); do
+        start_server "$1"
+        t0=$(now)
+        code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -T "$file" "$server_url/v1/blobs/$digest")
+        t1=$(now)
+        [[ $code == 201 ]] || { echo "upload failed: $code" >&2; exit 1; }
+        rates+=("$(rate "$bytes" "$t0" "$t1")")
+        stop_server
+    done
+    up_rate=$(median "${rates[@]}")
 }
-put_rate=$(upload "")
-stop_server
-put_nofsync_rate=$(upload "--no-fsync")
-stop_server
+upload ""; put_rate=$up_rate
+upload "--no-fsync"; put_nofsync_rate=$up_rate
 echo "(a) upload                                 MiB/s    vs sha2"
 printf '    Rust sha2 hash (baseline)            %8s\n' "$sha2_rate"
 printf '    sha256sum                            %8s\n' "$sum_rate"
+printf '    dd conv=fsync (write it once)        %8s\n' "$write_rate"
+printf '    sha2 then dd (hash once, write once) %8s    %.2fx\n' "$hash_write_rate" "$(python3 -c "print($hash_write_rate/$sha2_rate)")"
 printf '    PUT, fsync (default)                 %8s    %.2fx\n' "$put_rate" "$(python3 -c "print($put_rate/$sha2_rate)")"
 printf '    PUT, --no-fsync                      %8s    %.2fx\n' "$put_nofsync_rate" "$(python3 -c "print($put_nofsync_rate/$sha2_rate)")"
 echo
@@ -103,16 +119,16 @@ id=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$bundle
 token=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["token"])' "$bundle")
 echo 5 > "/proc/$server_pid/clear_refs"  # reset the peak-RSS mark: measure the downloads only
 
-fetch() {  # $1 = clients, $2.. = curl args; prints aggregate MiB/s
+fetch() {  # $1 = clients, $2.. = curl args; prints the median aggregate MiB/s
     local n=$1; shift
-    local t0 t1 i
-    t0=$(now)
-    for i in $(seq "$n"); do curl -sf -o /dev/null "$@" & done
-    for p in $(jobs -p); do
-        [[ " ${pids[*]} " == *" $p "* ]] || wait "$p"
+    local t0 t1 rates=()
+    for _ in $(seq "$runs"); do
+        t0=$(now)
+        ( for _ in $(seq "$n"); do curl -sf -o /dev/null "$@" & done; wait )
+        t1=$(now)
+        rates+=("$(rate "$((bytes * n))" "$t0" "$t1")")
     done
-    t1=$(now)
-    rate "$((bytes * n))" "$t0" "$t1"
+    median "${rates[@]}"
 }
 ss_url="$server_url/v1/bundles/$id/blobs/$digest"
 ng1=$(fetch 1 "http://127.0.0.1:$nginx_port/blob.bin")
@@ -129,8 +145,7 @@ echo
 # (c) peak RSS during 16 concurrent uploads of the file
 start_server ""
 t0=$(now)
-for i in $(seq 16); do curl -s -o /dev/null -X PUT -T "$file" "$server_url/v1/blobs/$digest" & done
-for p in $(jobs -p); do [[ " ${pids[*]} " == *" $p "* ]] || wait "$p"; done
+( for _ in $(seq 16); do curl -s -o /dev/null -X PUT -T "$file" "$server_url/v1/blobs/$digest" & done; wait )
 t1=$(now)
 upload_peak=$(peak_mib "$server_pid")
 up16=$(rate "$((bytes * 16))" "$t0" "$t1")

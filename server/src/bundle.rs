@@ -21,29 +21,18 @@ use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
 
-/// What is stored for a bundle.
+/// What is stored for a bundle: the manifest clients see, and the hash of its token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BundleRecord {
-    pub id: String,
-    pub entries: Vec<BundleEntry>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<Owner>,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
+    pub manifest: BundleManifest,
     /// Hex sha256 of the bundle token.
     pub token_sha256: String,
 }
 
 impl BundleRecord {
-    pub fn manifest(&self) -> BundleManifest {
-        BundleManifest {
-            id: self.id.clone(),
-            entries: self.entries.clone(),
-            owner: self.owner.clone(),
-            created_at: self.created_at,
-            expires_at: self.expires_at,
-        }
+    pub fn id(&self) -> &str {
+        &self.manifest.id
     }
 
     fn accepts(&self, token: &str, now: DateTime<Utc>) -> bool {
@@ -52,7 +41,7 @@ impl BundleRecord {
             .as_bytes()
             .ct_eq(self.token_sha256.as_bytes())
             .into();
-        token_ok && now < self.expires_at
+        token_ok && now < self.manifest.expires_at
     }
 }
 
@@ -79,11 +68,13 @@ pub fn new_bundle(
         .map_err(|_| ApiError::bad_request("bad_ttl", "the ttl is too long"))?;
     Ok(NewBundle {
         record: BundleRecord {
-            id: hex::encode(id),
-            entries,
-            owner,
-            created_at: now,
-            expires_at: now + ttl,
+            manifest: BundleManifest {
+                id: hex::encode(id),
+                entries,
+                owner,
+                created_at: now,
+                expires_at: now + ttl,
+            },
             token_sha256: hex::encode(Sha256::digest(token.as_bytes())),
         },
         token,
@@ -131,7 +122,7 @@ impl Bundles {
             ..Default::default()
         };
         self.store
-            .put_opts(&Self::path(&record.id), PutPayload::from(json), options)
+            .put_opts(&Self::path(record.id()), PutPayload::from(json), options)
             .await?;
         Ok(())
     }
@@ -196,7 +187,10 @@ impl Bundles {
                     cache.clear();
                 }
             }
-            cache.insert(record.id.clone(), (Instant::now(), Arc::clone(&record)));
+            cache.insert(
+                record.id().to_owned(),
+                (Instant::now(), Arc::clone(&record)),
+            );
         }
         record
     }
@@ -217,26 +211,26 @@ mod tests {
         assert_ne!(a.token, b.token);
         bundles.insert(&a.record).await?;
         bundles.insert(&b.record).await?;
-        assert!(bundles.authorize(&a.record.id, &a.token).await.is_ok());
+        assert!(bundles.authorize(a.record.id(), &a.token).await.is_ok());
         for (id, token) in [
-            (a.record.id.as_str(), b.token.as_str()),
+            (a.record.id(), b.token.as_str()),
             ("0123456789abcdef0123456789abcdef", a.token.as_str()),
             ("../../etc/passwd", a.token.as_str()),
-            (a.record.id.as_str(), ""),
+            (a.record.id(), ""),
         ] {
             assert!(matches!(
                 bundles.authorize(id, token).await,
                 Err(ApiError::BundleNotFound)
             ));
         }
-        let stored = bundles.load(&a.record.id).await?.map(|r| r.token_sha256);
+        let stored = bundles.load(a.record.id()).await?.map(|r| r.token_sha256);
         assert_eq!(stored, Some(a.record.token_sha256.clone()));
         assert!(!a.record.token_sha256.contains(&a.token));
         assert!(a.record.accepts(&a.token, now));
-        assert!(!a.record.accepts(&a.token, a.record.expires_at));
-        bundles.delete(&a.record.id, &a.token).await?;
+        assert!(!a.record.accepts(&a.token, a.record.manifest.expires_at));
+        bundles.delete(a.record.id(), &a.token).await?;
         assert!(matches!(
-            bundles.authorize(&a.record.id, &a.token).await,
+            bundles.authorize(a.record.id(), &a.token).await,
             Err(ApiError::BundleNotFound)
         ));
         Ok(())

@@ -77,7 +77,7 @@ pub struct Config {
     #[arg(long, env = "SPARKSTAGE_NO_FSYNC")]
     pub no_fsync: bool,
 
-    /// Part size of streamed writes to storage. Default: 1MiB for a local directory, 8MiB for
+    /// Part size of streamed writes to storage. Default: 512KiB for a local directory, 8MiB for
     /// cloud stores (S3 needs at least 5MiB).
     #[arg(long, env = "SPARKSTAGE_UPLOAD_PART_SIZE", value_parser = parse_size)]
     pub upload_part_size: Option<u64>,

@@ -49,7 +49,7 @@ pub struct Settings {
     pub default_ttl: Duration,
     pub max_ttl: Duration,
     pub bundle_cache_ttl: Duration,
-    /// `None`: 1 MiB for local and memory stores, 8 MiB for cloud stores.
+    /// `None`: 512 KiB for local and memory stores, 8 MiB for cloud stores.
     pub upload_part_size: Option<usize>,
 }
 
@@ -106,7 +106,7 @@ impl AppState {
         let tuning = WriteTuning {
             part_size: settings
                 .upload_part_size
-                .unwrap_or(if cloud { 8 << 20 } else { 1 << 20 }),
+                .unwrap_or(if cloud { 8 << 20 } else { 512 << 10 }),
             max_concurrency: if cloud { 4 } else { 2 },
         };
         Self {

@@ -114,18 +114,19 @@ async fn create(
 
     let new = new_bundle(entries, request.owner, Utc::now(), ttl)?;
     state.bundles.insert(&new.record).await?;
+    let manifest = &new.record.manifest;
     tracing::info!(
-        bundle = %new.record.id,
-        entries = new.record.entries.len(),
-        expires_at = %new.record.expires_at,
+        bundle = %manifest.id,
+        entries = manifest.entries.len(),
+        expires_at = %manifest.expires_at,
         "bundle created"
     );
     Ok((
         StatusCode::CREATED,
         Json(CreateBundleResponse {
-            id: new.record.id,
+            id: manifest.id.clone(),
             token: new.token,
-            expires_at: new.record.expires_at,
+            expires_at: manifest.expires_at,
         }),
     ))
 }
@@ -155,7 +156,7 @@ async fn manifest(
     BearerToken(token): BearerToken,
 ) -> Result<Json<BundleManifest>, ApiError> {
     let record = state.bundles.authorize(&id, &token).await?;
-    Ok(Json(record.manifest()))
+    Ok(Json(record.manifest.clone()))
 }
 
 async fn delete(
@@ -178,6 +179,7 @@ async fn download(
     let record = state.bundles.authorize(&id, &token).await?;
     let digest: Digest = digest.parse()?;
     let entry = record
+        .manifest
         .entries
         .iter()
         .find(|e| e.digest == digest)
