@@ -67,6 +67,8 @@ pub enum ApiError {
     Internal(String),
     #[error("no such endpoint: {0}; the API is described in the README")]
     NoSuchEndpoint(String),
+    #[error("{0} is not allowed on this path; the API is described in the README")]
+    MethodNotAllowed(String),
 }
 
 impl ApiError {
@@ -96,6 +98,7 @@ impl ApiError {
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::Storage(_) | Self::StorageTimeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
 
@@ -118,6 +121,7 @@ impl ApiError {
             Self::Storage(_) | Self::StorageTimeout(_) => "storage_unavailable",
             Self::Internal(_) => "internal",
             Self::NoSuchEndpoint(_) => "not_found",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
         }
     }
 }

@@ -178,6 +178,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::blobs::upload_router())
         .merge(bounded)
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -201,6 +202,10 @@ async fn deadline(timeout: Duration, req: Request, next: Next) -> Response {
 
 async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
     ApiError::NoSuchEndpoint(format!("{method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::MethodNotAllowed(method.to_string())
 }
 
 /// One log span per request: method, path (never the query or headers, which can carry

@@ -510,6 +510,11 @@ async fn health_metrics_and_unknown_routes() -> TestResult {
         (nowhere.status, nowhere.code().as_str()),
         (StatusCode::NOT_FOUND, "not_found")
     );
+    let wrong_method = send(&app, get("/v1/blobs/missing")?).await;
+    assert_eq!(
+        (wrong_method.status, wrong_method.code().as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+    );
     let metrics = send(&app, get("/metrics")?).await;
     let text = String::from_utf8_lossy(&metrics.body);
     assert!(
