@@ -1,0 +1,441 @@
+//! Downloading one file over HTTP: retries with backoff, resume with `Range`, hashing while
+//! writing to a temporary name, verification, fsync and rename.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use object_store::{GetOptions, GetRange, ObjectStore};
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT_RANGES, AUTHORIZATION, CONTENT_RANGE, RANGE};
+use sha2::{Digest as _, Sha256};
+use sparkstage_api::Digest;
+use tokio::io::AsyncWriteExt;
+use tokio::time::{Instant, timeout_at};
+
+use crate::backoff::{Backoff, Jitter, RetryPolicy};
+
+/// One file to fetch.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// What the messages call it: a redacted URL or `bundle <id> entry <name>`.
+    pub source: String,
+    pub origin: Origin,
+    pub dir: PathBuf,
+    pub name: String,
+    pub sha256: Option<Digest>,
+    pub size: Option<u64>,
+}
+
+/// Where a job's bytes come from.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// An HTTP GET, with a bearer token (never shown) for bundle blobs.
+    Http {
+        url: reqwest::Url,
+        token: Option<String>,
+    },
+    /// An object in S3, GCS or Azure.
+    Store {
+        store: Arc<dyn ObjectStore>,
+        path: object_store::path::Path,
+    },
+}
+
+impl Job {
+    pub fn final_path(&self) -> PathBuf {
+        self.dir.join(&self.name)
+    }
+
+    pub fn temp_path(&self) -> PathBuf {
+        self.dir.join(format!(".{}.sparkstage-tmp", self.name))
+    }
+}
+
+/// A verified file at its final name.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub digest: Digest,
+    pub size: u64,
+    /// Bytes received over the network (more than `size` when attempts restarted).
+    pub received: u64,
+    pub attempts: u32,
+}
+
+/// Why a job failed, for the one line the run prints about it.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub source: String,
+    pub error: String,
+    pub attempts: u32,
+}
+
+/// What the transfers share.
+#[derive(Clone)]
+pub struct Transfer {
+    pub client: reqwest::Client,
+    pub policy: RetryPolicy,
+    pub jitter: Jitter,
+    pub deadline: Instant,
+    /// The whole run's timeout, for messages.
+    pub timeout: Duration,
+}
+
+pub(crate) enum AttemptError {
+    /// Worth another attempt.
+    Transient(String),
+    /// Another attempt would fail the same way.
+    Permanent(String),
+}
+
+use AttemptError::{Permanent, Transient};
+
+impl Transfer {
+    /// Waits before the next attempt after `error`; `Err` with the final message when no
+    /// attempt is left or the deadline would pass.
+    pub(crate) async fn pause(&self, backoff: &mut Backoff, error: String) -> Result<(), String> {
+        let Some(delay) = backoff.next_delay() else {
+            return Err(error);
+        };
+        if Instant::now() + delay >= self.deadline {
+            return Err(self.deadline_message(&error));
+        }
+        tokio::time::sleep(delay).await;
+        Ok(())
+    }
+
+    pub(crate) fn deadline_message(&self, last: &str) -> String {
+        format!(
+            "the deadline of {} passed (last error: {last})",
+            humantime::format_duration(self.timeout)
+        )
+    }
+
+    /// Sends `request` within the deadline.
+    pub(crate) async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, AttemptError> {
+        match timeout_at(self.deadline, request.send()).await {
+            Err(_) => Err(Permanent(self.deadline_message("request did not finish"))),
+            Ok(Err(e)) => Err(Transient(describe(&e))),
+            Ok(Ok(response)) => Ok(response),
+        }
+    }
+
+    /// Fetches `job` into its final name, verified. Never leaves a partial file there.
+    pub async fn fetch(&self, job: &Job) -> Result<Fetched, Failure> {
+        let mut backoff = Backoff::new(self.policy, self.jitter.clone());
+        let mut partial = Partial::default();
+        let tmp = job.temp_path();
+        let result = async {
+            // A leftover of a killed run: its origin is unknown, so start afresh.
+            remove_if_exists(&tmp).await?;
+            let mut file = tokio::fs::File::create(&tmp)
+                .await
+                .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+            loop {
+                backoff.start_attempt();
+                match self.attempt(job, &mut file, &mut partial).await {
+                    Ok(()) => break,
+                    Err(Permanent(e)) => return Err(e),
+                    Err(Transient(e)) => self.pause(&mut backoff, e).await?,
+                }
+            }
+            let digest = Digest::from_bytes(partial.hasher.clone().finalize().into());
+            if let Some(size) = job.size
+                && size != partial.written
+            {
+                return Err(format!(
+                    "size mismatch: expected {size} bytes, got {}",
+                    partial.written
+                ));
+            }
+            if let Some(expected) = job.sha256
+                && expected != digest
+            {
+                return Err(format!(
+                    "digest mismatch: expected {expected}, got {digest}; the download was discarded"
+                ));
+            }
+            file.flush().await.map_err(|e| io_message(&tmp, &e))?;
+            file.sync_all().await.map_err(|e| io_message(&tmp, &e))?;
+            drop(file);
+            tokio::fs::rename(&tmp, job.final_path())
+                .await
+                .map_err(|e| format!("cannot rename into {}: {e}", job.final_path().display()))?;
+            crate::state::sync_dir(&job.dir);
+            Ok(digest)
+        }
+        .await;
+        match result {
+            Ok(digest) => Ok(Fetched {
+                digest,
+                size: partial.written,
+                received: partial.received,
+                attempts: backoff.attempts(),
+            }),
+            Err(error) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                Err(Failure {
+                    source: job.source.clone(),
+                    error,
+                    attempts: backoff.attempts(),
+                })
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        job: &Job,
+        file: &mut tokio::fs::File,
+        partial: &mut Partial,
+    ) -> Result<(), AttemptError> {
+        match &job.origin {
+            Origin::Http { url, token } => {
+                self.attempt_http(job, url, token.as_deref(), file, partial)
+                    .await
+            }
+            Origin::Store { store, path } => {
+                self.attempt_store(job, store.as_ref(), path, file, partial)
+                    .await
+            }
+        }
+    }
+
+    /// One object-store read, continuing `partial` from its end.
+    async fn attempt_store(
+        &self,
+        job: &Job,
+        store: &dyn ObjectStore,
+        path: &object_store::path::Path,
+        file: &mut tokio::fs::File,
+        partial: &mut Partial,
+    ) -> Result<(), AttemptError> {
+        let options = GetOptions {
+            range: (partial.written > 0).then_some(GetRange::Offset(partial.written)),
+            ..GetOptions::default()
+        };
+        let result = match timeout_at(self.deadline, store.get_opts(path, options)).await {
+            Err(_) => return Err(Permanent(self.deadline_message("request did not finish"))),
+            Ok(Err(object_store::Error::NotFound { .. })) => {
+                return Err(Permanent("no such object".into()));
+            }
+            // object_store already retried what it considers transient.
+            Ok(Err(e)) => return Err(Permanent(e.to_string())),
+            Ok(Ok(result)) => result,
+        };
+        if result.range.start != partial.written {
+            partial.restart(file).await?;
+            return Err(Transient("the store answered a different range".into()));
+        }
+        let total = result.meta.size;
+        let mut stream = result.into_stream();
+        loop {
+            let chunk = match timeout_at(self.deadline, stream.next()).await {
+                Err(_) => return Err(Permanent(self.deadline_message("body still arriving"))),
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    return Err(Transient(format!(
+                        "the body broke off after {} bytes: {e}",
+                        partial.written
+                    )));
+                }
+                Ok(Some(Ok(chunk))) => chunk,
+            };
+            partial.append(job, file, &chunk).await?;
+        }
+        if partial.written < total {
+            return Err(Transient(format!(
+                "truncated body: {} of {total} bytes",
+                partial.written
+            )));
+        }
+        Ok(())
+    }
+
+    /// One HTTP request: continues `partial` with a `Range` request when the origin allows it,
+    /// otherwise starts over.
+    async fn attempt_http(
+        &self,
+        job: &Job,
+        url: &reqwest::Url,
+        token: Option<&str>,
+        file: &mut tokio::fs::File,
+        partial: &mut Partial,
+    ) -> Result<(), AttemptError> {
+        let mut request = self.client.get(url.clone());
+        if let Some(token) = token {
+            request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let resuming = partial.written > 0 && partial.resumable;
+        if resuming {
+            request = request.header(RANGE, format!("bytes={}-", partial.written));
+        }
+        let mut response = self.send(request).await?;
+        let status = response.status();
+        match status {
+            StatusCode::PARTIAL_CONTENT if resuming => {
+                let expected = format!("bytes {}-", partial.written);
+                let continues = response
+                    .headers()
+                    .get(CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.starts_with(&expected));
+                if !continues {
+                    partial.restart(file).await?;
+                    return Err(Transient("the origin answered a different range".into()));
+                }
+            }
+            StatusCode::OK => {
+                if partial.written > 0 {
+                    partial.restart(file).await?;
+                }
+                partial.resumable = response
+                    .headers()
+                    .get(ACCEPT_RANGES)
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"bytes"));
+            }
+            StatusCode::RANGE_NOT_SATISFIABLE if resuming => {
+                partial.restart(file).await?;
+                partial.resumable = false;
+                return Err(Transient("the origin refused to resume (416)".into()));
+            }
+            s if s == StatusCode::TOO_MANY_REQUESTS
+                || s == StatusCode::REQUEST_TIMEOUT
+                || s.is_server_error() =>
+            {
+                return Err(Transient(format!(
+                    "HTTP {s}{}",
+                    error_detail(response).await
+                )));
+            }
+            s => {
+                return Err(Permanent(format!(
+                    "HTTP {s}{}",
+                    error_detail(response).await
+                )));
+            }
+        }
+        let length = response.content_length().map(|l| l + partial.written);
+        loop {
+            let chunk = match timeout_at(self.deadline, response.chunk()).await {
+                Err(_) => return Err(Permanent(self.deadline_message("body still arriving"))),
+                Ok(Err(e)) => {
+                    return Err(Transient(format!(
+                        "the body broke off after {} bytes: {}",
+                        partial.written,
+                        describe(&e)
+                    )));
+                }
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(chunk))) => chunk,
+            };
+            partial.append(job, file, &chunk).await?;
+        }
+        if let Some(length) = length
+            && partial.written < length
+        {
+            return Err(Transient(format!(
+                "truncated body: {} of {length} bytes",
+                partial.written
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The bytes of the temporary file so far, and their hash.
+#[derive(Default)]
+struct Partial {
+    hasher: Sha256,
+    written: u64,
+    received: u64,
+    resumable: bool,
+}
+
+impl Partial {
+    /// Writes and hashes `chunk`.
+    async fn append(
+        &mut self,
+        job: &Job,
+        file: &mut tokio::fs::File,
+        chunk: &[u8],
+    ) -> Result<(), AttemptError> {
+        file.write_all(chunk)
+            .await
+            .map_err(|e| Permanent(io_message(&job.temp_path(), &e)))?;
+        self.hasher.update(chunk);
+        self.written += chunk.len() as u64;
+        self.received += chunk.len() as u64;
+        if let Some(size) = job.size
+            && self.written > size
+        {
+            return Err(Permanent(format!(
+                "size mismatch: expected {size} bytes, got more"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn restart(&mut self, file: &mut tokio::fs::File) -> Result<(), AttemptError> {
+        use tokio::io::AsyncSeekExt;
+        let reset = async {
+            file.flush().await?;
+            file.set_len(0).await?;
+            file.seek(std::io::SeekFrom::Start(0)).await?;
+            Ok::<_, std::io::Error>(())
+        };
+        reset
+            .await
+            .map_err(|e| Permanent(format!("cannot truncate the temporary file: {e}")))?;
+        self.hasher = Sha256::new();
+        self.written = 0;
+        Ok(())
+    }
+}
+
+async fn remove_if_exists(path: &Path) -> Result<(), String> {
+    match tokio::fs::remove_file(path).await {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_message(path, &e)),
+        _ => Ok(()),
+    }
+}
+
+fn io_message(path: &Path, e: &std::io::Error) -> String {
+    format!("{}: {e}", path.display())
+}
+
+/// A reqwest error without its URL (which may carry a query string with credentials).
+pub(crate) fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else if e.is_body() || e.is_decode() {
+        "broken body"
+    } else {
+        "request failed"
+    };
+    let mut message = kind.to_owned();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}
+
+/// `": <message>"` from a JSON error body of the staging server, or nothing.
+pub(crate) async fn error_detail(response: reqwest::Response) -> String {
+    let Ok(body) = response.bytes().await else {
+        return String::new();
+    };
+    match serde_json::from_slice::<sparkstage_api::ErrorBody>(&body) {
+        Ok(e) => format!(" ({}): {}", e.code, e.message),
+        Err(_) => String::new(),
+    }
+}

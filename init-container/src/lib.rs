@@ -1,0 +1,393 @@
+//! `sparkstage-init`: the init container of Spark's driver and executor pods.
+//!
+//! It runs before Spark's container, with the same volumes, and fills the jars directory
+//! (default `/var/spark-data/spark-jars`) and the files directory (default
+//! `/var/spark-data/spark-files`) from a staged bundle of `sparkstage-server`, from http(s) URLs,
+//! and from `s3://`, `gs://` and `az://` objects through `object_store` (credentials and
+//! endpoints from the usual `AWS_*`, `GOOGLE_*` and `AZURE_*` environment, web identity and
+//! workload identity included).
+//!
+//! Every file is downloaded to `.<name>.sparkstage-tmp` in its target directory, hashed while it
+//! is written, checked against the expected sha256 and size, fsynced and renamed: a file at its
+//! final name is always complete and verified. Downloads run in parallel (`--parallelism`), retry
+//! transient failures (connection errors, 5xx, 429, truncated or stalled bodies) with exponential
+//! backoff and full jitter ([`backoff`]), resume with `Range` within a run when the origin
+//! supports it, and share one deadline (`--timeout`, default 5 minutes). A temporary file left by
+//! a killed run is discarded, not resumed.
+//!
+//! A restarted pod downloads nothing again: each target directory keeps
+//! `.sparkstage-verified.json` (name → digest, size, mtime) and a file still matching its record
+//! is skipped without being read.
+//!
+//! ## Input
+//!
+//! Flags, each also an environment variable (`--jars-dir` is `SPARKSTAGE_JARS_DIR`, positional
+//! sources are `SPARKSTAGE_SOURCES`, comma-separated), and optionally a JSON spec file
+//! (`--spec FILE`, the form a mounted ConfigMap gives) with the same fields. Flags and variables
+//! override the file's fields; the file's sources come first.
+//!
+//! ```json
+//! {
+//!   "jars_dir": "/var/spark-data/spark-jars",
+//!   "files_dir": "/var/spark-data/spark-files",
+//!   "server": "http://sparkstage.spark-system:10000",
+//!   "bundle": "3f2a9c0e...",
+//!   "token_file": "/etc/sparkstage/token",
+//!   "timeout": "5m",
+//!   "parallelism": 8,
+//!   "sources": [
+//!     "https://repo1.maven.org/maven2/org/slf4j/slf4j-api/2.0.13/slf4j-api-2.0.13.jar#sha256=<64 hex of the jar>",
+//!     "https://example.com/data/lookup.csv"
+//!   ]
+//! }
+//! ```
+//!
+//! A bundle's entries go by kind: `jar` to the jars directory; `file`, `pyfile` and `archive` to
+//! the files directory. A URL source goes to the jars directory when its file name (the last path
+//! segment) ends in `.jar`, else to the files directory; `#sha256=<hex>` gives its expected digest.
+//! The bundle token is read from the file and trimmed; it is never printed.
+//!
+//! ## Output
+//!
+//! On success one line on stderr: files, bytes, seconds, MiB/s and how many were skipped. On
+//! failure, exit status 1 and one line per failed source: the source (a URL without user info or
+//! query), what failed, and how many attempts were made.
+
+pub mod backoff;
+pub mod fetch;
+pub mod object;
+pub mod spec;
+pub mod state;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures::StreamExt;
+use sparkstage_api::bundles::{BundleManifest, EntryKind, bundle_blob_path, bundle_path};
+use tokio::time::Instant;
+
+use crate::backoff::{Backoff, Jitter, RetryPolicy, random_jitter};
+use crate::fetch::{AttemptError, Failure, Fetched, Job, Origin, Transfer, error_detail};
+use crate::spec::{BundleSource, Config, redact};
+use crate::state::{Record, State};
+
+/// Knobs a test turns; the binary uses the defaults.
+#[derive(Clone)]
+pub struct Options {
+    pub policy: RetryPolicy,
+    pub jitter: Jitter,
+    pub connect_timeout: Duration,
+    /// A response body that sends nothing this long counts as a stalled (transient) failure.
+    pub read_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            policy: RetryPolicy::default(),
+            jitter: random_jitter(),
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What a successful run did.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub fetched: usize,
+    pub skipped: usize,
+    /// Bytes of the fetched files.
+    pub bytes: u64,
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    /// The one line printed on success.
+    pub fn line(&self) -> String {
+        let secs = self.elapsed.as_secs_f64();
+        let mib = self.bytes as f64 / (1024.0 * 1024.0);
+        let rate = if secs > 0.0 { mib / secs } else { 0.0 };
+        format!(
+            "sparkstage-init: fetched {} files, {} bytes in {secs:.3} s ({rate:.1} MiB/s); {} already present and verified, skipped",
+            self.fetched, self.bytes, self.skipped
+        )
+    }
+}
+
+/// Why a run failed: a setup error before any download, or the failed sources.
+#[derive(Debug, Clone)]
+pub enum RunError {
+    Setup(String),
+    Sources(Vec<Failure>),
+}
+
+impl RunError {
+    /// The lines printed on failure.
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            Self::Setup(message) => vec![format!("sparkstage-init: {message}")],
+            Self::Sources(failures) => failures
+                .iter()
+                .map(|f| {
+                    format!(
+                        "sparkstage-init: failed: {}: {} ({} attempt{})",
+                        f.source,
+                        f.error,
+                        f.attempts,
+                        if f.attempts == 1 { "" } else { "s" }
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Fetches everything `config` names.
+pub async fn run(config: &Config, options: &Options) -> Result<Summary, RunError> {
+    let started = Instant::now();
+    let client = reqwest::Client::builder()
+        .connect_timeout(options.connect_timeout)
+        .read_timeout(options.read_timeout)
+        .build()
+        .map_err(|e| RunError::Setup(format!("cannot build the HTTP client: {e}")))?;
+    let transfer = Transfer {
+        client,
+        policy: options.policy,
+        jitter: options.jitter.clone(),
+        deadline: started + config.timeout,
+        timeout: config.timeout,
+    };
+
+    let mut jobs = Vec::new();
+    if let Some(bundle) = &config.bundle {
+        jobs.extend(bundle_jobs(&transfer, bundle, config).await?);
+    }
+    for source in &config.urls {
+        let dir = if source.name.ends_with(".jar") {
+            &config.jars_dir
+        } else {
+            &config.files_dir
+        };
+        let shown = redact(&source.url);
+        let origin = if object::is_object_url(&source.url) {
+            let (store, path) = object::open(&source.url)
+                .map_err(|e| RunError::Setup(format!("source {shown}: {e}")))?;
+            Origin::Store { store, path }
+        } else {
+            Origin::Http {
+                url: source.url.clone(),
+                token: None,
+            }
+        };
+        jobs.push(Job {
+            source: shown,
+            origin,
+            dir: dir.clone(),
+            name: source.name.clone(),
+            sha256: source.sha256,
+            size: None,
+        });
+    }
+    check_unique(&jobs)?;
+
+    let mut states: BTreeMap<PathBuf, State> = BTreeMap::new();
+    for job in &jobs {
+        if !states.contains_key(&job.dir) {
+            std::fs::create_dir_all(&job.dir).map_err(|e| {
+                RunError::Setup(format!("cannot create {}: {e}", job.dir.display()))
+            })?;
+            states.insert(job.dir.clone(), State::load(&job.dir));
+        }
+    }
+    let (skip, todo): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|job| {
+        states[&job.dir].is_verified(&job.dir, &job.name, job.sha256.as_ref(), job.size)
+    });
+
+    let results: Vec<(Job, Result<Fetched, Failure>)> = futures::stream::iter(todo)
+        .map(|job| {
+            let transfer = &transfer;
+            async move {
+                let result = transfer.fetch(&job).await;
+                (job, result)
+            }
+        })
+        .buffer_unordered(config.parallelism)
+        .collect()
+        .await;
+
+    let mut summary = Summary {
+        skipped: skip.len(),
+        ..Summary::default()
+    };
+    let mut failures = Vec::new();
+    let mut changed = HashMap::new();
+    for (job, result) in results {
+        match result {
+            Ok(fetched) => {
+                summary.fetched += 1;
+                summary.bytes += fetched.size;
+                if let Some((size, mtime_ns)) = state::stat(&job.final_path()) {
+                    let state = states.get_mut(&job.dir).expect("every dir has a state");
+                    state.files.insert(
+                        job.name.clone(),
+                        Record {
+                            digest: fetched.digest,
+                            size,
+                            mtime_ns,
+                        },
+                    );
+                    changed.insert(job.dir.clone(), ());
+                }
+            }
+            Err(failure) => failures.push(failure),
+        }
+    }
+    // Recorded even when some sources failed: a restart then skips what did arrive.
+    for dir in changed.keys() {
+        if let Err(e) = states[dir].save(dir) {
+            failures.push(Failure {
+                source: dir.display().to_string(),
+                error: format!("cannot write {}: {e}", state::STATE_FILE),
+                attempts: 1,
+            });
+        }
+    }
+    summary.elapsed = started.elapsed();
+    if failures.is_empty() {
+        Ok(summary)
+    } else {
+        failures.sort_by(|a, b| a.source.cmp(&b.source));
+        Err(RunError::Sources(failures))
+    }
+}
+
+/// Two sources for one final path are an error, reported before anything is downloaded.
+fn check_unique(jobs: &[Job]) -> Result<(), RunError> {
+    let mut seen: HashMap<PathBuf, &str> = HashMap::new();
+    let mut clashes = Vec::new();
+    for job in jobs {
+        if let Some(first) = seen.insert(job.final_path(), &job.source) {
+            clashes.push(format!(
+                "{} and {} would both write {}; rename one of them",
+                first,
+                job.source,
+                job.final_path().display()
+            ));
+        }
+    }
+    if clashes.is_empty() {
+        Ok(())
+    } else {
+        Err(RunError::Setup(clashes.join("; ")))
+    }
+}
+
+/// Reads the token and the manifest, and turns every entry into a job.
+async fn bundle_jobs(
+    transfer: &Transfer,
+    bundle: &BundleSource,
+    config: &Config,
+) -> Result<Vec<Job>, RunError> {
+    let token = std::fs::read_to_string(&bundle.token_file)
+        .map_err(|e| {
+            RunError::Setup(format!(
+                "cannot read the bundle token file {}: {e}",
+                bundle.token_file.display()
+            ))
+        })?
+        .trim()
+        .to_owned();
+    if token.is_empty() {
+        return Err(RunError::Setup(format!(
+            "the bundle token file {} is empty",
+            bundle.token_file.display()
+        )));
+    }
+    let base = bundle.server.as_str().trim_end_matches('/').to_owned();
+    let source = format!("bundle {} at {}", bundle.id, redact(&bundle.server));
+    let url = |path: String| {
+        reqwest::Url::parse(&format!("{base}{path}"))
+            .map_err(|e| RunError::Setup(format!("{source}: cannot build a URL for {path}: {e}")))
+    };
+    let manifest_url = url(bundle_path(&bundle.id))?;
+    let manifest = fetch_manifest(transfer, &manifest_url, &token)
+        .await
+        .map_err(|(error, attempts)| {
+            RunError::Sources(vec![Failure {
+                source: source.clone(),
+                error,
+                attempts,
+            }])
+        })?;
+    let mut jobs = Vec::new();
+    for (index, entry) in manifest.entries.iter().enumerate() {
+        sparkstage_api::bundles::validate_entry_name(index, &entry.name)
+            .map_err(|e| RunError::Setup(format!("{source}: {e}")))?;
+        let dir = match entry.kind {
+            EntryKind::Jar => &config.jars_dir,
+            EntryKind::File | EntryKind::Pyfile | EntryKind::Archive => &config.files_dir,
+        };
+        jobs.push(Job {
+            source: format!("bundle {} entry {} ({})", bundle.id, entry.name, entry.kind),
+            origin: Origin::Http {
+                url: url(bundle_blob_path(&bundle.id, &entry.digest))?,
+                token: Some(token.clone()),
+            },
+            dir: dir.clone(),
+            name: entry.name.clone(),
+            sha256: Some(entry.digest),
+            size: Some(entry.size),
+        });
+    }
+    Ok(jobs)
+}
+
+async fn fetch_manifest(
+    transfer: &Transfer,
+    url: &reqwest::Url,
+    token: &str,
+) -> Result<BundleManifest, (String, u32)> {
+    let mut backoff = Backoff::new(transfer.policy, transfer.jitter.clone());
+    loop {
+        backoff.start_attempt();
+        let request = transfer.client.get(url.clone()).bearer_auth(token);
+        let error = match transfer.send(request).await {
+            Err(AttemptError::Permanent(e)) => return Err((e, backoff.attempts())),
+            Err(AttemptError::Transient(e)) => e,
+            Ok(response) => {
+                let status = response.status();
+                if status.is_success() {
+                    match response.json::<BundleManifest>().await {
+                        Ok(manifest) => return Ok(manifest),
+                        Err(e) => format!("cannot read the manifest: {}", fetch::describe(&e)),
+                    }
+                } else if status == reqwest::StatusCode::NOT_FOUND
+                    || status == reqwest::StatusCode::UNAUTHORIZED
+                {
+                    return Err((
+                        format!(
+                            "HTTP {status}{}; check the bundle id and the token file \
+                             (an unknown, expired or deleted bundle and a wrong token look the same)",
+                            error_detail(response).await
+                        ),
+                        backoff.attempts(),
+                    ));
+                } else if status.is_server_error()
+                    || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+                {
+                    format!("HTTP {status}{}", error_detail(response).await)
+                } else {
+                    return Err((
+                        format!("HTTP {status}{}", error_detail(response).await),
+                        backoff.attempts(),
+                    ));
+                }
+            }
+        };
+        if let Err(e) = transfer.pause(&mut backoff, error).await {
+            return Err((e, backoff.attempts()));
+        }
+    }
+}

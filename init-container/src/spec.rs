@@ -1,0 +1,296 @@
+//! What to fetch and where: command-line flags and `SPARKSTAGE_*` variables, merged with an
+//! optional JSON spec file (see the crate documentation for its shape).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use serde::Deserialize;
+use sparkstage_api::Digest;
+use sparkstage_api::bundles::validate_entry_name;
+use url::Url;
+
+pub const DEFAULT_JARS_DIR: &str = "/var/spark-data/spark-jars";
+pub const DEFAULT_FILES_DIR: &str = "/var/spark-data/spark-files";
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+pub const DEFAULT_PARALLELISM: usize = 8;
+
+/// Fetches a Spark application's jars and files into the pod before Spark starts.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "sparkstage-init", version, about)]
+pub struct Args {
+    /// A JSON spec file (a mounted ConfigMap); flags and environment override its fields, and its
+    /// sources come before the positional ones.
+    #[arg(long, env = "SPARKSTAGE_SPEC")]
+    pub spec: Option<PathBuf>,
+    /// Where jars go [default: /var/spark-data/spark-jars].
+    #[arg(long, env = "SPARKSTAGE_JARS_DIR")]
+    pub jars_dir: Option<PathBuf>,
+    /// Where every other file goes [default: /var/spark-data/spark-files].
+    #[arg(long, env = "SPARKSTAGE_FILES_DIR")]
+    pub files_dir: Option<PathBuf>,
+    /// The staging server's base URL, for --bundle.
+    #[arg(long, env = "SPARKSTAGE_SERVER")]
+    pub server: Option<Url>,
+    /// A staged bundle's id.
+    #[arg(long, env = "SPARKSTAGE_BUNDLE")]
+    pub bundle: Option<String>,
+    /// A file holding the bundle's token (a mounted Secret).
+    #[arg(long, env = "SPARKSTAGE_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// The deadline for the whole run, such as "5m" or "90s" [default: 5m].
+    #[arg(long, env = "SPARKSTAGE_TIMEOUT")]
+    pub timeout: Option<humantime::Duration>,
+    /// Downloads at the same time [default: 8].
+    #[arg(long, env = "SPARKSTAGE_PARALLELISM")]
+    pub parallelism: Option<usize>,
+    /// http(s), s3, gs or az URLs, optionally ending in `#sha256=<hex>`; names ending in `.jar` go to the jars
+    /// directory, others to the files directory. In the environment: comma-separated.
+    #[arg(env = "SPARKSTAGE_SOURCES", value_delimiter = ',')]
+    pub sources: Vec<String>,
+}
+
+/// The spec file: the same fields as the flags.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpecFile {
+    pub jars_dir: Option<PathBuf>,
+    pub files_dir: Option<PathBuf>,
+    pub server: Option<Url>,
+    pub bundle: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub timeout: Option<String>,
+    pub parallelism: Option<usize>,
+    #[serde(default)]
+    pub sources: Vec<String>,
+}
+
+/// A staged bundle to fetch.
+#[derive(Debug, Clone)]
+pub struct BundleSource {
+    pub server: Url,
+    pub id: String,
+    pub token_file: PathBuf,
+}
+
+/// A URL to fetch: http(s), or an object in S3, GCS or Azure.
+#[derive(Debug, Clone)]
+pub struct UrlSource {
+    /// The URL to request (without the fragment).
+    pub url: Url,
+    pub sha256: Option<Digest>,
+    /// The file name, from the URL's last path segment.
+    pub name: String,
+}
+
+/// Everything settled, ready to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub jars_dir: PathBuf,
+    pub files_dir: PathBuf,
+    pub bundle: Option<BundleSource>,
+    pub urls: Vec<UrlSource>,
+    pub timeout: Duration,
+    pub parallelism: usize,
+}
+
+impl Config {
+    pub fn from_args(args: Args) -> Result<Self> {
+        let spec = match &args.spec {
+            Some(path) => read_spec(path)?,
+            None => SpecFile::default(),
+        };
+        let timeout = match (args.timeout, &spec.timeout) {
+            (Some(t), _) => t.into(),
+            (None, Some(t)) => humantime::parse_duration(t).with_context(|| {
+                format!("spec file: timeout {t:?} is not a duration like \"5m\"")
+            })?,
+            (None, None) => DEFAULT_TIMEOUT,
+        };
+        let parallelism = args
+            .parallelism
+            .or(spec.parallelism)
+            .unwrap_or(DEFAULT_PARALLELISM);
+        if parallelism == 0 {
+            bail!("--parallelism must be at least 1");
+        }
+        let server = args.server.or(spec.server);
+        let id = args.bundle.or(spec.bundle);
+        let token_file = args.token_file.or(spec.token_file);
+        let bundle = match (server, id, token_file) {
+            (Some(server), Some(id), Some(token_file)) => Some(BundleSource {
+                server,
+                id,
+                token_file,
+            }),
+            (None, None, None) => None,
+            _ => bail!(
+                "a bundle needs all three of --server, --bundle and --token-file \
+                 (SPARKSTAGE_SERVER, SPARKSTAGE_BUNDLE, SPARKSTAGE_TOKEN_FILE); some are missing"
+            ),
+        };
+        let urls = spec
+            .sources
+            .iter()
+            .chain(&args.sources)
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .enumerate()
+            .map(|(i, s)| parse_source(i, s))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            jars_dir: args
+                .jars_dir
+                .or(spec.jars_dir)
+                .unwrap_or_else(|| DEFAULT_JARS_DIR.into()),
+            files_dir: args
+                .files_dir
+                .or(spec.files_dir)
+                .unwrap_or_else(|| DEFAULT_FILES_DIR.into()),
+            bundle,
+            urls,
+            timeout,
+            parallelism,
+        })
+    }
+}
+
+fn read_spec(path: &Path) -> Result<SpecFile> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the spec file {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("the spec file {} is not a valid spec", path.display()))
+}
+
+/// A URL for messages: no user info, no query, no fragment.
+pub fn redact(url: &Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.set_query(None);
+    url.set_fragment(None);
+    url.to_string()
+}
+
+/// Parses one positional source: `http(s)://host/path/name[?query][#sha256=<hex>]`.
+pub fn parse_source(index: usize, source: &str) -> Result<UrlSource> {
+    let mut url = Url::parse(source)
+        .map_err(|e| anyhow::anyhow!("source #{} is not a URL: {e}", index + 1))?;
+    let shown = redact(&url);
+    match url.scheme() {
+        "http" | "https" | "s3" | "s3a" | "gs" | "az" | "abfs" | "abfss" => {}
+        "hdfs" | "webhdfs" => {
+            bail!(
+                "source {shown}: the {} scheme is not supported yet",
+                url.scheme()
+            )
+        }
+        other => {
+            bail!("source {shown}: unknown scheme {other:?}; use http(s)://, s3://, gs:// or az://")
+        }
+    }
+    let sha256 = match url.fragment() {
+        None | Some("") => None,
+        Some(fragment) => {
+            let hex = fragment.strip_prefix("sha256=").with_context(|| {
+                format!("source {shown}: the fragment must be #sha256=<64 hex characters>")
+            })?;
+            let digest = format!("sha256:{}", hex.to_ascii_lowercase())
+                .parse::<Digest>()
+                .with_context(|| format!("source {shown}: bad #sha256= fragment"))?;
+            Some(digest)
+        }
+    };
+    url.set_fragment(None);
+    let name = url
+        .path_segments()
+        .and_then(|mut segments| segments.next_back())
+        .unwrap_or_default()
+        .to_owned();
+    validate_entry_name(index, &name)
+        .map_err(|e| anyhow::anyhow!("source {shown}: no usable file name in the URL path: {e}"))?;
+    Ok(UrlSource { url, sha256, name })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Args {
+        Args::try_parse_from(std::iter::once("sparkstage-init").chain(list.iter().copied()))
+            .expect("arguments parse")
+    }
+
+    #[test]
+    fn defaults() {
+        let config = Config::from_args(args(&[])).expect("config");
+        assert_eq!(config.jars_dir, Path::new(DEFAULT_JARS_DIR));
+        assert_eq!(config.files_dir, Path::new(DEFAULT_FILES_DIR));
+        assert_eq!(config.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(config.parallelism, 8);
+        assert!(config.bundle.is_none());
+    }
+
+    #[test]
+    fn source_with_digest_fragment_and_query() {
+        let hex = "ab".repeat(32);
+        let s = parse_source(
+            0,
+            &format!("https://u:p@h/x/app.jar?sig=secret#sha256={hex}"),
+        )
+        .expect("source");
+        assert_eq!(s.name, "app.jar");
+        assert_eq!(s.sha256.map(|d| d.hex()), Some(hex));
+        assert_eq!(s.url.fragment(), None);
+        assert_eq!(redact(&s.url), "https://h/x/app.jar");
+    }
+
+    #[test]
+    fn bad_sources_are_rejected() {
+        assert!(parse_source(0, "https://h/").is_err());
+        assert!(parse_source(0, "https://h/a/..").is_err());
+        assert!(parse_source(0, "ftp://h/a").is_err());
+        assert!(parse_source(0, "hdfs://h/a").is_err());
+        assert!(parse_source(0, "s3://bucket/dir/a.jar").is_ok());
+        assert!(parse_source(0, "https://h/a#md5=00").is_err());
+        assert!(parse_source(0, "https://h/a#sha256=00").is_err());
+    }
+
+    #[test]
+    fn partial_bundle_flags_are_an_error() {
+        let e = Config::from_args(args(&["--server", "http://h", "--bundle", "b"]))
+            .expect_err("token file missing");
+        assert!(e.to_string().contains("--token-file"), "{e}");
+    }
+
+    #[test]
+    fn spec_file_is_merged_and_flags_win() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spec = dir.path().join("spec.json");
+        std::fs::write(
+            &spec,
+            r#"{"jars_dir":"/j","files_dir":"/f","timeout":"90s","parallelism":2,
+                "sources":["http://h/a.jar"]}"#,
+        )
+        .expect("write");
+        let spec_arg = spec.to_str().expect("utf-8");
+        let config = Config::from_args(args(&[
+            "--spec",
+            spec_arg,
+            "--files-dir",
+            "/g",
+            "http://h/b.txt",
+        ]))
+        .expect("config");
+        assert_eq!(config.jars_dir, Path::new("/j"));
+        assert_eq!(config.files_dir, Path::new("/g"));
+        assert_eq!(config.timeout, Duration::from_secs(90));
+        assert_eq!(config.parallelism, 2);
+        let names: Vec<_> = config.urls.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["a.jar", "b.txt"]);
+
+        std::fs::write(&spec, r#"{"jar_dir":"/j"}"#).expect("write");
+        assert!(Config::from_args(args(&["--spec", spec_arg])).is_err());
+    }
+}
