@@ -61,6 +61,20 @@ impl Dirs {
             self.files.display().to_string(),
         ]
     }
+
+    /// [`Dirs::args`] plus the flags that name a staged bundle.
+    fn bundle_args(&self, server: &str, id: &str, token_file: &Path) -> Vec<String> {
+        let mut args = self.args();
+        args.extend([
+            "--server".into(),
+            server.into(),
+            "--bundle".into(),
+            id.into(),
+            "--token-file".into(),
+            token_file.display().to_string(),
+        ]);
+        args
+    }
 }
 
 /// Names in `dir` (hidden ones too); empty when `dir` does not exist.
@@ -141,15 +155,7 @@ async fn bundle_is_fetched_by_kind_and_a_rerun_downloads_nothing() -> Result<()>
     let token_dir = tempfile::tempdir()?;
     let token_file = token_dir.path().join("token");
     std::fs::write(&token_file, format!("{token}\n"))?;
-    let mut args = dirs.args();
-    args.extend([
-        "--server".into(),
-        server.url(),
-        "--bundle".into(),
-        id.clone(),
-        "--token-file".into(),
-        token_file.display().to_string(),
-    ]);
+    let args = dirs.bundle_args(&server.url(), &id, &token_file);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
 
     let output = init(&args).await?;
@@ -197,15 +203,7 @@ async fn wrong_token_fails_clearly_and_writes_nothing() -> Result<()> {
     let token_file = token_dir.path().join("token");
     let wrong = format!("{token}x");
     std::fs::write(&token_file, &wrong)?;
-    let mut args = dirs.args();
-    args.extend([
-        "--server".into(),
-        server.url(),
-        "--bundle".into(),
-        id.clone(),
-        "--token-file".into(),
-        token_file.display().to_string(),
-    ]);
+    let args = dirs.bundle_args(&server.url(), &id, &token_file);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let output = init(&args).await?;
     let err = stderr(&output);
