@@ -36,6 +36,14 @@ pub enum Origin {
         url: reqwest::Url,
         token: Option<String>,
     },
+    /// A WebHDFS `op=OPEN` URL (with `user.name` and `delegation`, never shown), requested
+    /// with `client`, which does not follow redirects: the NameNode's redirect is followed here.
+    WebHdfs {
+        client: reqwest::Client,
+        url: reqwest::Url,
+        /// The HDFS path, for messages.
+        path: String,
+    },
     /// An object in S3, GCS or Azure.
     Store {
         store: Arc<dyn ObjectStore>,
@@ -198,6 +206,10 @@ impl Transfer {
                 self.attempt_http(job, url, token.as_deref(), file, partial)
                     .await
             }
+            Origin::WebHdfs { client, url, path } => {
+                self.attempt_webhdfs(job, client, url, path, file, partial)
+                    .await
+            }
             Origin::Store { store, path } => {
                 self.attempt_store(job, store.as_ref(), path, file, partial)
                     .await
@@ -250,6 +262,83 @@ impl Transfer {
         if partial.written < total {
             return Err(Transient(format!(
                 "truncated body: {} of {total} bytes",
+                partial.written
+            )));
+        }
+        Ok(())
+    }
+
+    /// One WebHDFS `OPEN`: the NameNode, then the DataNode it redirects to; continues `partial`
+    /// with `offset=<bytes so far>`.
+    async fn attempt_webhdfs(
+        &self,
+        job: &Job,
+        client: &reqwest::Client,
+        url: &reqwest::Url,
+        path: &str,
+        file: &mut tokio::fs::File,
+        partial: &mut Partial,
+    ) -> Result<(), AttemptError> {
+        let offset = partial.written;
+        let mut target = if offset > 0 {
+            crate::webhdfs::with_param(url, "offset", &offset.to_string())
+        } else {
+            url.clone()
+        };
+        let mut response = self.send(client.get(target.clone())).await?;
+        // The NameNode redirects to a DataNode; HttpFS answers directly.
+        for _ in 0..3 {
+            if !response.status().is_redirection() {
+                break;
+            }
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| {
+                    Permanent(format!(
+                        "{path}: HTTP {} without a Location",
+                        response.status()
+                    ))
+                })?
+                .to_owned();
+            target = crate::webhdfs::follow(&target, &location, offset).map_err(Permanent)?;
+            response = self.send(client.get(target.clone())).await?;
+        }
+        let status = response.status();
+        if !status.is_success() {
+            let body = match timeout_at(self.deadline, response.bytes()).await {
+                Ok(Ok(body)) => body,
+                _ => Default::default(),
+            };
+            let refusal = crate::webhdfs::refusal(status, &body, path);
+            return Err(if refusal.transient {
+                Transient(refusal.message)
+            } else {
+                Permanent(refusal.message)
+            });
+        }
+        let length = response.content_length().map(|l| l + offset);
+        loop {
+            let chunk = match timeout_at(self.deadline, response.chunk()).await {
+                Err(_) => return Err(Permanent(self.deadline_message("body still arriving"))),
+                Ok(Err(e)) => {
+                    return Err(Transient(format!(
+                        "the body broke off after {} bytes: {}",
+                        partial.written,
+                        describe(&e)
+                    )));
+                }
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(chunk))) => chunk,
+            };
+            partial.append(job, file, &chunk).await?;
+        }
+        if let Some(length) = length
+            && partial.written < length
+        {
+            return Err(Transient(format!(
+                "truncated body: {} of {length} bytes",
                 partial.written
             )));
         }

@@ -5,7 +5,25 @@
 //! `/var/spark-data/spark-files`) from a staged bundle of `sparkstage-server`, from http(s) URLs,
 //! and from `s3://`, `gs://` and `az://` objects through `object_store` (credentials and
 //! endpoints from the usual `AWS_*`, `GOOGLE_*` and `AZURE_*` environment, web identity and
-//! workload identity included).
+//! workload identity included), and from HDFS through WebHDFS ([`webhdfs`]).
+//!
+//! ## HDFS
+//!
+//! `webhdfs://host:port/path` is read from `http://host:port/webhdfs/v1/path?op=OPEN` (port
+//! 9870 when absent) and `swebhdfs://` the same over https (port 9871); HttpFS speaks the same
+//! protocol. `hdfs://namenode:8020/path` names the NameNode's RPC port, which does not speak
+//! HTTP, so it is read through WebHDFS at `--webhdfs-address` (`SPARKSTAGE_WEBHDFS_ADDRESS`,
+//! `host:port` or `http(s)://host:port`), by default the same host on port 9870, the Hadoop 3
+//! `dfs.namenode.http-address` port. The NameNode's `307` redirect to a DataNode is followed
+//! keeping `user.name` and `delegation`; a broken download resumes by re-issuing `OPEN` with
+//! `offset=<bytes so far>` (WebHDFS does not honour `Range`). `user.name` comes from
+//! `--hdfs-user` (`HADOOP_USER_NAME`), a delegation token from the file
+//! `--hdfs-delegation-token-file` (`SPARKSTAGE_HDFS_DELEGATION_TOKEN_FILE`); the token is never
+//! printed. A `RemoteException` answer becomes the message: `FileNotFoundException` is a
+//! permanent "not found: <path>", `AccessControlException` a permanent "access denied",
+//! `StandbyException`, `RetriableException` and 5xx are retried. `#sha256=<hex>` gives the
+//! expected digest as for http sources. The spec file takes the same settings as
+//! `webhdfs_address`, `hdfs_user` and `hdfs_delegation_token_file`.
 //!
 //! Every file is downloaded to `.<name>.sparkstage-tmp` in its target directory, hashed while it
 //! is written, checked against the expected sha256 and size, fsynced and renamed: a file at its
@@ -58,6 +76,7 @@ pub mod fetch;
 pub mod object;
 pub mod spec;
 pub mod state;
+pub mod webhdfs;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -160,6 +179,22 @@ pub async fn run(config: &Config, options: &Options) -> Result<Summary, RunError
         timeout: config.timeout,
     };
 
+    let hdfs_token = match &config.hdfs.token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| {
+                    RunError::Setup(format!(
+                        "cannot read the HDFS delegation token file {}: {e}",
+                        path.display()
+                    ))
+                })?
+                .trim()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let mut hdfs_client = None;
+
     let mut jobs = Vec::new();
     if let Some(bundle) = &config.bundle {
         jobs.extend(bundle_jobs(&transfer, bundle, config).await?);
@@ -175,6 +210,29 @@ pub async fn run(config: &Config, options: &Options) -> Result<Summary, RunError
             let (store, path) = object::open(&source.url)
                 .map_err(|e| RunError::Setup(format!("source {shown}: {e}")))?;
             Origin::Store { store, path }
+        } else if webhdfs::is_webhdfs_url(&source.url) {
+            let url = webhdfs::open_url(&source.url, &config.hdfs, hdfs_token.as_deref())
+                .map_err(|e| RunError::Setup(format!("source {shown}: {e}")))?;
+            let client = match &hdfs_client {
+                Some(client) => reqwest::Client::clone(client),
+                None => {
+                    let client = reqwest::Client::builder()
+                        .connect_timeout(options.connect_timeout)
+                        .read_timeout(options.read_timeout)
+                        .redirect(reqwest::redirect::Policy::none())
+                        .build()
+                        .map_err(|e| {
+                            RunError::Setup(format!("cannot build the HTTP client: {e}"))
+                        })?;
+                    hdfs_client = Some(client.clone());
+                    client
+                }
+            };
+            Origin::WebHdfs {
+                client,
+                url,
+                path: source.url.path().to_owned(),
+            }
         } else {
             Origin::Http {
                 url: source.url.clone(),

@@ -45,7 +45,17 @@ pub struct Args {
     /// Downloads at the same time [default: 8].
     #[arg(long, env = "SPARKSTAGE_PARALLELISM")]
     pub parallelism: Option<usize>,
-    /// http(s), s3, gs or az URLs, optionally ending in `#sha256=<hex>`; names ending in `.jar` go to the jars
+    /// The NameNode's WebHDFS (HTTP) address for `hdfs://` sources, `host:port` or
+    /// `http(s)://host:port` [default: the hdfs:// URL's host, port 9870].
+    #[arg(long, env = "SPARKSTAGE_WEBHDFS_ADDRESS")]
+    pub webhdfs_address: Option<String>,
+    /// The WebHDFS `user.name` (simple authentication).
+    #[arg(long, env = "HADOOP_USER_NAME")]
+    pub hdfs_user: Option<String>,
+    /// A file holding an HDFS delegation token (sent as `delegation=`, never printed).
+    #[arg(long, env = "SPARKSTAGE_HDFS_DELEGATION_TOKEN_FILE")]
+    pub hdfs_delegation_token_file: Option<PathBuf>,
+    /// http(s), s3, gs, az, hdfs, webhdfs or swebhdfs URLs, optionally ending in `#sha256=<hex>`; names ending in `.jar` go to the jars
     /// directory, others to the files directory. In the environment: comma-separated.
     #[arg(env = "SPARKSTAGE_SOURCES", value_delimiter = ',')]
     pub sources: Vec<String>,
@@ -62,6 +72,9 @@ pub struct SpecFile {
     pub token_file: Option<PathBuf>,
     pub timeout: Option<String>,
     pub parallelism: Option<usize>,
+    pub webhdfs_address: Option<String>,
+    pub hdfs_user: Option<String>,
+    pub hdfs_delegation_token_file: Option<PathBuf>,
     #[serde(default)]
     pub sources: Vec<String>,
 }
@@ -93,6 +106,7 @@ pub struct Config {
     pub urls: Vec<UrlSource>,
     pub timeout: Duration,
     pub parallelism: usize,
+    pub hdfs: crate::webhdfs::HdfsConfig,
 }
 
 impl Config {
@@ -152,6 +166,13 @@ impl Config {
             urls,
             timeout,
             parallelism,
+            hdfs: crate::webhdfs::HdfsConfig {
+                address: args.webhdfs_address.or(spec.webhdfs_address),
+                user: args.hdfs_user.or(spec.hdfs_user),
+                token_file: args
+                    .hdfs_delegation_token_file
+                    .or(spec.hdfs_delegation_token_file),
+            },
         })
     }
 }
@@ -179,15 +200,13 @@ pub fn parse_source(index: usize, source: &str) -> Result<UrlSource> {
         .map_err(|e| anyhow::anyhow!("source #{} is not a URL: {e}", index + 1))?;
     let shown = redact(&url);
     match url.scheme() {
-        "http" | "https" | "s3" | "s3a" | "gs" | "az" | "abfs" | "abfss" => {}
-        "hdfs" | "webhdfs" => {
-            bail!(
-                "source {shown}: the {} scheme is not supported yet",
-                url.scheme()
-            )
-        }
+        "http" | "https" | "s3" | "s3a" | "gs" | "az" | "abfs" | "abfss" | "hdfs" | "webhdfs"
+        | "swebhdfs" => {}
         other => {
-            bail!("source {shown}: unknown scheme {other:?}; use http(s)://, s3://, gs:// or az://")
+            bail!(
+                "source {shown}: unknown scheme {other:?}; use http(s)://, s3://, gs://, az://, \
+                 hdfs:// or webhdfs://"
+            )
         }
     }
     let sha256 = match url.fragment() {
@@ -251,7 +270,8 @@ mod tests {
         assert!(parse_source(0, "https://h/").is_err());
         assert!(parse_source(0, "https://h/a/..").is_err());
         assert!(parse_source(0, "ftp://h/a").is_err());
-        assert!(parse_source(0, "hdfs://h/a").is_err());
+        assert!(parse_source(0, "hdfs://h/a").is_ok());
+        assert!(parse_source(0, "webhdfs://h:9870/a.jar").is_ok());
         assert!(parse_source(0, "s3://bucket/dir/a.jar").is_ok());
         assert!(parse_source(0, "https://h/a#md5=00").is_err());
         assert!(parse_source(0, "https://h/a#sha256=00").is_err());
@@ -289,6 +309,17 @@ mod tests {
         assert_eq!(config.parallelism, 2);
         let names: Vec<_> = config.urls.iter().map(|u| u.name.as_str()).collect();
         assert_eq!(names, ["a.jar", "b.txt"]);
+
+        std::fs::write(
+            &spec,
+            r#"{"webhdfs_address":"nn:9870","hdfs_user":"spark",
+                "hdfs_delegation_token_file":"/t","sources":["hdfs://nn:8020/a.jar"]}"#,
+        )
+        .expect("write");
+        let config = Config::from_args(args(&["--spec", spec_arg])).expect("config");
+        assert_eq!(config.hdfs.address.as_deref(), Some("nn:9870"));
+        assert_eq!(config.hdfs.user.as_deref(), Some("spark"));
+        assert_eq!(config.hdfs.token_file.as_deref(), Some(Path::new("/t")));
 
         std::fs::write(&spec, r#"{"jar_dir":"/j"}"#).expect("write");
         assert!(Config::from_args(args(&["--spec", spec_arg])).is_err());
