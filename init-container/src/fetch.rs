@@ -319,30 +319,7 @@ impl Transfer {
             });
         }
         let length = response.content_length().map(|l| l + offset);
-        loop {
-            let chunk = match timeout_at(self.deadline, response.chunk()).await {
-                Err(_) => return Err(Permanent(self.deadline_message("body still arriving"))),
-                Ok(Err(e)) => {
-                    return Err(Transient(format!(
-                        "the body broke off after {} bytes: {}",
-                        partial.written,
-                        describe(&e)
-                    )));
-                }
-                Ok(Ok(None)) => break,
-                Ok(Ok(Some(chunk))) => chunk,
-            };
-            partial.append(job, file, &chunk).await?;
-        }
-        if let Some(length) = length
-            && partial.written < length
-        {
-            return Err(Transient(format!(
-                "truncated body: {} of {length} bytes",
-                partial.written
-            )));
-        }
-        Ok(())
+        self.copy_body(job, response, length, file, partial).await
     }
 
     /// One HTTP request: continues `partial` with a `Range` request when the origin allows it,
@@ -363,7 +340,7 @@ impl Transfer {
         if resuming {
             request = request.header(RANGE, format!("bytes={}-", partial.written));
         }
-        let mut response = self.send(request).await?;
+        let response = self.send(request).await?;
         let status = response.status();
         match status {
             StatusCode::PARTIAL_CONTENT if resuming => {
@@ -409,6 +386,19 @@ impl Transfer {
             }
         }
         let length = response.content_length().map(|l| l + partial.written);
+        self.copy_body(job, response, length, file, partial).await
+    }
+
+    /// Streams a response body onto `partial`; a body that ends before `length` (the whole
+    /// file's size, when the origin said it) is truncated.
+    async fn copy_body(
+        &self,
+        job: &Job,
+        mut response: reqwest::Response,
+        length: Option<u64>,
+        file: &mut tokio::fs::File,
+        partial: &mut Partial,
+    ) -> Result<(), AttemptError> {
         loop {
             let chunk = match timeout_at(self.deadline, response.chunk()).await {
                 Err(_) => return Err(Permanent(self.deadline_message("body still arriving"))),
