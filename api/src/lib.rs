@@ -8,12 +8,14 @@
 //! - [`digest`]: the `sha256:<hex>` digests that name blobs;
 //! - [`blobs`]: `PUT`/`HEAD /v1/blobs/sha256:<hex>` and `POST /v1/blobs/missing`;
 //! - [`bundles`]: `POST /v1/bundles`, `GET`/`DELETE /v1/bundles/{id}` and their entries;
-//! - [`error`]: the JSON error body every endpoint answers with.
+//! - [`error`]: the JSON error body every endpoint answers with;
+//! - [`size`]: byte sizes (`512MiB`) as flags and spec files write them.
 
 pub mod blobs;
 pub mod bundles;
 pub mod digest;
 pub mod error;
+pub mod size;
 
 pub use digest::Digest;
 pub use error::ErrorBody;

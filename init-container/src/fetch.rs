@@ -8,13 +8,14 @@ use std::time::Duration;
 use futures::StreamExt;
 use object_store::{GetOptions, GetRange, ObjectStore};
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT_RANGES, AUTHORIZATION, CONTENT_RANGE, RANGE};
+use reqwest::header::{ACCEPT_RANGES, CONTENT_RANGE, HeaderMap, RANGE};
 use sha2::{Digest as _, Sha256};
 use sparkstage_api::Digest;
 use tokio::io::AsyncWriteExt;
 use tokio::time::{Instant, timeout_at};
 
 use crate::backoff::{Backoff, Jitter, RetryPolicy};
+use crate::cache::Cache;
 
 /// One file to fetch.
 #[derive(Debug, Clone)]
@@ -31,10 +32,11 @@ pub struct Job {
 /// Where a job's bytes come from.
 #[derive(Debug, Clone)]
 pub enum Origin {
-    /// An HTTP GET, with a bearer token (never shown) for bundle blobs.
+    /// An HTTP GET with `headers` (a bundle's bearer token, a source's headers), whose values
+    /// are marked sensitive and never shown.
     Http {
         url: reqwest::Url,
-        token: Option<String>,
+        headers: HeaderMap,
     },
     /// A WebHDFS `op=OPEN` URL (with `user.name` and `delegation`, never shown), requested
     /// with `client`, which does not follow redirects: the NameNode's redirect is followed here.
@@ -69,6 +71,10 @@ pub struct Fetched {
     /// Bytes received over the network (more than `size` when attempts restarted).
     pub received: u64,
     pub attempts: u32,
+    /// Copied from the node-local cache rather than downloaded.
+    pub from_cache: bool,
+    /// Why the cache could not be used or filled, when it could not.
+    pub cache_warning: Option<String>,
 }
 
 /// Why a job failed, for the one line the run prints about it.
@@ -98,6 +104,14 @@ pub(crate) enum AttemptError {
 }
 
 use AttemptError::{Permanent, Transient};
+
+impl AttemptError {
+    fn message(self) -> String {
+        match self {
+            Transient(m) | Permanent(m) => m,
+        }
+    }
+}
 
 impl Transfer {
     /// Waits before the next attempt after `error`; `Err` with the final message when no
@@ -132,26 +146,50 @@ impl Transfer {
         }
     }
 
-    /// Fetches `job` into its final name, verified. Never leaves a partial file there.
-    pub async fn fetch(&self, job: &Job) -> Result<Fetched, Failure> {
+    /// Fetches `job` into its final name, verified, through `cache` when there is one and the
+    /// digest is known. Never leaves a partial file there.
+    pub async fn fetch(&self, job: &Job, cache: Option<&Cache>) -> Result<Fetched, Failure> {
         let mut backoff = Backoff::new(self.policy, self.jitter.clone());
         let mut partial = Partial::default();
+        let mut from_cache = false;
+        let mut cache_warning = None;
         let tmp = job.temp_path();
+        let cache = cache.zip(job.sha256);
         let result = async {
+            // Held until the file is at its final name and in the cache.
+            let _lock = match cache {
+                Some((cache, digest)) => Some(cache.lock(&digest, self.deadline).await?),
+                None => None,
+            };
             // A leftover of a killed run: its origin is unknown, so start afresh.
             remove_if_exists(&tmp).await?;
             let mut file = tokio::fs::File::create(&tmp)
                 .await
                 .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
-            loop {
-                backoff.start_attempt();
-                match self.attempt(job, &mut file, &mut partial).await {
-                    Ok(()) => break,
-                    Err(Permanent(e)) => return Err(e),
-                    Err(Transient(e)) => self.pause(&mut backoff, e).await?,
+            if let Some((cache, digest)) = cache
+                && let Some(entry) = cache.open_entry(&digest).await
+            {
+                from_cache = copy_entry(job, entry, &mut file, &mut partial).await?;
+                if !from_cache {
+                    cache.remove(&digest).await;
+                    cache_warning = Some(format!(
+                        "the cache entry {} was corrupt; removed it and downloaded the file",
+                        cache.entry_path(&digest).display()
+                    ));
+                    partial.restart(&mut file).await.map_err(|e| e.message())?;
                 }
             }
-            let digest = Digest::from_bytes(partial.hasher.clone().finalize().into());
+            if !from_cache {
+                loop {
+                    backoff.start_attempt();
+                    match self.attempt(job, &mut file, &mut partial).await {
+                        Ok(()) => break,
+                        Err(Permanent(e)) => return Err(e),
+                        Err(Transient(e)) => self.pause(&mut backoff, e).await?,
+                    }
+                }
+            }
+            let digest = partial.digest();
             if let Some(size) = job.size
                 && size != partial.written
             {
@@ -174,6 +212,12 @@ impl Transfer {
                 .await
                 .map_err(|e| format!("cannot rename into {}: {e}", job.final_path().display()))?;
             crate::state::sync_dir(&job.dir);
+            if let Some((cache, _)) = cache
+                && !from_cache
+                && let Err(e) = cache.insert(&digest, &job.final_path()).await
+            {
+                cache_warning = Some(format!("cannot add the file to the cache: {e}"));
+            }
             Ok(digest)
         }
         .await;
@@ -183,6 +227,8 @@ impl Transfer {
                 size: partial.written,
                 received: partial.received,
                 attempts: backoff.attempts(),
+                from_cache,
+                cache_warning,
             }),
             Err(error) => {
                 let _ = tokio::fs::remove_file(&tmp).await;
@@ -202,9 +248,8 @@ impl Transfer {
         partial: &mut Partial,
     ) -> Result<(), AttemptError> {
         match &job.origin {
-            Origin::Http { url, token } => {
-                self.attempt_http(job, url, token.as_deref(), file, partial)
-                    .await
+            Origin::Http { url, headers } => {
+                self.attempt_http(job, url, headers, file, partial).await
             }
             Origin::WebHdfs { client, url, path } => {
                 self.attempt_webhdfs(job, client, url, path, file, partial)
@@ -319,6 +364,18 @@ impl Transfer {
             });
         }
         let length = response.content_length().map(|l| l + offset);
+        if offset == 0 {
+            partial.total = length;
+        } else if let (Some(total), Some(length)) = (partial.total, length)
+            && total != length
+        {
+            // A DataNode that ignored `offset` sends the file from its start.
+            partial.restart(file).await?;
+            return Err(Transient(format!(
+                "the DataNode did not honour offset={offset} ({} bytes for a file of {total})",
+                length - offset
+            )));
+        }
         self.copy_body(job, response, length, file, partial).await
     }
 
@@ -328,14 +385,11 @@ impl Transfer {
         &self,
         job: &Job,
         url: &reqwest::Url,
-        token: Option<&str>,
+        headers: &HeaderMap,
         file: &mut tokio::fs::File,
         partial: &mut Partial,
     ) -> Result<(), AttemptError> {
-        let mut request = self.client.get(url.clone());
-        if let Some(token) = token {
-            request = request.header(AUTHORIZATION, format!("Bearer {token}"));
-        }
+        let mut request = self.client.get(url.clone()).headers(headers.clone());
         let resuming = partial.written > 0 && partial.resumable;
         if resuming {
             request = request.header(RANGE, format!("bytes={}-", partial.written));
@@ -433,9 +487,15 @@ struct Partial {
     written: u64,
     received: u64,
     resumable: bool,
+    /// The whole file's length, as the first response gave it.
+    total: Option<u64>,
 }
 
 impl Partial {
+    fn digest(&self) -> Digest {
+        Digest::from_bytes(self.hasher.clone().finalize().into())
+    }
+
     /// Writes and hashes `chunk`.
     async fn append(
         &mut self,
@@ -474,6 +534,39 @@ impl Partial {
         self.written = 0;
         Ok(())
     }
+}
+
+/// Copies a cache entry into the temporary file, hashing it; `Ok(false)` when it does not match
+/// the job's digest and size (a corrupt entry).
+async fn copy_entry(
+    job: &Job,
+    mut entry: tokio::fs::File,
+    file: &mut tokio::fs::File,
+    partial: &mut Partial,
+) -> Result<bool, String> {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        let n = entry
+            .read(&mut buffer)
+            .await
+            .map_err(|e| format!("cannot read the cache entry: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        if job
+            .size
+            .is_some_and(|size| partial.written + n as u64 > size)
+        {
+            return Ok(false);
+        }
+        partial
+            .append(job, file, &buffer[..n])
+            .await
+            .map_err(|e| e.message())?;
+    }
+    partial.received = 0;
+    Ok(job.size.is_none_or(|size| size == partial.written) && job.sha256 == Some(partial.digest()))
 }
 
 async fn remove_if_exists(path: &Path) -> Result<(), String> {

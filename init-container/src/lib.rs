@@ -72,6 +72,7 @@
 //! query), what failed, and how many attempts were made.
 
 pub mod backoff;
+pub mod cache;
 pub mod fetch;
 pub mod object;
 pub mod spec;
@@ -87,27 +88,28 @@ use sparkstage_api::bundles::{BundleManifest, EntryKind, bundle_blob_path, bundl
 use tokio::time::Instant;
 
 use crate::backoff::{Backoff, Jitter, RetryPolicy, random_jitter};
+use crate::cache::Cache;
 use crate::fetch::{AttemptError, Failure, Fetched, Job, Origin, Transfer, error_detail};
 use crate::spec::{BundleSource, Config, redact};
 use crate::state::{Record, State};
 
-/// Knobs a test turns; the binary uses the defaults.
+/// Knobs a test turns; the binary uses the defaults. (The number of attempts and the timeouts
+/// are flags, in [`Config`].)
 #[derive(Clone)]
 pub struct Options {
-    pub policy: RetryPolicy,
+    /// The first and the longest delay between attempts.
+    pub initial_delay: Duration,
+    pub max_delay: Duration,
     pub jitter: Jitter,
-    pub connect_timeout: Duration,
-    /// A response body that sends nothing this long counts as a stalled (transient) failure.
-    pub read_timeout: Duration,
 }
 
 impl Default for Options {
     fn default() -> Self {
+        let policy = RetryPolicy::default();
         Self {
-            policy: RetryPolicy::default(),
+            initial_delay: policy.initial,
+            max_delay: policy.max_delay,
             jitter: random_jitter(),
-            connect_timeout: Duration::from_secs(10),
-            read_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -116,10 +118,14 @@ impl Default for Options {
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
     pub fetched: usize,
+    /// Of the fetched files, those copied from the node-local cache.
+    pub from_cache: usize,
     pub skipped: usize,
     /// Bytes of the fetched files.
     pub bytes: u64,
     pub elapsed: Duration,
+    /// Lines about what did not fail the run but should be looked at (the cache).
+    pub warnings: Vec<String>,
 }
 
 impl Summary {
@@ -128,8 +134,13 @@ impl Summary {
         let secs = self.elapsed.as_secs_f64();
         let mib = self.bytes as f64 / (1024.0 * 1024.0);
         let rate = if secs > 0.0 { mib / secs } else { 0.0 };
+        let cached = if self.from_cache > 0 {
+            format!(" ({} from the node cache)", self.from_cache)
+        } else {
+            String::new()
+        };
         format!(
-            "sparkstage-init: fetched {} files, {} bytes in {secs:.3} s ({rate:.1} MiB/s); {} already present and verified, skipped",
+            "sparkstage-init: fetched {} files{cached}, {} bytes in {secs:.3} s ({rate:.1} MiB/s); {} already present and verified, skipped",
             self.fetched, self.bytes, self.skipped
         )
     }
@@ -167,13 +178,17 @@ impl RunError {
 pub async fn run(config: &Config, options: &Options) -> Result<Summary, RunError> {
     let started = Instant::now();
     let client = reqwest::Client::builder()
-        .connect_timeout(options.connect_timeout)
-        .read_timeout(options.read_timeout)
+        .connect_timeout(config.connect_timeout)
+        .read_timeout(config.read_timeout)
         .build()
         .map_err(|e| RunError::Setup(format!("cannot build the HTTP client: {e}")))?;
     let transfer = Transfer {
         client,
-        policy: options.policy,
+        policy: RetryPolicy {
+            initial: options.initial_delay,
+            max_delay: options.max_delay,
+            max_attempts: config.max_attempts,
+        },
         jitter: options.jitter.clone(),
         deadline: started + config.timeout,
         timeout: config.timeout,
@@ -217,8 +232,8 @@ pub async fn run(config: &Config, options: &Options) -> Result<Summary, RunError
                 Some(client) => reqwest::Client::clone(client),
                 None => {
                     let client = reqwest::Client::builder()
-                        .connect_timeout(options.connect_timeout)
-                        .read_timeout(options.read_timeout)
+                        .connect_timeout(config.connect_timeout)
+                        .read_timeout(config.read_timeout)
                         .redirect(reqwest::redirect::Policy::none())
                         .build()
                         .map_err(|e| {
@@ -236,7 +251,7 @@ pub async fn run(config: &Config, options: &Options) -> Result<Summary, RunError
         } else {
             Origin::Http {
                 url: source.url.clone(),
-                token: None,
+                headers: source.headers.clone(),
             }
         };
         jobs.push(Job {
@@ -263,11 +278,26 @@ pub async fn run(config: &Config, options: &Options) -> Result<Summary, RunError
         states[&job.dir].is_verified(&job.dir, &job.name, job.sha256.as_ref(), job.size)
     });
 
+    let mut warnings = Vec::new();
+    let cache = match &config.cache {
+        Some(cache_config) if !todo.is_empty() => match Cache::open(cache_config.clone()) {
+            Ok(cache) => Some(cache),
+            Err(e) => {
+                warnings.push(format!(
+                    "sparkstage-init: warning: cannot use the cache {}: {e}; downloading",
+                    cache_config.root.display()
+                ));
+                None
+            }
+        },
+        _ => None,
+    };
     let results: Vec<(Job, Result<Fetched, Failure>)> = futures::stream::iter(todo)
         .map(|job| {
             let transfer = &transfer;
+            let cache = cache.as_ref();
             async move {
-                let result = transfer.fetch(&job).await;
+                let result = transfer.fetch(&job, cache).await;
                 (job, result)
             }
         })
@@ -279,6 +309,7 @@ pub async fn run(config: &Config, options: &Options) -> Result<Summary, RunError
         skipped: skip.len(),
         ..Summary::default()
     };
+    let mut cache_filled = false;
     let mut failures = Vec::new();
     let mut changed = HashMap::new();
     for (job, result) in results {
@@ -286,6 +317,17 @@ pub async fn run(config: &Config, options: &Options) -> Result<Summary, RunError
             Ok(fetched) => {
                 summary.fetched += 1;
                 summary.bytes += fetched.size;
+                if fetched.from_cache {
+                    summary.from_cache += 1;
+                } else if cache.is_some() && fetched.cache_warning.is_none() {
+                    cache_filled |= job.sha256.is_some();
+                }
+                if let Some(warning) = fetched.cache_warning {
+                    warnings.push(format!(
+                        "sparkstage-init: warning: {}: {warning}",
+                        job.source
+                    ));
+                }
                 if let Some((size, mtime_ns)) = state::stat(&job.final_path()) {
                     let state = states.get_mut(&job.dir).expect("every dir has a state");
                     state.files.insert(
@@ -312,6 +354,15 @@ pub async fn run(config: &Config, options: &Options) -> Result<Summary, RunError
             });
         }
     }
+    if let Some(cache) = &cache
+        && cache_filled
+        && let Err(e) = cache.evict()
+    {
+        warnings.push(format!(
+            "sparkstage-init: warning: cannot trim the cache to its size limit: {e}"
+        ));
+    }
+    summary.warnings = warnings;
     summary.elapsed = started.elapsed();
     if failures.is_empty() {
         Ok(summary)
@@ -370,6 +421,16 @@ async fn bundle_jobs(
             .map_err(|e| RunError::Setup(format!("{source}: cannot build a URL for {path}: {e}")))
     };
     let manifest_url = url(bundle_path(&bundle.id))?;
+    let mut authorization = reqwest::header::HeaderMap::new();
+    let mut bearer =
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            RunError::Setup(format!(
+                "the bundle token file {} holds characters a token cannot have",
+                bundle.token_file.display()
+            ))
+        })?;
+    bearer.set_sensitive(true);
+    authorization.insert(reqwest::header::AUTHORIZATION, bearer);
     let manifest = fetch_manifest(transfer, &manifest_url, &token)
         .await
         .map_err(|(error, attempts)| {
@@ -391,7 +452,7 @@ async fn bundle_jobs(
             source: format!("bundle {} entry {} ({})", bundle.id, entry.name, entry.kind),
             origin: Origin::Http {
                 url: url(bundle_blob_path(&bundle.id, &entry.digest))?,
-                token: Some(token.clone()),
+                headers: authorization.clone(),
             },
             dir: dir.clone(),
             name: entry.name.clone(),

@@ -17,6 +17,9 @@ async fn main() -> ExitCode {
     };
     match run(&config, &Options::default()).await {
         Ok(summary) => {
+            for warning in &summary.warnings {
+                eprintln!("{warning}");
+            }
             eprintln!("{}", summary.line());
             ExitCode::SUCCESS
         }

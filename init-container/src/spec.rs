@@ -1,20 +1,24 @@
 //! What to fetch and where: command-line flags and `SPARKSTAGE_*` variables, merged with an
 //! optional JSON spec file (see the crate documentation for its shape).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use sparkstage_api::Digest;
 use sparkstage_api::bundles::validate_entry_name;
+use sparkstage_api::size::parse_size;
 use url::Url;
 
 pub const DEFAULT_JARS_DIR: &str = "/var/spark-data/spark-jars";
 pub const DEFAULT_FILES_DIR: &str = "/var/spark-data/spark-files";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_PARALLELISM: usize = 8;
+pub const DEFAULT_CACHE_MAX_SIZE: u64 = 10 << 30;
 
 /// Fetches a Spark application's jars and files into the pod before Spark starts.
 #[derive(Debug, Clone, Parser)]
@@ -55,6 +59,31 @@ pub struct Args {
     /// A file holding an HDFS delegation token (sent as `delegation=`, never printed).
     #[arg(long, env = "SPARKSTAGE_HDFS_DELEGATION_TOKEN_FILE")]
     pub hdfs_delegation_token_file: Option<PathBuf>,
+    /// A header sent with every http(s) source, `Name: value` (repeatable; in the environment
+    /// one per line). Values are never printed. For headers meant for one origin only, give the
+    /// source as an object in the spec file.
+    #[arg(long = "header", env = "SPARKSTAGE_HEADERS", value_delimiter = '\n')]
+    pub headers: Vec<String>,
+    /// A file of `Name: value` lines (a mounted Secret), added to --header.
+    #[arg(long, env = "SPARKSTAGE_HEADER_FILE")]
+    pub header_file: Option<PathBuf>,
+    /// A node-local, content-addressed cache shared by the init containers of a node (a
+    /// hostPath): files with a known sha256 are copied from it, verified, instead of downloaded,
+    /// and downloads are added to it. Safe for concurrent use.
+    #[arg(long, env = "SPARKSTAGE_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// The cache's size limit; the least recently used files are removed past it [default: 10GiB].
+    #[arg(long, env = "SPARKSTAGE_CACHE_MAX_SIZE", value_parser = parse_size)]
+    pub cache_max_size: Option<u64>,
+    /// Attempts per file, the first one included, for transient failures [default: 10].
+    #[arg(long, env = "SPARKSTAGE_MAX_ATTEMPTS")]
+    pub max_attempts: Option<u32>,
+    /// Time limit to connect to an origin [default: 10s].
+    #[arg(long, env = "SPARKSTAGE_CONNECT_TIMEOUT")]
+    pub connect_timeout: Option<humantime::Duration>,
+    /// A response body that sends nothing this long counts as stalled and is retried [default: 30s].
+    #[arg(long, env = "SPARKSTAGE_READ_TIMEOUT")]
+    pub read_timeout: Option<humantime::Duration>,
     /// http(s), s3, gs, az, hdfs, webhdfs or swebhdfs URLs, optionally ending in `#sha256=<hex>`; names ending in `.jar` go to the jars
     /// directory, others to the files directory. In the environment: comma-separated.
     #[arg(env = "SPARKSTAGE_SOURCES", value_delimiter = ',')]
@@ -76,7 +105,34 @@ pub struct SpecFile {
     pub hdfs_user: Option<String>,
     pub hdfs_delegation_token_file: Option<PathBuf>,
     #[serde(default)]
-    pub sources: Vec<String>,
+    pub headers: BTreeMap<String, String>,
+    pub header_file: Option<PathBuf>,
+    pub cache_dir: Option<PathBuf>,
+    pub cache_max_size: Option<String>,
+    pub max_attempts: Option<u32>,
+    pub connect_timeout: Option<String>,
+    pub read_timeout: Option<String>,
+    #[serde(default)]
+    pub sources: Vec<SpecSource>,
+}
+
+/// A source in the spec file: a URL, or an object with the URL, its digest and headers for it
+/// alone.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SpecSource {
+    Url(String),
+    Detailed(DetailedSource),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetailedSource {
+    pub url: String,
+    /// `<hex>` or `sha256:<hex>`.
+    pub sha256: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
 }
 
 /// A staged bundle to fetch.
@@ -95,6 +151,8 @@ pub struct UrlSource {
     pub sha256: Option<Digest>,
     /// The file name, from the URL's last path segment.
     pub name: String,
+    /// Request headers (http(s) only); their values are marked sensitive and never printed.
+    pub headers: HeaderMap,
 }
 
 /// Everything settled, ready to run.
@@ -107,6 +165,10 @@ pub struct Config {
     pub timeout: Duration,
     pub parallelism: usize,
     pub hdfs: crate::webhdfs::HdfsConfig,
+    pub cache: Option<crate::cache::CacheConfig>,
+    pub max_attempts: u32,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
 }
 
 impl Config {
@@ -115,13 +177,62 @@ impl Config {
             Some(path) => read_spec(path)?,
             None => SpecFile::default(),
         };
-        let timeout = match (args.timeout, &spec.timeout) {
-            (Some(t), _) => t.into(),
-            (None, Some(t)) => humantime::parse_duration(t).with_context(|| {
-                format!("spec file: timeout {t:?} is not a duration like \"5m\"")
-            })?,
-            (None, None) => DEFAULT_TIMEOUT,
+        let timeout = duration("timeout", args.timeout, &spec.timeout, DEFAULT_TIMEOUT)?;
+        let connect_timeout = duration(
+            "connect_timeout",
+            args.connect_timeout,
+            &spec.connect_timeout,
+            Duration::from_secs(10),
+        )?;
+        let read_timeout = duration(
+            "read_timeout",
+            args.read_timeout,
+            &spec.read_timeout,
+            Duration::from_secs(30),
+        )?;
+        let max_attempts = args.max_attempts.or(spec.max_attempts).unwrap_or(10);
+        if max_attempts == 0 {
+            bail!("--max-attempts must be at least 1");
+        }
+        let cache_max_size = match (args.cache_max_size, &spec.cache_max_size) {
+            (Some(size), _) => size,
+            (None, Some(size)) => {
+                parse_size(size).map_err(|e| anyhow::anyhow!("spec file: cache_max_size: {e}"))?
+            }
+            (None, None) => DEFAULT_CACHE_MAX_SIZE,
         };
+        let cache = args
+            .cache_dir
+            .or(spec.cache_dir)
+            .map(|root| crate::cache::CacheConfig {
+                root,
+                max_size: cache_max_size,
+            });
+        let mut common_headers = HeaderMap::new();
+        for line in &args.headers {
+            if !line.trim().is_empty() {
+                let (name, value) = line.split_once(':').with_context(
+                    || "--header wants `Name: value` (the value is not shown here)",
+                )?;
+                add_header(&mut common_headers, name, value)?;
+            }
+        }
+        if let Some(path) = args.header_file.as_ref().or(spec.header_file.as_ref()) {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the header file {}", path.display()))?;
+            for (number, line) in text.lines().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let (name, value) = line.split_once(':').with_context(|| {
+                    format!("{} line {}: want `Name: value`", path.display(), number + 1)
+                })?;
+                add_header(&mut common_headers, name, value)?;
+            }
+        }
+        for (name, value) in &spec.headers {
+            add_header(&mut common_headers, name, value)?;
+        }
         let parallelism = args
             .parallelism
             .or(spec.parallelism)
@@ -144,15 +255,55 @@ impl Config {
                  (SPARKSTAGE_SERVER, SPARKSTAGE_BUNDLE, SPARKSTAGE_TOKEN_FILE); some are missing"
             ),
         };
-        let urls = spec
-            .sources
-            .iter()
-            .chain(&args.sources)
-            .map(|s| s.trim())
-            .filter(|s| !s.is_empty())
-            .enumerate()
-            .map(|(i, s)| parse_source(i, s))
-            .collect::<Result<Vec<_>>>()?;
+        let listed = spec.sources.iter().cloned().chain(
+            args.sources
+                .iter()
+                .map(|s| SpecSource::Url(s.trim().to_owned()))
+                .filter(|s| !matches!(s, SpecSource::Url(u) if u.is_empty())),
+        );
+        let mut urls = Vec::new();
+        for (index, listed) in listed.enumerate() {
+            let source = match listed {
+                SpecSource::Url(url) => parse_source(index, &url)?,
+                SpecSource::Detailed(detail) => {
+                    let mut url = detail.url.trim().to_owned();
+                    if let Some(hex) = &detail.sha256 {
+                        if url.contains('#') {
+                            bail!(
+                                "source #{}: give the sha256 either as a field or as #sha256=, not both",
+                                index + 1
+                            );
+                        }
+                        url = format!(
+                            "{url}#sha256={}",
+                            hex.strip_prefix("sha256:").unwrap_or(hex)
+                        );
+                    }
+                    let mut source = parse_source(index, &url)?;
+                    for (name, value) in &detail.headers {
+                        add_header(&mut source.headers, name, value)?;
+                    }
+                    source
+                }
+            };
+            urls.push(source);
+        }
+        for source in &mut urls {
+            let http = matches!(source.url.scheme(), "http" | "https");
+            if !source.headers.is_empty() && !http {
+                bail!(
+                    "source {}: headers apply to http(s) sources only",
+                    redact(&source.url)
+                );
+            }
+            if http {
+                for (name, value) in &common_headers {
+                    if !source.headers.contains_key(name) {
+                        source.headers.insert(name, value.clone());
+                    }
+                }
+            }
+        }
         Ok(Self {
             jars_dir: args
                 .jars_dir
@@ -173,8 +324,40 @@ impl Config {
                     .hdfs_delegation_token_file
                     .or(spec.hdfs_delegation_token_file),
             },
+            cache,
+            max_attempts,
+            connect_timeout,
+            read_timeout,
         })
     }
+}
+
+/// A duration from a flag, else from the spec file (`field`), else `default`.
+fn duration(
+    field: &str,
+    flag: Option<humantime::Duration>,
+    spec: &Option<String>,
+    default: Duration,
+) -> Result<Duration> {
+    Ok(match (flag, spec) {
+        (Some(t), _) => t.into(),
+        (None, Some(t)) => humantime::parse_duration(t)
+            .with_context(|| format!("spec file: {field} {t:?} is not a duration like \"5m\""))?,
+        (None, None) => default,
+    })
+}
+
+/// Adds one header; its value is marked sensitive so that it never shows in debug output, and
+/// never appears in error messages.
+fn add_header(headers: &mut HeaderMap, name: &str, value: &str) -> Result<()> {
+    let name = name.trim();
+    let header = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| anyhow::anyhow!("{name:?} is not a valid header name"))?;
+    let mut value = HeaderValue::from_str(value.trim())
+        .map_err(|_| anyhow::anyhow!("the value of header {name} is not a valid header value"))?;
+    value.set_sensitive(true);
+    headers.append(header, value);
+    Ok(())
 }
 
 fn read_spec(path: &Path) -> Result<SpecFile> {
@@ -229,7 +412,12 @@ pub fn parse_source(index: usize, source: &str) -> Result<UrlSource> {
         .to_owned();
     validate_entry_name(index, &name)
         .map_err(|e| anyhow::anyhow!("source {shown}: no usable file name in the URL path: {e}"))?;
-    Ok(UrlSource { url, sha256, name })
+    Ok(UrlSource {
+        url,
+        sha256,
+        name,
+        headers: HeaderMap::new(),
+    })
 }
 
 #[cfg(test)]
@@ -323,5 +511,90 @@ mod tests {
 
         std::fs::write(&spec, r#"{"jar_dir":"/j"}"#).expect("write");
         assert!(Config::from_args(args(&["--spec", spec_arg])).is_err());
+    }
+
+    #[test]
+    fn headers_from_flags_files_and_spec_objects_reach_http_sources_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let header_file = dir.path().join("headers");
+        std::fs::write(&header_file, "X-Api-Key: from-file\n\n").expect("write");
+        let spec = dir.path().join("spec.json");
+        let hex = "cd".repeat(32);
+        std::fs::write(
+            &spec,
+            format!(
+                r#"{{"sources":[
+                  {{"url":"https://a.example/x/a.jar","sha256":"sha256:{hex}",
+                    "headers":{{"Authorization":"Bearer only-a"}}}},
+                  "s3://bucket/b.txt"
+                ]}}"#
+            ),
+        )
+        .expect("write");
+        let config = Config::from_args(args(&[
+            "--spec",
+            spec.to_str().expect("utf-8"),
+            "--header",
+            "X-Trace: on",
+            "--header-file",
+            header_file.to_str().expect("utf-8"),
+            "https://c.example/c.txt",
+        ]))
+        .expect("config");
+        let a = &config.urls[0];
+        assert_eq!(a.sha256.map(|d| d.hex()), Some(hex));
+        assert_eq!(a.headers["authorization"], "Bearer only-a");
+        assert_eq!(a.headers["x-trace"], "on");
+        assert_eq!(a.headers["x-api-key"], "from-file");
+        assert!(a.headers["authorization"].is_sensitive());
+        assert!(
+            config.urls[1].headers.is_empty(),
+            "s3 sources get no headers"
+        );
+        let c = &config.urls[2];
+        assert!(
+            !c.headers.contains_key("authorization"),
+            "per-source headers stay there"
+        );
+        assert_eq!(c.headers.len(), 2);
+        // Debug output (and so any log of a Job) never shows a value.
+        assert!(!format!("{:?}", a.headers).contains("only-a"));
+
+        let e = Config::from_args(args(&["--header", "no colon here"])).expect_err("bad header");
+        assert!(!e.to_string().contains("no colon here"), "{e}");
+        std::fs::write(
+            &spec,
+            r#"{"sources":[{"url":"s3://b/k.jar","headers":{"A":"b"}}]}"#,
+        )
+        .expect("write");
+        let e = Config::from_args(args(&["--spec", spec.to_str().expect("utf-8")]))
+            .expect_err("headers on s3");
+        assert!(e.to_string().contains("http(s) sources only"), "{e}");
+    }
+
+    #[test]
+    fn retry_and_cache_settings() {
+        let config = Config::from_args(args(&[
+            "--max-attempts",
+            "3",
+            "--read-timeout",
+            "2s",
+            "--cache-dir",
+            "/c",
+            "--cache-max-size",
+            "1GiB",
+        ]))
+        .expect("config");
+        assert_eq!(config.max_attempts, 3);
+        assert_eq!(config.read_timeout, Duration::from_secs(2));
+        assert_eq!(config.connect_timeout, Duration::from_secs(10));
+        assert_eq!(
+            config.cache,
+            Some(crate::cache::CacheConfig {
+                root: "/c".into(),
+                max_size: 1 << 30
+            })
+        );
+        assert!(Config::from_args(args(&["--max-attempts", "0"])).is_err());
     }
 }

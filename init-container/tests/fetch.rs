@@ -559,7 +559,6 @@ async fn azure_objects_via_azurite() -> Result<()> {
 /// abandoned after the read timeout and fetched again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_body_is_retried_after_the_read_timeout() -> Result<()> {
-    use sparkstage_init::backoff::RetryPolicy;
     use sparkstage_init::spec::{Args, Config};
     use std::time::Duration;
 
@@ -568,16 +567,13 @@ async fn a_stalled_body_is_retried_after_the_read_timeout() -> Result<()> {
     let mut args = vec!["sparkstage-init".to_owned()];
     args.extend(dirs.args());
     args.push(format!("{}/stall.txt", origin.url));
-    let config = Config::from_args(<Args as clap::Parser>::try_parse_from(args)?)?;
+    let mut config = Config::from_args(<Args as clap::Parser>::try_parse_from(args)?)?;
+    config.max_attempts = 3;
+    config.read_timeout = Duration::from_millis(300);
     let options = sparkstage_init::Options {
-        policy: RetryPolicy {
-            initial: Duration::from_millis(5),
-            max_delay: Duration::from_millis(20),
-            max_attempts: 3,
-        },
+        initial_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(20),
         jitter: Arc::new(|| 1.0),
-        read_timeout: Duration::from_millis(300),
-        ..sparkstage_init::Options::default()
     };
     let started = std::time::Instant::now();
     let summary = sparkstage_init::run(&config, &options)
