@@ -1,12 +1,10 @@
 //! `sparkstage-init` as a process against real peers: the staging server (as a process) and a
 //! small HTTP origin served by this test.
 
-use std::path::Path;
-use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -14,127 +12,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::StreamExt;
-use serde_json::{Value, json};
+use serde_json::json;
 use sparkstage_api::Digest;
 use sparkstage_tests::conformance::test_bytes;
 use sparkstage_tests::server::Server;
-use tempfile::TempDir;
 
-async fn init(args: &[&str]) -> Result<Output> {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_sparkstage-init"))
-        .args(args)
-        .env_remove("SPARKSTAGE_SERVER")
-        .env_remove("SPARKSTAGE_BUNDLE")
-        .env_remove("SPARKSTAGE_TOKEN_FILE")
-        .env_remove("SPARKSTAGE_SOURCES")
-        .env_remove("SPARKSTAGE_SPEC")
-        .output()
-        .await?;
-    Ok(output)
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-struct Dirs {
-    _root: TempDir,
-    jars: std::path::PathBuf,
-    files: std::path::PathBuf,
-}
-
-impl Dirs {
-    fn new() -> Result<Self> {
-        let root = tempfile::tempdir()?;
-        Ok(Self {
-            jars: root.path().join("jars"),
-            files: root.path().join("files"),
-            _root: root,
-        })
-    }
-
-    fn args(&self) -> Vec<String> {
-        vec![
-            "--jars-dir".into(),
-            self.jars.display().to_string(),
-            "--files-dir".into(),
-            self.files.display().to_string(),
-        ]
-    }
-
-    /// [`Dirs::args`] plus the flags that name a staged bundle.
-    fn bundle_args(&self, server: &str, id: &str, token_file: &Path) -> Vec<String> {
-        let mut args = self.args();
-        args.extend([
-            "--server".into(),
-            server.into(),
-            "--bundle".into(),
-            id.into(),
-            "--token-file".into(),
-            token_file.display().to_string(),
-        ]);
-        args
-    }
-}
-
-/// Names in `dir` (hidden ones too); empty when `dir` does not exist.
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
-/// Uploads `files` (name, kind, bytes) and creates a bundle; returns (id, token).
-async fn stage(server: &Server, files: &[(&str, &str, Vec<u8>)]) -> Result<(String, String)> {
-    let client = reqwest::Client::new();
-    let mut entries = Vec::new();
-    for (name, kind, data) in files {
-        let digest = Digest::of(data);
-        let status = client
-            .put(format!("{}/v1/blobs/{digest}", server.url()))
-            .body(data.clone())
-            .send()
-            .await?
-            .status();
-        ensure!(status.is_success(), "upload of {name}: {status}");
-        entries.push(json!({"name": name, "digest": digest, "size": data.len(), "kind": kind}));
-    }
-    let answer: Value = client
-        .post(format!("{}/v1/bundles", server.url()))
-        .json(&json!({ "entries": entries }))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    Ok((
-        answer["id"].as_str().context("id")?.to_owned(),
-        answer["token"].as_str().context("token")?.to_owned(),
-    ))
-}
-
-async fn bytes_sent(server: &Server) -> Result<f64> {
-    let text = reqwest::get(format!("{}/metrics", server.url()))
-        .await?
-        .text()
-        .await?;
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("sparkstage_blob_bytes_sent_total"))
-        .context("no sparkstage_blob_bytes_sent_total in /metrics")?;
-    Ok(line
-        .split_whitespace()
-        .nth(1)
-        .context("metric value")?
-        .parse()?)
-}
+mod common;
+use common::{Dirs, init, listing, stderr};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bundle_is_fetched_by_kind_and_a_rerun_downloads_nothing() -> Result<()> {
@@ -142,23 +26,17 @@ async fn bundle_is_fetched_by_kind_and_a_rerun_downloads_nothing() -> Result<()>
     let jar = test_bytes(1, 3 * 1024 * 1024 + 17);
     let data = test_bytes(2, 1000);
     let py = test_bytes(3, 10);
-    let (id, token) = stage(
-        &server,
-        &[
-            ("app.jar", "jar", jar.clone()),
-            ("data.csv", "file", data.clone()),
-            ("lib.py", "pyfile", py.clone()),
-        ],
-    )
-    .await?;
+    let (id, token) = server
+        .stage(&[
+            ("app.jar", "jar", &jar),
+            ("data.csv", "file", &data),
+            ("lib.py", "pyfile", &py),
+        ])
+        .await?;
     let dirs = Dirs::new()?;
-    let token_dir = tempfile::tempdir()?;
-    let token_file = token_dir.path().join("token");
-    std::fs::write(&token_file, format!("{token}\n"))?;
-    let args = dirs.bundle_args(&server.url(), &id, &token_file);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let args = dirs.bundle_args(&server.url(), &id, &token)?;
 
-    let output = init(&args).await?;
+    let output = init(&args, &[]).await?;
     ensure!(output.status.success(), "{}", stderr(&output));
     ensure!(!stderr(&output).contains(&token), "the token was printed");
     ensure!(
@@ -173,39 +51,37 @@ async fn bundle_is_fetched_by_kind_and_a_rerun_downloads_nothing() -> Result<()>
         listing(&dirs.jars),
         [".sparkstage-verified.json", "app.jar"]
     );
-    let sent = bytes_sent(&server).await?;
-    assert_eq!(sent, (jar.len() + data.len() + py.len()) as f64);
+    let sent = server.bytes_sent().await?;
+    assert_eq!(sent, (jar.len() + data.len() + py.len()) as u64);
 
-    let output = init(&args).await?;
+    let output = init(&args, &[]).await?;
     ensure!(output.status.success(), "{}", stderr(&output));
     ensure!(
         stderr(&output).contains("fetched 0 files") && stderr(&output).contains("3 already"),
         "{}",
         stderr(&output)
     );
-    assert_eq!(bytes_sent(&server).await?, sent, "the re-run downloaded");
+    assert_eq!(server.bytes_sent().await?, sent, "the re-run downloaded");
 
     // A file changed behind our back is fetched again.
     std::fs::write(dirs.files.join("data.csv"), b"tampered")?;
-    let output = init(&args).await?;
+    let output = init(&args, &[]).await?;
     ensure!(output.status.success(), "{}", stderr(&output));
     assert_eq!(std::fs::read(dirs.files.join("data.csv"))?, data);
-    assert_eq!(bytes_sent(&server).await?, sent + data.len() as f64);
+    assert_eq!(server.bytes_sent().await?, sent + data.len() as u64);
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_token_fails_clearly_and_writes_nothing() -> Result<()> {
     let server = Server::start(&["--storage", "memory://"], &[]).await?;
-    let (id, token) = stage(&server, &[("app.jar", "jar", test_bytes(4, 100))]).await?;
+    let (id, token) = server
+        .stage(&[("app.jar", "jar", &test_bytes(4, 100))])
+        .await?;
     let dirs = Dirs::new()?;
-    let token_dir = tempfile::tempdir()?;
-    let token_file = token_dir.path().join("token");
     let wrong = format!("{token}x");
-    std::fs::write(&token_file, &wrong)?;
-    let args = dirs.bundle_args(&server.url(), &id, &token_file);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let output = init(&args).await?;
+    let args = dirs.bundle_args(&server.url(), &id, &wrong)?;
+    let output = init(&args, &[]).await?;
     let err = stderr(&output);
     ensure!(!output.status.success(), "succeeded with a wrong token");
     ensure!(
@@ -356,7 +232,7 @@ async fn digest_mismatch_fails_and_leaves_no_partial_file() -> Result<()> {
     let mut args = dirs.args();
     args.push(source);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let output = init(&args).await?;
+    let output = init(&args, &[]).await?;
     let err = stderr(&output);
     ensure!(!output.status.success(), "succeeded despite a wrong digest");
     ensure!(
@@ -388,7 +264,7 @@ async fn transient_503s_are_retried_and_truncated_bodies_resume() -> Result<()> 
         Digest::of(&cut_data()).hex()
     ));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let output = init(&args).await?;
+    let output = init(&args, &[]).await?;
     ensure!(output.status.success(), "{}", stderr(&output));
     assert_eq!(std::fs::read(dirs.jars.join("flaky.jar"))?, good());
     assert_eq!(std::fs::read(dirs.files.join("cut.bin"))?, cut_data());
@@ -414,7 +290,7 @@ async fn two_sources_for_one_name_fail_before_any_download() -> Result<()> {
     args.push(format!("{}/files/good.txt", origin.url));
     args.push(format!("{}/files/same/good.txt", origin.url));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let output = init(&args).await?;
+    let output = init(&args, &[]).await?;
     ensure!(!output.status.success());
     ensure!(
         stderr(&output).contains("would both write"),
@@ -435,7 +311,7 @@ async fn permanent_5xx_fails_within_the_deadline_and_names_the_source() -> Resul
     args.push(format!("{}/files/good.txt", origin.url));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let started = std::time::Instant::now();
-    let output = init(&args).await?;
+    let output = init(&args, &[]).await?;
     let err = stderr(&output);
     ensure!(
         !output.status.success(),

@@ -8,9 +8,10 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use serde_json::{Value, json};
-use sparkstage_api::Digest;
 use sparkstage_tests::server::Server;
+
+mod common;
+use common::{Dirs, init, stderr};
 
 const MAIN_CLASS: &str = "io.sparkstage.e2e.WordCount";
 
@@ -142,35 +143,6 @@ fn data_file() -> (Vec<u8>, usize, usize) {
     (text.into_bytes(), lines, words)
 }
 
-/// Uploads `files` (name, kind, bytes) and creates a bundle; returns (id, token).
-async fn stage(server: &Server, files: &[(&str, &str, &[u8])]) -> Result<(String, String)> {
-    let client = reqwest::Client::new();
-    let mut entries = Vec::new();
-    for (name, kind, data) in files {
-        let digest = Digest::of(data);
-        let status = client
-            .put(format!("{}/v1/blobs/{digest}", server.url()))
-            .body(data.to_vec())
-            .send()
-            .await?
-            .status();
-        ensure!(status.is_success(), "upload of {name}: {status}");
-        entries.push(json!({"name": name, "digest": digest, "size": data.len(), "kind": kind}));
-    }
-    let answer: Value = client
-        .post(format!("{}/v1/bundles", server.url()))
-        .json(&json!({ "entries": entries }))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    Ok((
-        answer["id"].as_str().context("id")?.to_owned(),
-        answer["token"].as_str().context("token")?.to_owned(),
-    ))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spark_submit_runs_a_job_with_the_jar_and_file_sparkstage_init_fetched() -> Result<()> {
     let spark_submit = spark_submit()?;
@@ -182,42 +154,20 @@ async fn spark_submit_runs_a_job_with_the_jar_and_file_sparkstage_init_fetched()
     let (data, lines, words) = data_file();
 
     let server = Server::start(&["--storage", "memory://"], &[]).await?;
-    let (id, token) = stage(
-        &server,
-        &[
+    let (id, token) = server
+        .stage(&[
             ("wordcount.jar", "jar", &job_jar),
             ("words.txt", "file", &data),
-        ],
-    )
-    .await?;
-    let token_file = work.path().join("token");
-    std::fs::write(&token_file, format!("{token}\n"))?;
-    let jars_dir = work.path().join("jars");
-    let files_dir = work.path().join("files");
-
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_sparkstage-init"))
-        .arg("--server")
-        .arg(server.url())
-        .arg("--bundle")
-        .arg(&id)
-        .arg("--token-file")
-        .arg(&token_file)
-        .arg("--jars-dir")
-        .arg(&jars_dir)
-        .arg("--files-dir")
-        .arg(&files_dir)
-        .env_remove("SPARKSTAGE_SERVER")
-        .env_remove("SPARKSTAGE_BUNDLE")
-        .env_remove("SPARKSTAGE_TOKEN_FILE")
-        .env_remove("SPARKSTAGE_SOURCES")
-        .env_remove("SPARKSTAGE_SPEC")
-        .output()
+        ])
         .await?;
+    let dirs = Dirs::new()?;
+    let output = init(&dirs.bundle_args(&server.url(), &id, &token)?, &[]).await?;
     ensure!(
         output.status.success(),
         "sparkstage-init failed: {}",
-        String::from_utf8_lossy(&output.stderr)
+        stderr(&output)
     );
+    let (jars_dir, files_dir) = (&dirs.jars, &dirs.files);
     let fetched_jar = jars_dir.join("wordcount.jar");
     let fetched_data = files_dir.join("words.txt");
     assert_eq!(std::fs::read(&fetched_jar)?, job_jar);

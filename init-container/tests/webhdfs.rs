@@ -10,8 +10,6 @@
 //! `offset=N`, not a `Range` header, as WebHDFS does.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -26,7 +24,9 @@ use futures::StreamExt;
 use serde_json::json;
 use sparkstage_api::Digest;
 use sparkstage_tests::conformance::test_bytes;
-use tempfile::TempDir;
+
+mod common;
+use common::{Dirs, init, listing, stderr};
 
 const TOKEN: &str = "HDFS-DELEGATION-SECRET-0123456789";
 
@@ -194,77 +194,6 @@ async fn serve() -> Result<Double> {
     Ok(Double { namenode, state })
 }
 
-struct Dirs {
-    root: TempDir,
-    jars: PathBuf,
-    files: PathBuf,
-}
-
-impl Dirs {
-    fn new() -> Result<Self> {
-        let root = tempfile::tempdir()?;
-        Ok(Self {
-            jars: root.path().join("jars"),
-            files: root.path().join("files"),
-            root,
-        })
-    }
-
-    fn token_file(&self) -> Result<PathBuf> {
-        let path = self.root.path().join("hdfs.token");
-        std::fs::write(&path, format!("{TOKEN}\n"))?;
-        Ok(path)
-    }
-
-    fn args(&self) -> Vec<String> {
-        vec![
-            "--jars-dir".into(),
-            self.jars.display().to_string(),
-            "--files-dir".into(),
-            self.files.display().to_string(),
-            "--timeout".into(),
-            "30s".into(),
-        ]
-    }
-}
-
-async fn init(args: &[String], env: &[(&str, &str)]) -> Result<Output> {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_sparkstage-init"));
-    command.args(args);
-    for var in [
-        "SPARKSTAGE_SERVER",
-        "SPARKSTAGE_BUNDLE",
-        "SPARKSTAGE_TOKEN_FILE",
-        "SPARKSTAGE_SOURCES",
-        "SPARKSTAGE_SPEC",
-        "SPARKSTAGE_WEBHDFS_ADDRESS",
-        "SPARKSTAGE_HDFS_DELEGATION_TOKEN_FILE",
-        "HADOOP_USER_NAME",
-    ] {
-        command.env_remove(var);
-    }
-    command.envs(env.iter().copied());
-    Ok(command.output().await?)
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Names in `dir` (hidden ones too); empty when `dir` does not exist.
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
 fn queries(q: &Queries) -> Vec<(String, HashMap<String, String>)> {
     q.lock().map(|q| q.clone()).unwrap_or_default()
 }
@@ -276,7 +205,7 @@ async fn webhdfs_file_is_fetched_through_the_redirect_with_user_and_token() -> R
     let mut args = dirs.args();
     args.extend([
         "--hdfs-delegation-token-file".into(),
-        dirs.token_file()?.display().to_string(),
+        dirs.secret_file("hdfs.token", TOKEN)?.display().to_string(),
         format!(
             "webhdfs://{}/data/app.jar#sha256={}",
             double.namenode,
@@ -360,7 +289,7 @@ async fn missing_file_fails_naming_the_path_and_exception_and_writes_nothing() -
     let mut args = dirs.args();
     args.extend([
         "--hdfs-delegation-token-file".into(),
-        dirs.token_file()?.display().to_string(),
+        dirs.secret_file("hdfs.token", TOKEN)?.display().to_string(),
         format!("webhdfs://{}/data/missing.jar", double.namenode),
     ]);
     let output = init(&args, &[("HADOOP_USER_NAME", "spark")]).await?;
@@ -386,7 +315,7 @@ async fn a_cut_body_resumes_with_offset_and_standby_is_retried() -> Result<()> {
     let mut args = dirs.args();
     args.extend([
         "--hdfs-delegation-token-file".into(),
-        dirs.token_file()?.display().to_string(),
+        dirs.secret_file("hdfs.token", TOKEN)?.display().to_string(),
         format!(
             "webhdfs://{}/data/cut.bin#sha256={}",
             double.namenode,

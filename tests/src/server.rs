@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
+use serde_json::{Value, json};
+use sparkstage_api::Digest;
 use tempfile::TempDir;
 
 use crate::peers::{ChildGuard, free_port};
@@ -79,6 +81,53 @@ impl Server {
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Uploads `files` (name, kind, bytes) and creates a bundle of them; returns (id, token).
+    pub async fn stage(&self, files: &[(&str, &str, &[u8])]) -> Result<(String, String)> {
+        let client = reqwest::Client::new();
+        let mut entries = Vec::new();
+        for (name, kind, data) in files {
+            let digest = Digest::of(data);
+            let status = client
+                .put(format!("{}/v1/blobs/{digest}", self.url()))
+                .body(data.to_vec())
+                .send()
+                .await?
+                .status();
+            ensure!(status.is_success(), "upload of {name}: {status}");
+            entries.push(json!({"name": name, "digest": digest, "size": data.len(), "kind": kind}));
+        }
+        let answer: Value = client
+            .post(format!("{}/v1/bundles", self.url()))
+            .json(&json!({ "entries": entries }))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok((
+            answer["id"].as_str().context("no id")?.to_owned(),
+            answer["token"].as_str().context("no token")?.to_owned(),
+        ))
+    }
+
+    /// Blob bytes the server has sent so far (`sparkstage_blob_bytes_sent_total`).
+    pub async fn bytes_sent(&self) -> Result<u64> {
+        let text = reqwest::get(format!("{}/metrics", self.url()))
+            .await?
+            .text()
+            .await?;
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("sparkstage_blob_bytes_sent_total"))
+            .context("no sparkstage_blob_bytes_sent_total in /metrics")?;
+        let value: f64 = line
+            .split_whitespace()
+            .nth(1)
+            .context("metric value")?
+            .parse()?;
+        Ok(value as u64)
     }
 
     /// Everything the server logged so far.
