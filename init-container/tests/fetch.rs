@@ -23,9 +23,9 @@ use common::{Dirs, init, listing, stderr};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bundle_is_fetched_by_kind_and_a_rerun_downloads_nothing() -> Result<()> {
     let server = Server::start(&["--storage", "memory://"], &[]).await?;
-    let jar = test_bytes(1, 3 * 1024 * 1024 + 17);
-    let data = test_bytes(2, 1000);
-    let py = test_bytes(3, 10);
+    let jar = test_bytes(3 * 1024 * 1024 + 17, 1);
+    let data = test_bytes(1000, 2);
+    let py = test_bytes(10, 3);
     let (id, token) = server
         .stage(&[
             ("app.jar", "jar", &jar),
@@ -76,7 +76,7 @@ async fn bundle_is_fetched_by_kind_and_a_rerun_downloads_nothing() -> Result<()>
 async fn wrong_token_fails_clearly_and_writes_nothing() -> Result<()> {
     let server = Server::start(&["--storage", "memory://"], &[]).await?;
     let (id, token) = server
-        .stage(&[("app.jar", "jar", &test_bytes(4, 100))])
+        .stage(&[("app.jar", "jar", &test_bytes(100, 4))])
         .await?;
     let dirs = Dirs::new()?;
     let wrong = format!("{token}x");
@@ -115,11 +115,11 @@ struct OriginState {
 }
 
 fn good() -> Vec<u8> {
-    test_bytes(10, 5000)
+    test_bytes(5000, 10)
 }
 
 fn cut_data() -> Vec<u8> {
-    test_bytes(11, 256 * 1024)
+    test_bytes(256 * 1024, 11)
 }
 
 async fn serve_origin() -> Result<Origin> {
@@ -375,7 +375,7 @@ async fn objects_are_fetched_with_the_usual_environment(
 
     peer.create_bucket("artifacts").await?;
     let store = peer.store("artifacts")?;
-    let jar = test_bytes(20, 300_000);
+    let jar = test_bytes(300_000, 20);
     store
         .put(&"libs/dep.jar".into(), jar.clone().into())
         .await?;

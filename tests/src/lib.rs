@@ -6,5 +6,6 @@
 //! Install the peers with `scripts/test-deps.sh` before running `cargo test -p sparkstage-tests`.
 
 pub mod conformance;
+pub mod faults;
 pub mod peers;
 pub mod server;
