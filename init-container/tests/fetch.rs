@@ -97,6 +97,8 @@ async fn wrong_token_fails_clearly_and_writes_nothing() -> Result<()> {
     Ok(())
 }
 
+const API_KEY: &str = "api-key-0f9e8d7c6b5a";
+
 /// An HTTP origin: `/good.txt`, `/flaky.jar` (503 for the first two requests), `/cut.bin`
 /// (the first answer breaks off halfway; later ones honour `Range`).
 struct Origin {
@@ -198,6 +200,14 @@ async fn serve_origin() -> Result<Origin> {
         }
         good().into_response()
     }
+    async fn private(State(s): State<OriginState>, headers: HeaderMap) -> Response {
+        s.requests.fetch_add(1, Ordering::SeqCst);
+        if headers.get("x-api-key").is_some_and(|k| k == API_KEY) {
+            good().into_response()
+        } else {
+            StatusCode::FORBIDDEN.into_response()
+        }
+    }
     async fn down(State(s): State<OriginState>) -> Response {
         s.requests.fetch_add(1, Ordering::SeqCst);
         StatusCode::BAD_GATEWAY.into_response()
@@ -208,6 +218,7 @@ async fn serve_origin() -> Result<Origin> {
         .route("/flaky.jar", get(flaky))
         .route("/cut.bin", get(cut))
         .route("/down.jar", get(down))
+        .route("/private.csv", get(private))
         .route("/stall.txt", get(stall))
         .with_state(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -459,5 +470,28 @@ async fn a_stalled_body_is_retried_after_the_read_timeout() -> Result<()> {
     assert_eq!(std::fs::read(dirs.files.join("stall.txt"))?, good());
     assert_eq!(origin.requests.load(Ordering::SeqCst), 2);
     assert!(started.elapsed() < Duration::from_secs(5));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_headers_reach_the_origin_and_are_never_printed() -> Result<()> {
+    let origin = serve_origin().await?;
+    let dirs = Dirs::new()?;
+    let url = format!("{}/private.csv", origin.url);
+
+    let mut args = dirs.args();
+    args.push(url.clone());
+    let output = init(&args, &[]).await?;
+    let err = stderr(&output);
+    ensure!(!output.status.success(), "fetched without the key: {err}");
+    ensure!(err.contains("403") && err.contains("1 attempt)"), "{err}");
+
+    let mut args = dirs.args();
+    args.extend(["--header".into(), format!("X-Api-Key: {API_KEY}"), url]);
+    let output = init(&args, &[]).await?;
+    let err = stderr(&output);
+    ensure!(output.status.success(), "{err}");
+    ensure!(!err.contains(API_KEY), "the key was printed: {err}");
+    assert_eq!(std::fs::read(dirs.files.join("private.csv"))?, good());
     Ok(())
 }
