@@ -12,22 +12,10 @@ size_mib=${1:-1024}
 work=${BENCH_DIR:-$root/bench/out}
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
-nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
-
 cargo build --release -q -p sparkstage-server --bin sparkstage-server --example sha2_hash
-server_bin=$root/target/release/sparkstage-server
 sha2_bin=$root/target/release/examples/sha2_hash
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-now() { date +%s.%N; }
-rate() { python3 -c "print(f'{$1/1048576/($3-$2):8.1f}')"; }  # MiB/s: bytes start end
-median() { python3 -c 'import statistics,sys; print(f"{statistics.median(map(float, sys.argv[1:])):8.1f}")' "$@"; }
-runs=${BENCH_RUNS:-3}  # every figure is the median of this many runs
-peak_mib() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+source "$root/bench/lib.sh"
 
 file=$work/blob.bin
 if [[ ! -f $file || $(stat -c %s "$file") -ne $((size_mib << 20)) ]]; then
@@ -35,18 +23,6 @@ if [[ ! -f $file || $(stat -c %s "$file") -ne $((size_mib << 20)) ]]; then
 fi
 bytes=$(stat -c %s "$file")
 cat "$file" > /dev/null  # warm the page cache: every contender reads it from memory
-
-start_server() {  # $1 = extra flags; sets server_pid, server_url
-    local port; port=$(free_port)
-    rm -rf "$work/data"
-    # shellcheck disable=SC2086
-    "$server_bin" --listen 127.0.0.1:"$port" --storage "$work/data" $1 2>"$work/server.log" &
-    server_pid=$!; pids+=("$server_pid")
-    server_url=http://127.0.0.1:$port
-    for _ in $(seq 100); do curl -sf "$server_url/healthz" >/dev/null && return; sleep 0.05; done
-    echo "server did not start" >&2; cat "$work/server.log" >&2; exit 1
-}
-stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; }
 
 echo "sparkstage-server benchmark: $size_mib MiB file, $(nproc) cores, $(date -u +%F)"
 echo
@@ -89,27 +65,9 @@ printf '    PUT, --no-fsync                      %8s    %.2fx\n' "$put_nofsync_r
 echo
 
 # (b) downloads vs nginx
-nginx_port=$(free_port)
-mkdir -p "$work/nginx/www" "$work/nginx/logs"
+mkdir -p "$work/nginx/www"
 ln -f "$file" "$work/nginx/www/blob.bin" 2>/dev/null || cp "$file" "$work/nginx/www/blob.bin"
-cat > "$work/nginx/nginx.conf" <<CONF
-worker_processes auto;
-daemon off;
-user root;
-error_log $work/nginx/logs/error.log;
-pid $work/nginx/nginx.pid;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_timeout 65;
-  server { listen 127.0.0.1:$nginx_port; root $work/nginx/www; }
-}
-CONF
-"$nginx_bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" &
-pids+=($!)
-sleep 0.5
+start_nginx "$work/nginx/www"
 
 start_server "--no-fsync"
 curl -sf -X PUT -T "$file" "$server_url/v1/blobs/$digest" >/dev/null

@@ -156,27 +156,41 @@ impl Transfer {
         let tmp = job.temp_path();
         let cache = cache.zip(job.sha256);
         let result = async {
-            // Held until the file is at its final name and in the cache.
-            let _lock = match cache {
-                Some((cache, digest)) => Some(cache.lock(&digest, self.deadline).await?),
-                None => None,
-            };
             // A leftover of a killed run: its origin is unknown, so start afresh.
             remove_if_exists(&tmp).await?;
             let mut file = tokio::fs::File::create(&tmp)
                 .await
                 .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
-            if let Some((cache, digest)) = cache
-                && let Some(entry) = cache.open_entry(&digest).await
-            {
-                from_cache = copy_entry(job, entry, &mut file, &mut partial).await?;
+            // A hit needs no lock. A miss takes the digest's lock, so that one process of the
+            // node downloads while the others wait, then looks again: the holder before it may
+            // have added the file meanwhile. The lock is held until the file is in the cache.
+            let mut lock = None;
+            if let Some((cache, digest)) = cache {
+                from_cache = self
+                    .try_cache(
+                        job,
+                        cache,
+                        &digest,
+                        &mut file,
+                        &mut partial,
+                        &mut cache_warning,
+                    )
+                    .await?;
                 if !from_cache {
-                    cache.remove(&digest).await;
-                    cache_warning = Some(format!(
-                        "the cache entry {} was corrupt; removed it and downloaded the file",
-                        cache.entry_path(&digest).display()
-                    ));
-                    partial.restart(&mut file).await.map_err(|e| e.message())?;
+                    let held = cache.lock(&digest, self.deadline).await?;
+                    from_cache = self
+                        .try_cache(
+                            job,
+                            cache,
+                            &digest,
+                            &mut file,
+                            &mut partial,
+                            &mut cache_warning,
+                        )
+                        .await?;
+                    if !from_cache {
+                        lock = Some(held);
+                    }
                 }
             }
             if !from_cache {
@@ -218,6 +232,7 @@ impl Transfer {
             {
                 cache_warning = Some(format!("cannot add the file to the cache: {e}"));
             }
+            drop(lock);
             Ok(digest)
         }
         .await;
@@ -239,6 +254,32 @@ impl Transfer {
                 })
             }
         }
+    }
+
+    /// Fills the temporary file from the cache entry of `digest`, verified; `false` when there
+    /// is no entry, or it was corrupt (then it is removed).
+    async fn try_cache(
+        &self,
+        job: &Job,
+        cache: &Cache,
+        digest: &Digest,
+        file: &mut tokio::fs::File,
+        partial: &mut Partial,
+        warning: &mut Option<String>,
+    ) -> Result<bool, String> {
+        let Some(entry) = cache.open_entry(digest).await else {
+            return Ok(false);
+        };
+        if copy_entry(job, entry, file, partial).await? {
+            return Ok(true);
+        }
+        cache.remove(digest).await;
+        *warning = Some(format!(
+            "the cache entry {} was corrupt; removed it and downloaded the file",
+            cache.entry_path(digest).display()
+        ));
+        partial.restart(file).await.map_err(|e| e.message())?;
+        Ok(false)
     }
 
     async fn attempt(
