@@ -37,6 +37,10 @@
 //! `.sparkstage-verified.json` (name → digest, size, mtime) and a file still matching its record
 //! is skipped without being read.
 //!
+//! With `--cache-dir` a node-local, content-addressed cache is used for files whose digest is
+//! known ([`cache`]). `--header`, `--header-file` and per-source `headers` in the spec file add
+//! request headers to http(s) sources; their values are never printed.
+//!
 //! ## Input
 //!
 //! Flags, each also an environment variable (`--jars-dir` is `SPARKSTAGE_JARS_DIR`, positional
@@ -53,9 +57,10 @@
 //!   "token_file": "/etc/sparkstage/token",
 //!   "timeout": "5m",
 //!   "parallelism": 8,
+//!   "cache_dir": "/var/cache/sparkstage",
 //!   "sources": [
 //!     "https://repo1.maven.org/maven2/org/slf4j/slf4j-api/2.0.13/slf4j-api-2.0.13.jar#sha256=<64 hex of the jar>",
-//!     "https://example.com/data/lookup.csv"
+//!     {"url": "https://example.com/data/lookup.csv", "headers": {"Authorization": "Bearer <token>"}}
 //!   ]
 //! }
 //! ```
