@@ -3,12 +3,13 @@
 //! and run by `spark-submit --master local[2]` from the `pyspark` wheel (installed by
 //! `scripts/test-deps.sh`), which must print the right counts.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use sparkstage_tests::server::Server;
+use sparkstage_tests::spark::{spark_jars, spark_submit};
 
 mod common;
 use common::{Dirs, init, stderr};
@@ -41,50 +42,6 @@ public final class WordCount {
     }
 }
 "#;
-
-/// The workspace's `.tools` install, or `SPARKSTAGE_TEST_SPARK_SUBMIT`.
-fn spark_submit() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("SPARKSTAGE_TEST_SPARK_SUBMIT") {
-        let path = PathBuf::from(path);
-        ensure!(
-            path.exists(),
-            "SPARKSTAGE_TEST_SPARK_SUBMIT={} does not exist; run scripts/test-deps.sh",
-            path.display()
-        );
-        return Ok(path);
-    }
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../.tools/venv/bin/spark-submit")
-        .canonicalize();
-    match path {
-        Ok(path) => Ok(path),
-        Err(_) => bail!(
-            "spark-submit not found: set SPARKSTAGE_TEST_SPARK_SUBMIT or run scripts/test-deps.sh \
-             (installs pyspark into .tools/venv)"
-        ),
-    }
-}
-
-/// Spark's jars directory of the pyspark installation that `spark_submit` belongs to.
-fn spark_jars(spark_submit: &Path) -> Result<PathBuf> {
-    let python = spark_submit.with_file_name("python");
-    let output = std::process::Command::new(&python)
-        .args([
-            "-c",
-            "import os, pyspark; print(os.path.dirname(pyspark.__file__))",
-        ])
-        .output()
-        .with_context(|| format!("running {}", python.display()))?;
-    ensure!(
-        output.status.success(),
-        "{} cannot import pyspark ({}); run scripts/test-deps.sh",
-        python.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let jars = PathBuf::from(String::from_utf8(output.stdout)?.trim()).join("jars");
-    ensure!(jars.is_dir(), "{} is not a directory", jars.display());
-    Ok(jars)
-}
 
 fn run(command: &mut std::process::Command) -> Result<Output> {
     let output = command

@@ -9,3 +9,4 @@ pub mod conformance;
 pub mod faults;
 pub mod peers;
 pub mod server;
+pub mod spark;

@@ -1,0 +1,394 @@
+//! Which local files a submission names, and the submission rewritten to the paths the init
+//! container fills.
+//!
+//! Spark's precedence decides which value of a dependency list counts (as in
+//! `SparkSubmitArguments.loadEnvironmentArguments`): `--jars` over `--conf spark.jars=` over the
+//! properties file's `spark.jars` (likewise `--files`/`spark.files`, `--py-files`/
+//! `spark.submit.pyFiles`, `--archives`/`spark.archives`). Only that value is staged and rewritten:
+//! in place when it is an option or a `--conf`, and with an added `--conf` (which wins over the
+//! file, whose text is left alone) when it comes from the properties file.
+//!
+//! A list entry is local when it has no scheme or the `file:` scheme; `local:` and remote URIs
+//! are left as they are. A `#fragment` (an archive's alias) is kept. A local entry becomes
+//! `local://<dir>/<name>`, `<dir>` being the jars directory for jars and the files directory for
+//! the rest, as the init container sorts them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use sparkstage_api::bundles::EntryKind;
+
+use crate::submit_args::SubmitArgs;
+
+/// The dependency lists: the option, its configuration key, and the kind of its entries.
+pub const LISTS: [(&str, &str, EntryKind); 4] = [
+    ("--jars", "spark.jars", EntryKind::Jar),
+    ("--files", "spark.files", EntryKind::File),
+    ("--py-files", "spark.submit.pyFiles", EntryKind::Pyfile),
+    ("--archives", "spark.archives", EntryKind::Archive),
+];
+
+/// Where the init container puts files in the pods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub jars_dir: String,
+    pub files_dir: String,
+}
+
+impl Layout {
+    pub fn dir(&self, kind: EntryKind) -> &str {
+        match kind {
+            EntryKind::Jar => &self.jars_dir,
+            EntryKind::File | EntryKind::Pyfile | EntryKind::Archive => &self.files_dir,
+        }
+    }
+}
+
+/// A local file to stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalDep {
+    pub path: PathBuf,
+    /// Its name in the bundle and in the pod: the file name.
+    pub name: String,
+    pub kind: EntryKind,
+}
+
+/// A submission with its local dependencies found and its arguments rewritten.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub args: SubmitArgs,
+    /// Unique by (kind, name), in the order first named.
+    pub deps: Vec<LocalDep>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PlanError {
+    #[error("{0}: no such file (named by {1})")]
+    Missing(String, String),
+    #[error("{0} is a directory, not a file (named by {1}); name the files in it")]
+    Directory(String, String),
+    #[error("{a} and {b} would both be staged as {kind} {name}; rename one of them")]
+    Clash {
+        a: String,
+        b: String,
+        kind: EntryKind,
+        name: String,
+    },
+    #[error("{0}: {1}")]
+    BadEntry(String, String),
+}
+
+/// What an entry of a dependency list is.
+enum Entry<'a> {
+    Local {
+        path: &'a str,
+        fragment: Option<&'a str>,
+    },
+    Other,
+}
+
+fn classify(entry: &str) -> Entry<'_> {
+    let (body, fragment) = match entry.split_once('#') {
+        Some((b, f)) => (b, Some(f)),
+        None => (entry, None),
+    };
+    if let Some(rest) = body.strip_prefix("file:") {
+        // file:/abs, file:///abs, file://localhost/abs
+        let path = rest
+            .strip_prefix("//localhost")
+            .or_else(|| rest.strip_prefix("//"))
+            .unwrap_or(rest);
+        return Entry::Local { path, fragment };
+    }
+    if has_scheme(body) {
+        Entry::Other
+    } else {
+        Entry::Local {
+            path: body,
+            fragment,
+        }
+    }
+}
+
+/// Whether `s` starts with a URI scheme (`[a-zA-Z][a-zA-Z0-9+.-]*:`).
+fn has_scheme(s: &str) -> bool {
+    match s.split_once(':') {
+        Some((scheme, _)) => {
+            let mut chars = scheme.chars();
+            chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+                && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-'))
+        }
+        None => false,
+    }
+}
+
+struct Planner<'a> {
+    cwd: &'a Path,
+    layout: &'a Layout,
+    deps: Vec<LocalDep>,
+    seen: HashMap<(EntryKind, String), PathBuf>,
+}
+
+impl Planner<'_> {
+    /// Stages a local path and returns its pod URI.
+    fn local(
+        &mut self,
+        path: &str,
+        fragment: Option<&str>,
+        kind: EntryKind,
+        named_by: &str,
+    ) -> Result<String, PlanError> {
+        let full = self.cwd.join(path);
+        let meta = std::fs::metadata(&full)
+            .map_err(|_| PlanError::Missing(full.display().to_string(), named_by.to_owned()))?;
+        if meta.is_dir() {
+            return Err(PlanError::Directory(
+                full.display().to_string(),
+                named_by.to_owned(),
+            ));
+        }
+        let name = full
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| {
+                PlanError::BadEntry(path.to_owned(), "the file name is not UTF-8".to_owned())
+            })?
+            .to_owned();
+        sparkstage_api::bundles::validate_entry_name(0, &name)
+            .map_err(|e| PlanError::BadEntry(full.display().to_string(), e.to_string()))?;
+        let canonical = std::fs::canonicalize(&full).unwrap_or(full.clone());
+        match self.seen.get(&(kind, name.clone())) {
+            Some(other) if *other != canonical => {
+                return Err(PlanError::Clash {
+                    a: other.display().to_string(),
+                    b: canonical.display().to_string(),
+                    kind,
+                    name,
+                });
+            }
+            Some(_) => {}
+            None => {
+                self.seen.insert((kind, name.clone()), canonical.clone());
+                self.deps.push(LocalDep {
+                    path: canonical,
+                    name: name.clone(),
+                    kind,
+                });
+            }
+        }
+        let mut uri = format!(
+            "local://{}/{name}",
+            self.layout.dir(kind).trim_end_matches('/')
+        );
+        if let Some(fragment) = fragment {
+            uri.push('#');
+            uri.push_str(fragment);
+        }
+        Ok(uri)
+    }
+
+    /// Rewrites a comma-separated list; `None` when nothing in it is local.
+    fn list(
+        &mut self,
+        value: &str,
+        kind: EntryKind,
+        named_by: &str,
+    ) -> Result<Option<String>, PlanError> {
+        let mut changed = false;
+        let mut out = Vec::new();
+        // Spark's `stringToSeq`: split on commas, trim, drop empty entries.
+        for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            match classify(entry) {
+                Entry::Local { path, fragment } => {
+                    out.push(self.local(path, fragment, kind, named_by)?);
+                    changed = true;
+                }
+                Entry::Other => out.push(entry.to_owned()),
+            }
+        }
+        Ok(changed.then(|| out.join(",")))
+    }
+}
+
+/// The kind of the primary resource, by its extension as Spark tells them apart.
+pub fn primary_kind(primary: &str) -> EntryKind {
+    let body = primary.split('#').next().unwrap_or(primary);
+    if body.ends_with(".py") {
+        EntryKind::Pyfile
+    } else if body.ends_with(".jar") {
+        EntryKind::Jar
+    } else {
+        EntryKind::File
+    }
+}
+
+/// Spark's internal primary resources, which are not files.
+const INTERNAL_PRIMARIES: [&str; 5] = [
+    "spark-shell",
+    "pyspark-shell",
+    "sparkr-shell",
+    "spark-internal",
+    "connect-shell",
+];
+
+/// Finds the local files `args` names (with `properties`, the parsed `--properties-file`), and
+/// rewrites `args` to their pod paths. `cwd` resolves relative paths.
+pub fn plan(
+    mut args: SubmitArgs,
+    properties: &BTreeMap<String, String>,
+    layout: &Layout,
+    cwd: &Path,
+) -> Result<Plan, PlanError> {
+    let mut planner = Planner {
+        cwd,
+        layout,
+        deps: Vec::new(),
+        seen: HashMap::new(),
+    };
+    if let Some(primary) = args.primary().map(str::to_owned)
+        && !INTERNAL_PRIMARIES.contains(&primary.as_str())
+        && let Entry::Local { path, fragment } = classify(&primary)
+    {
+        let uri = planner.local(
+            path,
+            fragment,
+            primary_kind(&primary),
+            "the primary resource",
+        )?;
+        args.set_primary(uri);
+    }
+    for (option, key, kind) in LISTS {
+        if let Some(index) = args.last_index(option) {
+            let value = args.value(option).unwrap_or_default().to_owned();
+            if let Some(new) = planner.list(&value, kind, option)? {
+                args.set_value(index, new);
+            }
+        } else if let Some(index) = args.conf_index(key) {
+            let value = args
+                .confs()
+                .find(|(i, _, _)| *i == index)
+                .map(|(_, _, v)| v.to_owned())
+                .unwrap_or_default();
+            if let Some(new) = planner.list(&value, kind, &format!("--conf {key}"))? {
+                args.set_value(index, format!("{key}={new}"));
+            }
+        } else if let Some(value) = properties.get(key)
+            && let Some(new) = planner.list(value, kind, &format!("{key} in --properties-file"))?
+        {
+            args.add_conf(key, &new);
+        }
+    }
+    Ok(Plan {
+        args,
+        deps: planner.deps,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout() -> Layout {
+        Layout {
+            jars_dir: "/var/spark-data/spark-jars".into(),
+            files_dir: "/var/spark-data/spark-files".into(),
+        }
+    }
+
+    #[test]
+    fn local_entries_are_staged_and_rewritten_others_kept() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        for f in ["app.jar", "dep.jar", "data.csv", "env.tgz", "lib.py"] {
+            std::fs::write(dir.path().join(f), f)?;
+        }
+        let args = SubmitArgs::parse(&[
+            "--master",
+            "k8s://https://k:6443",
+            "--jars",
+            "dep.jar, local:///opt/x.jar,s3a://b/y.jar",
+            "--conf",
+            &format!(
+                "spark.archives=file://{}/env.tgz#environment",
+                dir.path().display()
+            ),
+            "--conf",
+            "spark.files=ignored-because-of---files",
+            "--files=data.csv",
+            "app.jar",
+            "data.csv",
+        ])?;
+        let mut properties = BTreeMap::new();
+        properties.insert("spark.submit.pyFiles".to_owned(), "lib.py".to_owned());
+        properties.insert("spark.jars".to_owned(), "/nonexistent.jar".to_owned());
+        let plan = plan(args, &properties, &layout(), dir.path())?;
+        assert_eq!(
+            plan.args.to_args(),
+            [
+                "--master",
+                "k8s://https://k:6443",
+                "--jars",
+                "local:///var/spark-data/spark-jars/dep.jar,local:///opt/x.jar,s3a://b/y.jar",
+                "--conf",
+                "spark.archives=local:///var/spark-data/spark-files/env.tgz#environment",
+                "--conf",
+                "spark.files=ignored-because-of---files",
+                "--files=local:///var/spark-data/spark-files/data.csv",
+                "--conf",
+                "spark.submit.pyFiles=local:///var/spark-data/spark-files/lib.py",
+                "local:///var/spark-data/spark-jars/app.jar",
+                "data.csv",
+            ]
+        );
+        let staged: Vec<(&str, EntryKind)> = plan
+            .deps
+            .iter()
+            .map(|d| (d.name.as_str(), d.kind))
+            .collect();
+        assert_eq!(
+            staged,
+            [
+                ("app.jar", EntryKind::Jar),
+                ("dep.jar", EntryKind::Jar),
+                ("data.csv", EntryKind::File),
+                ("lib.py", EntryKind::Pyfile),
+                ("env.tgz", EntryKind::Archive),
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn missing_files_and_name_clashes_are_errors() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        std::fs::create_dir_all(dir.path().join("a"))?;
+        std::fs::create_dir_all(dir.path().join("b"))?;
+        std::fs::write(dir.path().join("a/x.jar"), "1")?;
+        std::fs::write(dir.path().join("b/x.jar"), "2")?;
+        let none = BTreeMap::new();
+        let e = plan(
+            SubmitArgs::parse(&["--jars", "a/x.jar,b/x.jar", "spark-internal"])?,
+            &none,
+            &layout(),
+            dir.path(),
+        )
+        .expect_err("clash");
+        assert!(matches!(e, PlanError::Clash { .. }), "{e}");
+        let e = plan(
+            SubmitArgs::parse(&["--files", "nope.txt", "spark-internal"])?,
+            &none,
+            &layout(),
+            dir.path(),
+        )
+        .expect_err("missing");
+        assert!(e.to_string().contains("nope.txt") && e.to_string().contains("--files"));
+        // The same file twice is staged once.
+        let p = plan(
+            SubmitArgs::parse(&["--jars", "a/x.jar", "a/x.jar"])?,
+            &none,
+            &layout(),
+            dir.path(),
+        )?;
+        assert_eq!(p.deps.len(), 1);
+        Ok(())
+    }
+}

@@ -1,0 +1,10 @@
+//! `sparkstage`: the submit hook (work in progress, issue 4).
+//!
+//! - [`submit_args`]: spark-submit's command line, parsed as Spark's launcher parses it;
+//! - [`properties`]: Java properties files (`--properties-file`);
+//! - [`deps`]: the local files a submission names, and the submission rewritten to the
+//!   `local://` paths the init container fills.
+
+pub mod deps;
+pub mod properties;
+pub mod submit_args;
