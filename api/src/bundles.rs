@@ -282,3 +282,38 @@ mod tests {
         assert!(serde_json::from_str::<CreateBundleRequest>(&good).is_ok());
     }
 }
+
+/// One bundle in `GET /v1/bundles` (upload token): what an operator sees, never a token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleSummary {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// Number of entries.
+    pub entries: usize,
+    /// Bytes of all entries.
+    pub size: u64,
+}
+
+impl BundleSummary {
+    pub fn of(manifest: &BundleManifest) -> Self {
+        Self {
+            id: manifest.id.clone(),
+            owner: manifest.owner.clone(),
+            created_at: manifest.created_at,
+            expires_at: manifest.expires_at,
+            entries: manifest.entries.len(),
+            size: manifest.entries.iter().map(|e| e.size).sum(),
+        }
+    }
+}
+
+/// The answer of `GET /v1/bundles`: bundles not yet expired, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListBundlesResponse {
+    pub bundles: Vec<BundleSummary>,
+}

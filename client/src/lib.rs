@@ -6,5 +6,9 @@
 //!   `local://` paths the init container fills.
 
 pub mod deps;
+pub mod progress;
 pub mod properties;
+pub mod secret;
+pub mod stage;
 pub mod submit_args;
+pub mod templates;

@@ -11,12 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-use sparkstage_api::bundles::{BundleEntry, BundleManifest, Owner};
+use sparkstage_api::bundles::{BundleEntry, BundleManifest, BundleSummary, Owner};
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
@@ -151,6 +152,52 @@ impl Bundles {
     /// Deletes the bundle `id` when `token` opens it.
     pub async fn delete(&self, id: &str, token: &str) -> Result<(), ApiError> {
         self.authorize(id, token).await?;
+        self.remove(id).await
+    }
+
+    /// Deletes the bundle `id` on an operator's request (upload token); 404 when there is none.
+    pub async fn delete_unchecked(&self, id: &str) -> Result<(), ApiError> {
+        if !is_bundle_id(id) || self.load(id).await?.is_none() {
+            return Err(ApiError::BundleNotFound);
+        }
+        self.remove(id).await
+    }
+
+    /// Every bundle not yet expired, oldest first.
+    pub async fn list(&self) -> Result<Vec<BundleSummary>, ApiError> {
+        let paths: Vec<Path> = self
+            .store
+            .list(Some(&Path::from("bundles")))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await?;
+        let now = Utc::now();
+        let records: Vec<Option<BundleRecord>> = futures::stream::iter(paths)
+            .map(|path| async move {
+                let id = path
+                    .filename()
+                    .and_then(|f| f.strip_suffix(".json"))
+                    .filter(|id| is_bundle_id(id))
+                    .map(str::to_owned);
+                match id {
+                    Some(id) => self.load(&id).await,
+                    None => Ok(None),
+                }
+            })
+            .buffer_unordered(32)
+            .try_collect()
+            .await?;
+        let mut out: Vec<BundleSummary> = records
+            .into_iter()
+            .flatten()
+            .filter(|r| r.manifest.expires_at > now)
+            .map(|r| BundleSummary::of(&r.manifest))
+            .collect();
+        out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), ApiError> {
         if let Ok(mut cache) = self.cache.lock() {
             cache.remove(id);
         }

@@ -533,3 +533,101 @@ async fn health_metrics_and_unknown_routes() -> TestResult {
     assert!(!text.contains("sha256:"), "no digests in labels");
     Ok(())
 }
+
+#[tokio::test]
+async fn operators_list_bundles_and_delete_them_with_the_upload_token() -> TestResult {
+    const UPLOAD: &str = "upload-secret-0123456789";
+    let app = server(Settings::default(), Some(UPLOAD)).await;
+    let with_upload = |mut r: Request<Body>| {
+        r.headers_mut().insert(
+            header::AUTHORIZATION,
+            format!("Bearer {UPLOAD}").parse().expect("header"),
+        );
+        r
+    };
+    let mut ids = Vec::new();
+    let mut tokens = Vec::new();
+    for data in [b"one".as_slice(), b"three"] {
+        let d = Digest::of(data);
+        assert!(
+            send(&app, with_upload(put_blob(data, &d)))
+                .await
+                .status
+                .is_success()
+        );
+        let entries = json!([{"name": "a.jar", "digest": d, "size": data.len(), "kind": "jar"}]);
+        let answer = send(
+            &app,
+            with_upload(post_json("/v1/bundles", &json!({ "entries": entries }))),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::CREATED);
+        ids.push(answer.json()["id"].as_str().unwrap_or_default().to_owned());
+        tokens.push(
+            answer.json()["token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    let anonymous = send(&app, Request::get("/v1/bundles").body(Body::empty())?).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    // A bundle token is not an operator's token.
+    let answer = send(&app, get_with("/v1/bundles", &tokens[0])).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    let answer = send(&app, get_with("/v1/bundles", UPLOAD)).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let listed = answer.json();
+    let listed: Vec<(&str, u64, u64)> = listed["bundles"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|b| {
+                    (
+                        b["id"].as_str().unwrap_or_default(),
+                        b["entries"].as_u64().unwrap_or_default(),
+                        b["size"].as_u64().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut expected = vec![(ids[0].as_str(), 1, 3), (ids[1].as_str(), 1, 5)];
+    let mut got = listed.clone();
+    expected.sort();
+    got.sort();
+    assert_eq!(got, expected);
+    assert!(
+        !answer
+            .body
+            .windows(10)
+            .any(|w| w == &tokens[0].as_bytes()[..10])
+    );
+
+    let delete = |id: &str, token: &str| {
+        Request::delete(format!("/v1/bundles/{id}"))
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .expect("request")
+    };
+    // The second bundle's token cannot delete the first; the upload token can.
+    assert_eq!(
+        send(&app, delete(&ids[0], &tokens[1])).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        send(&app, delete(&ids[0], UPLOAD)).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        send(&app, delete(&ids[0], UPLOAD)).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        send(&app, delete(&ids[1], &tokens[1])).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let answer = send(&app, get_with("/v1/bundles", UPLOAD)).await;
+    assert_eq!(answer.json()["bundles"], json!([]));
+    Ok(())
+}

@@ -1,0 +1,409 @@
+//! Staging local files on `sparkstage-server`: hash them (in parallel, streaming, remembered by
+//! path, size and mtime), ask the server which digests it lacks in one call, upload only those
+//! (with progress), and create the bundle.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use sparkstage_api::blobs::{FindMissingRequest, FindMissingResponse, MISSING_PATH, blob_path};
+use sparkstage_api::bundles::{
+    BundleEntry, CreateBundleRequest, CreateBundleResponse, EntryKind, Owner,
+};
+use sparkstage_api::{Digest, ErrorBody};
+
+use crate::progress::Progress;
+
+/// A file to stage: where it is, its name in the bundle, its kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageFile {
+    pub path: PathBuf,
+    pub name: String,
+    pub kind: EntryKind,
+}
+
+/// What staging did.
+#[derive(Debug, Clone)]
+pub struct Staged {
+    pub bundle: CreateBundleResponse,
+    pub entries: Vec<BundleEntry>,
+    /// Files hashed (not found in the digest cache).
+    pub hashed: usize,
+    pub uploaded_files: usize,
+    pub uploaded_bytes: u64,
+    pub elapsed: Duration,
+}
+
+/// The staging server's API, as the client uses it.
+#[derive(Clone)]
+pub struct ServerClient {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl ServerClient {
+    /// `token` is the upload token, when the server has one.
+    pub fn new(base: &str, token: Option<String>) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(Self {
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+            http,
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// Sends `request`; a non-2xx answer becomes an error with the server's message.
+    async fn send(
+        &self,
+        what: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response> {
+        let response = request.send().await.map_err(|e| {
+            anyhow::anyhow!(
+                "{what}: cannot reach the staging server {}: {}",
+                self.base,
+                describe(&e)
+            )
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response.bytes().await.unwrap_or_default();
+        match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(e) => bail!("{what}: HTTP {status} ({}): {}", e.code, e.message),
+            Err(_) => bail!("{what}: HTTP {status}"),
+        }
+    }
+
+    /// The digests of `digests` the server does not have.
+    pub async fn missing(&self, digests: &[Digest]) -> Result<Vec<Digest>> {
+        let body = FindMissingRequest {
+            digests: digests.to_vec(),
+        };
+        let response = self
+            .send(
+                "asking for missing blobs",
+                self.request(reqwest::Method::POST, MISSING_PATH)
+                    .json(&body),
+            )
+            .await?;
+        Ok(response.json::<FindMissingResponse>().await?.missing)
+    }
+
+    /// Uploads `path` as blob `digest`, streaming it; `progress` gets the bytes sent so far.
+    pub async fn upload(
+        &self,
+        path: &Path,
+        digest: &Digest,
+        size: u64,
+        progress: impl Fn(u64) + Send + Sync + 'static,
+    ) -> Result<()> {
+        let file = tokio::fs::File::open(path)
+            .await
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        let mut sent = 0u64;
+        let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).inspect_ok(
+            move |chunk| {
+                sent += chunk.len() as u64;
+                progress(sent);
+            },
+        );
+        let request = self
+            .request(reqwest::Method::PUT, &blob_path(digest))
+            .header(reqwest::header::CONTENT_LENGTH, size)
+            .body(reqwest::Body::wrap_stream(stream));
+        self.send(&format!("uploading {}", path.display()), request)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn create_bundle(
+        &self,
+        request: &CreateBundleRequest,
+    ) -> Result<CreateBundleResponse> {
+        let response = self
+            .send(
+                "creating the bundle",
+                self.request(reqwest::Method::POST, "/v1/bundles")
+                    .json(request),
+            )
+            .await?;
+        Ok(response.json().await?)
+    }
+}
+
+/// A reqwest error without its URL (whose query could carry a secret).
+fn describe(e: &reqwest::Error) -> String {
+    let mut message = if e.is_timeout() {
+        "timed out".to_owned()
+    } else if e.is_connect() {
+        "cannot connect".to_owned()
+    } else {
+        "request failed".to_owned()
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}
+
+/// Remembers the digest of a file by (path, size, mtime), so an unchanged file is not read again.
+///
+/// As git does for its index, an entry is trusted only when the file's mtime was at least
+/// [`RACY`] older than the moment it was hashed: a file changed again within the filesystem's
+/// timestamp granularity keeps its size and mtime, and is hashed again instead of misread.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct DigestCache {
+    files: BTreeMap<PathBuf, CachedDigest>,
+    #[serde(skip)]
+    path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct CachedDigest {
+    size: u64,
+    mtime_ns: u128,
+    hashed_at_ns: u128,
+    digest: Digest,
+}
+
+/// How much older than its hashing a file's mtime must be for its cached digest to be trusted.
+pub const RACY: Duration = Duration::from_secs(2);
+
+fn stat(path: &Path) -> Result<(u64, u128)> {
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    Ok((meta.len(), mtime))
+}
+
+fn now_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+impl DigestCache {
+    /// `$SPARKSTAGE_DIGEST_CACHE`, else `$XDG_CACHE_HOME/sparkstage/digests.json`, else
+    /// `~/.cache/sparkstage/digests.json`.
+    pub fn default_path() -> Option<PathBuf> {
+        if let Some(p) = std::env::var_os("SPARKSTAGE_DIGEST_CACHE") {
+            return Some(p.into());
+        }
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+        Some(base.join("sparkstage").join("digests.json"))
+    }
+
+    /// Loads the cache at `path`; empty when absent or unreadable (everything is hashed then).
+    pub fn load(path: Option<PathBuf>) -> Self {
+        let mut cache: Self = path
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        cache.path = path;
+        cache
+    }
+
+    fn lookup(&self, path: &Path, size: u64, mtime_ns: u128) -> Option<Digest> {
+        let c = self.files.get(path)?;
+        (c.size == size
+            && c.mtime_ns == mtime_ns
+            && c.hashed_at_ns.saturating_sub(c.mtime_ns) >= RACY.as_nanos())
+        .then_some(c.digest)
+    }
+
+    /// Writes the cache (temporary file and rename); best effort, as it only saves time.
+    pub fn save(&self) {
+        let Some(path) = &self.path else { return };
+        let Some(dir) = path.parent() else { return };
+        let _ = std::fs::create_dir_all(dir);
+        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+        let written = serde_json::to_vec(self)
+            .ok()
+            .is_some_and(|bytes| std::fs::write(&tmp, bytes).is_ok());
+        if !written || std::fs::rename(&tmp, path).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+}
+
+/// Hashes a file, streaming it.
+pub fn hash_file(path: &Path) -> Result<(Digest, u64)> {
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file
+            .read(&mut buffer)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        size += n as u64;
+    }
+    Ok((Digest::from_bytes(hasher.finalize().into()), size))
+}
+
+/// The digest and size of every file, from the cache or hashed in parallel; the number hashed.
+pub async fn digests(
+    files: &[StageFile],
+    cache: &mut DigestCache,
+) -> Result<(Vec<(Digest, u64)>, usize)> {
+    let mut out = vec![None; files.len()];
+    let mut todo = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        let (size, mtime) = stat(&file.path)?;
+        match cache.lookup(&file.path, size, mtime) {
+            Some(digest) => out[i] = Some((digest, size)),
+            None => todo.push((i, file.path.clone(), mtime)),
+        }
+    }
+    let hashed = todo.len();
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let results: Vec<_> = futures::stream::iter(todo)
+        .map(|(i, path, mtime)| async move {
+            let hashed_at = now_ns();
+            let result = tokio::task::spawn_blocking({
+                let path = path.clone();
+                move || hash_file(&path)
+            })
+            .await
+            .context("hashing task failed")?;
+            result.map(|(digest, size)| (i, path, mtime, hashed_at, digest, size))
+        })
+        .buffer_unordered(workers)
+        .collect()
+        .await;
+    for result in results {
+        let (i, path, mtime_ns, hashed_at_ns, digest, size) = result?;
+        cache.files.insert(
+            path,
+            CachedDigest {
+                size,
+                mtime_ns,
+                hashed_at_ns,
+                digest,
+            },
+        );
+        out[i] = Some((digest, size));
+    }
+    Ok((out.into_iter().flatten().collect(), hashed))
+}
+
+/// Stages `files`: digests, one missing-blobs call, uploads of what is missing (`parallel` at a
+/// time), then the bundle with `owner` and `ttl`.
+pub async fn stage(
+    server: &ServerClient,
+    files: &[StageFile],
+    cache: &mut DigestCache,
+    owner: Option<Owner>,
+    ttl: Option<String>,
+    parallel: usize,
+    progress: &Progress,
+) -> Result<Staged> {
+    let started = Instant::now();
+    let (sums, hashed) = digests(files, cache).await?;
+    cache.save();
+    let entries: Vec<BundleEntry> = files
+        .iter()
+        .zip(&sums)
+        .map(|(f, (digest, size))| BundleEntry {
+            name: f.name.clone(),
+            digest: *digest,
+            size: *size,
+            kind: f.kind,
+        })
+        .collect();
+    let mut unique: Vec<Digest> = entries.iter().map(|e| e.digest).collect();
+    unique.sort();
+    unique.dedup();
+    let missing = server.missing(&unique).await?;
+    // One upload per missing digest, from the first file that has it.
+    let mut by_digest: HashMap<Digest, (&Path, u64, &str)> = HashMap::new();
+    for (file, entry) in files.iter().zip(&entries) {
+        by_digest
+            .entry(entry.digest)
+            .or_insert((&file.path, entry.size, &file.name));
+    }
+    let uploads: Vec<(PathBuf, Digest, u64, String)> = missing
+        .iter()
+        .filter_map(|d| {
+            by_digest
+                .get(d)
+                .map(|(p, s, n)| (p.to_path_buf(), *d, *s, n.to_string()))
+        })
+        .collect();
+    let uploaded_bytes: u64 = uploads.iter().map(|u| u.2).sum();
+    let total = progress.total(uploads.len(), uploaded_bytes);
+    futures::stream::iter(uploads.iter().cloned())
+        .map(|(path, digest, size, name)| {
+            let server = server.clone();
+            let bar = progress.file(&total, &name, size);
+            async move {
+                let started = Instant::now();
+                let on_progress = {
+                    let bar = bar.clone();
+                    move |sent: u64| bar.set(sent)
+                };
+                server.upload(&path, &digest, size, on_progress).await?;
+                bar.finish(started.elapsed());
+                Ok::<_, anyhow::Error>(())
+            }
+        })
+        .buffer_unordered(parallel.max(1))
+        .try_collect::<Vec<_>>()
+        .await?;
+    total.finish();
+    let bundle = server
+        .create_bundle(&CreateBundleRequest {
+            entries: entries.clone(),
+            owner,
+            ttl,
+        })
+        .await?;
+    Ok(Staged {
+        bundle,
+        entries,
+        hashed,
+        uploaded_files: uploads.len(),
+        uploaded_bytes,
+        elapsed: started.elapsed(),
+    })
+}
