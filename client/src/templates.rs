@@ -284,15 +284,17 @@ mod tests {
 
     #[test]
     fn clashing_mounts_and_unknown_containers_are_errors() {
-        let mut pod = Pod::default();
-        pod.spec = Some(PodSpec {
-            containers: vec![Container {
-                name: "main".into(),
-                volume_mounts: Some(vec![mount("data", "/var/spark-data/spark-jars/", false)]),
-                ..Container::default()
-            }],
-            ..PodSpec::default()
-        });
+        let pod = Pod {
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "main".into(),
+                    volume_mounts: Some(vec![mount("data", "/var/spark-data/spark-jars/", false)]),
+                    ..Container::default()
+                }],
+                ..PodSpec::default()
+            }),
+            ..Pod::default()
+        };
         let e = pod_template(Some(pod.clone()), &spec(), Role::Driver, None).expect_err("clash");
         assert!(matches!(e, TemplateError::MountClash { .. }), "{e}");
         let e = pod_template(Some(pod), &spec(), Role::Driver, Some("spark")).expect_err("name");
