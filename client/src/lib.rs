@@ -1,4 +1,4 @@
-//! `sparkstage`: the submit hook (work in progress, issue 4).
+//! `sparkstage`: the submit hook and the operator's commands.
 //!
 //! - [`submit_args`]: spark-submit's command line, parsed as Spark's launcher parses it;
 //! - [`properties`]: Java properties files (`--properties-file`);
@@ -10,5 +10,6 @@ pub mod progress;
 pub mod properties;
 pub mod secret;
 pub mod stage;
+pub mod submit;
 pub mod submit_args;
 pub mod templates;

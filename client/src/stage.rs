@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use sparkstage_api::blobs::{FindMissingRequest, FindMissingResponse, MISSING_PATH, blob_path};
 use sparkstage_api::bundles::{
-    BundleEntry, CreateBundleRequest, CreateBundleResponse, EntryKind, Owner,
+    BundleEntry, BundleSummary, CreateBundleRequest, CreateBundleResponse, EntryKind,
+    ListBundlesResponse, Owner, bundle_path,
 };
 use sparkstage_api::{Digest, ErrorBody};
 
@@ -136,6 +137,27 @@ impl ServerClient {
             .body(reqwest::Body::wrap_stream(stream));
         self.send(&format!("uploading {}", path.display()), request)
             .await?;
+        Ok(())
+    }
+
+    /// The server's bundles (an operator's call: the upload token).
+    pub async fn list_bundles(&self) -> Result<Vec<BundleSummary>> {
+        let response = self
+            .send(
+                "listing bundles",
+                self.request(reqwest::Method::GET, "/v1/bundles"),
+            )
+            .await?;
+        Ok(response.json::<ListBundlesResponse>().await?.bundles)
+    }
+
+    /// Deletes a bundle (an operator's call: the upload token).
+    pub async fn delete_bundle(&self, id: &str) -> Result<()> {
+        self.send(
+            &format!("deleting bundle {id}"),
+            self.request(reqwest::Method::DELETE, &bundle_path(id)),
+        )
+        .await?;
         Ok(())
     }
 

@@ -1,0 +1,291 @@
+//! `sparkstage`: the submit hook and the operator's commands. See the library documentation.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use sparkstage::progress::{Progress, human};
+use sparkstage::stage::{DigestCache, ServerClient, StageFile, stage};
+use sparkstage::submit::{self, SubmitOptions};
+use sparkstage_api::bundles::EntryKind;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sparkstage",
+    version,
+    about = "Stages Spark applications' dependencies on sparkstage-server"
+)]
+struct Cli {
+    /// The staging server's URL as this machine reaches it (the fork's
+    /// spark.kubernetes.resourceStagingServer.uri is accepted too).
+    #[arg(long, global = true, env = "SPARKSTAGE_SERVER")]
+    server: Option<String>,
+    /// A file holding the server's upload token (else SPARKSTAGE_UPLOAD_TOKEN).
+    #[arg(long, global = true, env = "SPARKSTAGE_UPLOAD_TOKEN_FILE")]
+    upload_token_file: Option<PathBuf>,
+    /// No progress output.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Stage the local files a spark-submit command names, add the init container, and run it:
+    /// `sparkstage submit [OPTIONS] -- spark-submit ARGS...`.
+    Submit(SubmitArgs),
+    /// Stage files as a bundle and print its id (the token goes to --token-out).
+    Upload {
+        /// Files; `.jar` files are jars, `.py` and `.zip` py-files, others plain files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Write the bundle token to this file (mode 0600); without it the token is not shown.
+        #[arg(long)]
+        token_out: Option<PathBuf>,
+        /// How long the bundle lives (the server's default when absent).
+        #[arg(long)]
+        ttl: Option<String>,
+    },
+    /// List the server's bundles (needs the upload token when the server has one).
+    Ls,
+    /// Delete bundles by id (with the upload token).
+    Rm {
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct SubmitArgs {
+    /// The server's URL as the pods reach it [default: --server] (the fork's
+    /// spark.kubernetes.resourceStagingServer.internal.uri).
+    #[arg(long, env = "SPARKSTAGE_INTERNAL_SERVER")]
+    internal_server: Option<String>,
+    /// The namespace of the Secret and the pods [default: spark.kubernetes.namespace, else default].
+    #[arg(long, env = "SPARKSTAGE_NAMESPACE")]
+    namespace: Option<String>,
+    /// The init container's image.
+    #[arg(long, env = "SPARKSTAGE_INIT_IMAGE", default_value = concat!("ghcr.io/sparkstage/sparkstage-init:", env!("CARGO_PKG_VERSION")))]
+    init_image: String,
+    /// The init container's imagePullPolicy.
+    #[arg(long, env = "SPARKSTAGE_INIT_PULL_POLICY")]
+    init_pull_policy: Option<String>,
+    /// Where jars go in the pods [default: /var/spark-data/spark-jars] (the fork's
+    /// spark.kubernetes.mountdependencies.jarsDownloadDir).
+    #[arg(long, env = "SPARKSTAGE_JARS_DIR")]
+    jars_dir: Option<String>,
+    /// Where other files go in the pods [default: /var/spark-data/spark-files] (the fork's
+    /// spark.kubernetes.mountdependencies.filesDownloadDir).
+    #[arg(long, env = "SPARKSTAGE_FILES_DIR")]
+    files_dir: Option<String>,
+    /// The init container's deadline, such as 5m (the fork's mountdependencies.mountTimeout).
+    #[arg(long, env = "SPARKSTAGE_INIT_TIMEOUT")]
+    init_timeout: Option<String>,
+    /// How long the bundle lives [default: the server's].
+    #[arg(long, env = "SPARKSTAGE_TTL")]
+    ttl: Option<String>,
+    /// Where to write the pod templates [default: a temporary directory].
+    #[arg(long, env = "SPARKSTAGE_TEMPLATES_DIR")]
+    templates_dir: Option<PathBuf>,
+    /// Uploads at the same time.
+    #[arg(long, default_value_t = 4)]
+    parallel_uploads: usize,
+    /// Stage, then print the spark-submit command, the pod templates and the Secret instead of
+    /// creating the Secret and running spark-submit. The Secret holds the bundle token.
+    #[arg(long, env = "SPARKSTAGE_DRY_RUN")]
+    dry_run: bool,
+    /// spark-submit and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+fn upload_token(cli: &Cli) -> Result<Option<String>> {
+    if let Some(path) = &cli.upload_token_file {
+        let token = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the upload token file {}", path.display()))?;
+        return Ok(Some(token.trim().to_owned()));
+    }
+    Ok(std::env::var("SPARKSTAGE_UPLOAD_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty()))
+}
+
+fn server_client(cli: &Cli) -> Result<ServerClient> {
+    let server = cli
+        .server
+        .as_deref()
+        .context("give the staging server with --server (SPARKSTAGE_SERVER)")?;
+    ServerClient::new(server, upload_token(cli)?)
+}
+
+fn kind_of(path: &std::path::Path) -> EntryKind {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("jar") => EntryKind::Jar,
+        Some("py" | "zip" | "egg") => EntryKind::Pyfile,
+        _ => EntryKind::File,
+    }
+}
+
+async fn main_inner(cli: Cli) -> Result<i32> {
+    match &cli.command {
+        Command::Submit(s) => {
+            let options = SubmitOptions {
+                server: cli.server.clone(),
+                internal_server: s.internal_server.clone(),
+                upload_token: upload_token(&cli)?,
+                namespace: s.namespace.clone(),
+                init_image: s.init_image.clone(),
+                init_pull_policy: s.init_pull_policy.clone(),
+                jars_dir: s.jars_dir.clone(),
+                files_dir: s.files_dir.clone(),
+                init_timeout: s.init_timeout.clone(),
+                ttl: s.ttl.clone(),
+                templates_dir: s.templates_dir.clone(),
+                parallel_uploads: s.parallel_uploads,
+                dry_run: s.dry_run,
+                quiet: cli.quiet,
+            };
+            let Some(prepared) = submit::prepare(&options, &s.command).await? else {
+                if !cli.quiet {
+                    eprintln!("sparkstage: nothing local to stage; running spark-submit as given");
+                }
+                if s.dry_run {
+                    println!(
+                        "# spark-submit command\n{}",
+                        s.command
+                            .iter()
+                            .map(|w| submit::shell_quote(w))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    );
+                    return Ok(0);
+                }
+                return submit::run(&s.command).await;
+            };
+            if !cli.quiet {
+                eprintln!("{}", prepared.summary);
+            }
+            if s.dry_run {
+                print!("{}", submit::report(&prepared));
+                return Ok(0);
+            }
+            let client = kube::Client::try_default()
+                .await
+                .context("cannot configure the Kubernetes client (kubeconfig or in-cluster)")?;
+            sparkstage::secret::create(client, &prepared.secret).await?;
+            submit::run(&prepared.command).await
+        }
+        Command::Upload {
+            files,
+            token_out,
+            ttl,
+        } => {
+            let client = server_client(&cli)?;
+            let mut stage_files = Vec::new();
+            for path in files {
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .with_context(|| format!("{} has no usable file name", path.display()))?
+                    .to_owned();
+                stage_files.push(StageFile {
+                    path: std::fs::canonicalize(path)
+                        .with_context(|| format!("{}: no such file", path.display()))?,
+                    name,
+                    kind: kind_of(path),
+                });
+            }
+            let mut cache = DigestCache::load(DigestCache::default_path());
+            let staged = stage(
+                &client,
+                &stage_files,
+                &mut cache,
+                None,
+                ttl.clone(),
+                4,
+                &Progress::new(cli.quiet),
+            )
+            .await?;
+            if let Some(path) = token_out {
+                write_private(path, &staged.bundle.token)?;
+            }
+            if !cli.quiet {
+                eprintln!(
+                    "sparkstage: {} files, {} uploaded ({}), expires {}",
+                    staged.entries.len(),
+                    staged.uploaded_files,
+                    human(staged.uploaded_bytes),
+                    staged.bundle.expires_at
+                );
+            }
+            println!("{}", staged.bundle.id);
+            Ok(0)
+        }
+        Command::Ls => {
+            let bundles = server_client(&cli)?.list_bundles().await?;
+            println!(
+                "{:<32}  {:<20}  {:<20}  {:>7}  {:>10}  NAMESPACE",
+                "ID", "CREATED", "EXPIRES", "ENTRIES", "SIZE"
+            );
+            for b in bundles {
+                println!(
+                    "{:<32}  {:<20}  {:<20}  {:>7}  {:>10}  {}",
+                    b.id,
+                    b.created_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                    b.expires_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                    b.entries,
+                    human(b.size),
+                    b.owner.and_then(|o| o.namespace).unwrap_or_default()
+                );
+            }
+            Ok(0)
+        }
+        Command::Rm { ids } => {
+            let client = server_client(&cli)?;
+            let mut failed = 0;
+            for id in ids {
+                match client.delete_bundle(id).await {
+                    Ok(()) => {
+                        if !cli.quiet {
+                            eprintln!("sparkstage: deleted {id}");
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("sparkstage: {e:#}");
+                        failed += 1;
+                    }
+                }
+            }
+            Ok(i32::from(failed > 0))
+        }
+    }
+}
+
+/// Writes a secret to a new file readable by its owner only.
+fn write_private(path: &std::path::Path, secret: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(secret.as_bytes())?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match main_inner(cli).await {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("sparkstage: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

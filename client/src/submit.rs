@@ -1,0 +1,333 @@
+//! `sparkstage submit`: stage a submission's local files, rewrite it, add the init container
+//! through pod templates, create the token Secret, run spark-submit.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::core::v1::Pod;
+use sparkstage_api::bundles::Owner;
+
+use crate::deps::{Layout, Plan, plan};
+use crate::progress::{Progress, human};
+use crate::stage::{DigestCache, ServerClient, StageFile, stage};
+use crate::submit_args::SubmitArgs;
+use crate::templates::{InitSpec, Role, pod_template};
+
+pub const DEFAULT_JARS_DIR: &str = "/var/spark-data/spark-jars";
+pub const DEFAULT_FILES_DIR: &str = "/var/spark-data/spark-files";
+
+/// The configuration keys of the Kubernetes resource-staging-server fork of Spark, accepted as
+/// aliases of our options when the submission sets them.
+pub const FORK_SERVER: &str = "spark.kubernetes.resourceStagingServer.uri";
+pub const FORK_INTERNAL_SERVER: &str = "spark.kubernetes.resourceStagingServer.internal.uri";
+pub const FORK_JARS_DIR: &str = "spark.kubernetes.mountdependencies.jarsDownloadDir";
+pub const FORK_FILES_DIR: &str = "spark.kubernetes.mountdependencies.filesDownloadDir";
+pub const FORK_TIMEOUT: &str = "spark.kubernetes.mountdependencies.mountTimeout";
+
+/// What `sparkstage submit` was asked, before the submission's own settings are read.
+#[derive(Debug, Clone, Default)]
+pub struct SubmitOptions {
+    pub server: Option<String>,
+    pub internal_server: Option<String>,
+    pub upload_token: Option<String>,
+    pub namespace: Option<String>,
+    pub init_image: String,
+    pub init_pull_policy: Option<String>,
+    pub jars_dir: Option<String>,
+    pub files_dir: Option<String>,
+    pub init_timeout: Option<String>,
+    pub ttl: Option<String>,
+    pub templates_dir: Option<PathBuf>,
+    pub parallel_uploads: usize,
+    pub dry_run: bool,
+    pub quiet: bool,
+}
+
+/// A submission's effective Spark configuration: `--conf` over the properties file.
+struct Conf<'a> {
+    args: &'a SubmitArgs,
+    properties: &'a BTreeMap<String, String>,
+}
+
+impl Conf<'_> {
+    fn get(&self, key: &str) -> Option<String> {
+        self.args
+            .confs()
+            .filter(|(_, k, _)| *k == key)
+            .last()
+            .map(|(_, _, v)| v.to_owned())
+            .or_else(|| self.properties.get(key).cloned())
+    }
+}
+
+/// Sets `key` in the submission: in place when a `--conf` sets it, else with a new `--conf`
+/// (which wins over the properties file).
+fn set_conf(args: &mut SubmitArgs, key: &str, value: &str) {
+    match args.conf_index(key) {
+        Some(index) => args.set_value(index, format!("{key}={value}")),
+        None => args.add_conf(key, value),
+    }
+}
+
+fn read_template(path: &str) -> Result<Pod> {
+    let path = path.strip_prefix("file://").unwrap_or(path);
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the pod template {path}"))?;
+    serde_norway::from_str(&text)
+        .with_context(|| format!("the pod template {path} is not a Kubernetes Pod"))
+}
+
+/// The result of preparing a submission: everything but running it.
+pub struct Prepared {
+    /// spark-submit and its rewritten arguments.
+    pub command: Vec<String>,
+    pub templates: Vec<(Role, PathBuf, String)>,
+    /// The Secret as YAML, and as an object to create.
+    pub secret_yaml: String,
+    pub secret: k8s_openapi::api::core::v1::Secret,
+    /// Keeps a temporary templates directory alive until the submission ran.
+    pub _templates_dir: Option<tempfile::TempDir>,
+    pub summary: String,
+}
+
+/// Stages and rewrites `command` (`spark-submit` and its arguments).
+pub async fn prepare(options: &SubmitOptions, command: &[String]) -> Result<Option<Prepared>> {
+    let Some((spark_submit, spark_args)) = command.split_first() else {
+        bail!("no spark-submit command after `--`");
+    };
+    let args = SubmitArgs::parse(spark_args)?;
+    let properties = match args.value("--properties-file") {
+        Some(path) => crate::properties::parse(
+            &std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --properties-file {path}"))?,
+        ),
+        None => BTreeMap::new(),
+    };
+    let conf = Conf {
+        args: &args,
+        properties: &properties,
+    };
+    let server = options
+        .server
+        .clone()
+        .or_else(|| conf.get(FORK_SERVER))
+        .context("no staging server: give --server (SPARKSTAGE_SERVER)")?;
+    let internal_server = options
+        .internal_server
+        .clone()
+        .or_else(|| conf.get(FORK_INTERNAL_SERVER))
+        .unwrap_or_else(|| server.clone());
+    let layout = Layout {
+        jars_dir: options
+            .jars_dir
+            .clone()
+            .or_else(|| conf.get(FORK_JARS_DIR))
+            .unwrap_or_else(|| DEFAULT_JARS_DIR.to_owned()),
+        files_dir: options
+            .files_dir
+            .clone()
+            .or_else(|| conf.get(FORK_FILES_DIR))
+            .unwrap_or_else(|| DEFAULT_FILES_DIR.to_owned()),
+    };
+    let timeout = options
+        .init_timeout
+        .clone()
+        .or_else(|| conf.get(FORK_TIMEOUT));
+    let namespace = options
+        .namespace
+        .clone()
+        .or_else(|| conf.get("spark.kubernetes.namespace"))
+        .unwrap_or_else(|| "default".to_owned());
+    let base_templates = [
+        (
+            Role::Driver,
+            conf.get("spark.kubernetes.driver.podTemplateFile"),
+            conf.get("spark.kubernetes.driver.podTemplateContainerName"),
+        ),
+        (
+            Role::Executor,
+            conf.get("spark.kubernetes.executor.podTemplateFile"),
+            conf.get("spark.kubernetes.executor.podTemplateContainerName"),
+        ),
+    ];
+    let app_name = conf
+        .get("spark.app.name")
+        .or_else(|| args.value("--name").map(str::to_owned));
+
+    let cwd = std::env::current_dir()?;
+    let Plan { mut args, deps } = plan(args.clone(), &properties, &layout, &cwd)?;
+    if deps.is_empty() {
+        return Ok(None);
+    }
+    let files: Vec<StageFile> = deps
+        .iter()
+        .map(|d| StageFile {
+            path: d.path.clone(),
+            name: d.name.clone(),
+            kind: d.kind,
+        })
+        .collect();
+    let client = ServerClient::new(&server, options.upload_token.clone())?;
+    let mut cache = DigestCache::load(DigestCache::default_path());
+    let mut labels = BTreeMap::new();
+    if let Some(name) = &app_name {
+        labels.insert("spark-app-name".to_owned(), name.clone());
+    }
+    let owner = Owner {
+        namespace: Some(namespace.clone()),
+        labels,
+        spark_app_id: None,
+    };
+    let progress = Progress::new(options.quiet);
+    let staged = stage(
+        &client,
+        &files,
+        &mut cache,
+        Some(owner),
+        options.ttl.clone(),
+        options.parallel_uploads,
+        &progress,
+    )
+    .await?;
+    let bundle = staged.bundle.id.clone();
+
+    let secret = crate::secret::secret(&namespace, &bundle, &staged.bundle.token);
+    let init = InitSpec {
+        image: options.init_image.clone(),
+        image_pull_policy: options.init_pull_policy.clone(),
+        server: internal_server,
+        bundle: bundle.clone(),
+        secret: crate::secret::secret_name(&bundle),
+        jars_dir: layout.jars_dir.clone(),
+        files_dir: layout.files_dir.clone(),
+        timeout,
+        sources: Vec::new(),
+    };
+    let (dir, keep) = match &options.templates_dir {
+        Some(dir) => (dir.clone(), None),
+        None => {
+            let temp = tempfile::Builder::new()
+                .prefix("sparkstage-templates-")
+                .tempdir()?;
+            (temp.path().to_path_buf(), Some(temp))
+        }
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut templates = Vec::new();
+    for (role, base, container) in base_templates {
+        let base = base.as_deref().map(read_template).transpose()?;
+        let pod = pod_template(base, &init, role, container.as_deref())?;
+        let yaml = serde_norway::to_string(&pod)?;
+        let path = dir.join(format!("{}-pod-template.yaml", role.as_str()));
+        std::fs::write(&path, &yaml).with_context(|| format!("cannot write {}", path.display()))?;
+        set_conf(
+            &mut args,
+            &format!("spark.kubernetes.{}.podTemplateFile", role.as_str()),
+            &path.display().to_string(),
+        );
+        templates.push((role, path, yaml));
+    }
+    // With a dry run the directory is the user's to keep.
+    let keep = match keep {
+        Some(temp) if options.dry_run => {
+            let _ = temp.keep();
+            None
+        }
+        other => other,
+    };
+
+    let mut command = vec![spark_submit.clone()];
+    command.extend(args.to_args());
+    let summary = format!(
+        "sparkstage: bundle {bundle}: {} files, {} uploaded ({}), {} hashed, in {:.2} s",
+        staged.entries.len(),
+        staged.uploaded_files,
+        human(staged.uploaded_bytes),
+        staged.hashed,
+        staged.elapsed.as_secs_f64()
+    );
+    Ok(Some(Prepared {
+        command,
+        templates,
+        secret_yaml: serde_norway::to_string(&secret)?,
+        secret,
+        _templates_dir: keep,
+        summary,
+    }))
+}
+
+/// A word as a POSIX shell reads it back.
+pub fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// Runs `command` with the terminal attached; its exit code (128 + signal when killed).
+pub async fn run(command: &[String]) -> Result<i32> {
+    let (program, args) = command.split_first().context("empty command")?;
+    let status = tokio::process::Command::new(program)
+        .args(args)
+        .status()
+        .await
+        .with_context(|| format!("cannot run {program}"))?;
+    use std::os::unix::process::ExitStatusExt;
+    Ok(status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1))
+}
+
+/// The dry run's report: the command, the templates and the Secret.
+pub fn report(prepared: &Prepared) -> String {
+    let mut out = String::from("# spark-submit command\n");
+    out.push_str(
+        &prepared
+            .command
+            .iter()
+            .map(|w| shell_quote(w))
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
+    out.push('\n');
+    for (role, path, yaml) in &prepared.templates {
+        out.push_str(&format!(
+            "---\n# {} pod template: {}\n",
+            role.as_str(),
+            path.display()
+        ));
+        out.push_str(yaml);
+    }
+    out.push_str("---\n# Secret (kubectl apply -f -)\n");
+    out.push_str(&prepared.secret_yaml);
+    out
+}
+
+/// The path of a template in a prepared command.
+pub fn template_path(prepared: &Prepared, role: Role) -> Option<&Path> {
+    prepared
+        .templates
+        .iter()
+        .find(|(r, _, _)| *r == role)
+        .map(|(_, p, _)| p.as_path())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("--conf"), "--conf");
+        assert_eq!(shell_quote("spark.x=a b"), "'spark.x=a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+}
