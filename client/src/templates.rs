@@ -317,4 +317,48 @@ mod tests {
             Some(2)
         );
     }
+
+    /// A rich user template keeps every field: removing exactly what we add gives it back.
+    #[test]
+    fn a_merged_template_is_the_users_plus_ours() {
+        let user: serde_json::Value = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"labels": {"team": "data"}, "annotations": {"a": "b"}},
+            "spec": {
+                "serviceAccountName": "spark",
+                "nodeSelector": {"pool": "spark"},
+                "tolerations": [{"key": "spot", "operator": "Exists", "effect": "NoSchedule"}],
+                "volumes": [{"name": "conf", "configMap": {"name": "app-conf"}}],
+                "initContainers": [{"name": "warmup", "image": "busybox", "command": ["true"]}],
+                "containers": [
+                    {"name": "sidecar", "image": "envoy"},
+                    {"name": "spark", "env": [{"name": "X", "value": "1"}],
+                     "volumeMounts": [{"name": "conf", "mountPath": "/etc/app"}]}
+                ]
+            }
+        });
+        let pod: Pod = serde_json::from_value(user.clone()).expect("a Pod");
+        let merged = pod_template(Some(pod), &spec(), Role::Driver, Some("spark")).expect("merge");
+        let mut merged = serde_json::to_value(&merged).expect("json");
+        // Ours, and nothing else, went in.
+        let spec_json = &mut merged["spec"];
+        let ours = |v: &serde_json::Value| {
+            v["name"].as_str().is_some_and(|n| n.starts_with("sparkstage-"))
+        };
+        for list in ["volumes", "initContainers"] {
+            let items = spec_json[list].as_array_mut().expect("list");
+            let before = items.len();
+            items.retain(|v| !ours(v));
+            assert_eq!(before - items.len(), if list == "volumes" { 3 } else { 1 });
+        }
+        let spark = &mut spec_json["containers"][1]["volumeMounts"];
+        let mounts = spark.as_array_mut().expect("mounts");
+        mounts.retain(|v| !ours(v));
+        assert!(
+            spec_json["containers"][0].get("volumeMounts").is_none(),
+            "the sidecar is not Spark's container"
+        );
+        assert_eq!(merged, user);
+    }
 }
