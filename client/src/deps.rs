@@ -59,6 +59,8 @@ pub struct Plan {
     pub args: SubmitArgs,
     /// Unique by (kind, name), in the order first named.
     pub deps: Vec<LocalDep>,
+    /// Remote URIs for the init container to fetch (with `fetch_remote`).
+    pub remote: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -127,7 +129,16 @@ struct Planner<'a> {
     layout: &'a Layout,
     deps: Vec<LocalDep>,
     seen: HashMap<(EntryKind, String), PathBuf>,
+    /// Remote URIs handed to the init container, when asked; with the pod path of each.
+    fetch_remote: bool,
+    remote: Vec<String>,
+    remote_paths: HashMap<String, String>,
 }
+
+/// The schemes the init container fetches (Spark's `s3a` included).
+const REMOTE_SCHEMES: [&str; 11] = [
+    "http", "https", "s3", "s3a", "gs", "az", "abfs", "abfss", "hdfs", "webhdfs", "swebhdfs",
+];
 
 impl Planner<'_> {
     /// Stages a local path and returns its pod URI.
@@ -187,7 +198,57 @@ impl Planner<'_> {
         Ok(uri)
     }
 
-    /// Rewrites a comma-separated list; `None` when nothing in it is local.
+    /// Hands a remote URI to the init container; its pod URI, or `None` for a scheme the init
+    /// container does not fetch (left to Spark). The init container puts a name ending in `.jar`
+    /// into the jars directory and others into the files directory, so the pod path follows the
+    /// name, not the list.
+    fn remote(&mut self, entry: &str, named_by: &str) -> Result<Option<String>, PlanError> {
+        let (body, fragment) = match entry.split_once('#') {
+            Some((b, f)) => (b, Some(f)),
+            None => (entry, None),
+        };
+        let scheme = body.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
+        if !scheme.is_some_and(|s| REMOTE_SCHEMES.contains(&s.as_str())) {
+            return Ok(None);
+        }
+        let path = body.split(['?']).next().unwrap_or(body);
+        let name = path.rsplit('/').next().unwrap_or_default().to_owned();
+        sparkstage_api::bundles::validate_entry_name(0, &name)
+            .map_err(|e| PlanError::BadEntry(format!("{body} ({named_by})"), e.to_string()))?;
+        let dir = if name.ends_with(".jar") {
+            &self.layout.jars_dir
+        } else {
+            &self.layout.files_dir
+        };
+        let pod_path = format!("{}/{name}", dir.trim_end_matches('/'));
+        match self.remote_paths.get(&pod_path) {
+            Some(other) if other != body => {
+                return Err(PlanError::Clash {
+                    a: other.clone(),
+                    b: body.to_owned(),
+                    kind: if name.ends_with(".jar") {
+                        EntryKind::Jar
+                    } else {
+                        EntryKind::File
+                    },
+                    name,
+                });
+            }
+            Some(_) => {}
+            None => {
+                self.remote_paths.insert(pod_path.clone(), body.to_owned());
+                self.remote.push(body.to_owned());
+            }
+        }
+        let mut uri = format!("local://{pod_path}");
+        if let Some(fragment) = fragment {
+            uri.push('#');
+            uri.push_str(fragment);
+        }
+        Ok(Some(uri))
+    }
+
+    /// Rewrites a comma-separated list; `None` when nothing in it changed.
     fn list(
         &mut self,
         value: &str,
@@ -203,6 +264,13 @@ impl Planner<'_> {
                     out.push(self.local(path, fragment, kind, named_by)?);
                     changed = true;
                 }
+                Entry::Other if self.fetch_remote => match self.remote(entry, named_by)? {
+                    Some(uri) => {
+                        out.push(uri);
+                        changed = true;
+                    }
+                    None => out.push(entry.to_owned()),
+                },
                 Entry::Other => out.push(entry.to_owned()),
             }
         }
@@ -238,12 +306,16 @@ pub fn plan(
     properties: &BTreeMap<String, String>,
     layout: &Layout,
     cwd: &Path,
+    fetch_remote: bool,
 ) -> Result<Plan, PlanError> {
     let mut planner = Planner {
         cwd,
         layout,
         deps: Vec::new(),
         seen: HashMap::new(),
+        fetch_remote,
+        remote: Vec::new(),
+        remote_paths: HashMap::new(),
     };
     if let Some(primary) = args.primary().map(str::to_owned)
         && !INTERNAL_PRIMARIES.contains(&primary.as_str())
@@ -278,9 +350,26 @@ pub fn plan(
             args.add_conf(key, &new);
         }
     }
+    // Local and remote files land in the same directories: one name, one file.
+    for dep in &planner.deps {
+        let pod_path = format!(
+            "{}/{}",
+            layout.dir(dep.kind).trim_end_matches('/'),
+            dep.name
+        );
+        if let Some(remote) = planner.remote_paths.get(&pod_path) {
+            return Err(PlanError::Clash {
+                a: dep.path.display().to_string(),
+                b: remote.clone(),
+                kind: dep.kind,
+                name: dep.name.clone(),
+            });
+        }
+    }
     Ok(Plan {
         args,
         deps: planner.deps,
+        remote: planner.remote,
     })
 }
 
@@ -320,7 +409,7 @@ mod tests {
         let mut properties = BTreeMap::new();
         properties.insert("spark.submit.pyFiles".to_owned(), "lib.py".to_owned());
         properties.insert("spark.jars".to_owned(), "/nonexistent.jar".to_owned());
-        let plan = plan(args, &properties, &layout(), dir.path())?;
+        let plan = plan(args, &properties, &layout(), dir.path(), false)?;
         assert_eq!(
             plan.args.to_args(),
             [
@@ -370,6 +459,7 @@ mod tests {
             &none,
             &layout(),
             dir.path(),
+            false,
         )
         .expect_err("clash");
         assert!(matches!(e, PlanError::Clash { .. }), "{e}");
@@ -378,6 +468,7 @@ mod tests {
             &none,
             &layout(),
             dir.path(),
+            false,
         )
         .expect_err("missing");
         assert!(e.to_string().contains("nope.txt") && e.to_string().contains("--files"));
@@ -387,8 +478,94 @@ mod tests {
             &none,
             &layout(),
             dir.path(),
+            false,
         )?;
         assert_eq!(p.deps.len(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn remote_entries_go_to_the_init_container_when_asked() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("app.jar"), "x")?;
+        let args = || {
+            SubmitArgs::parse(&[
+                "--jars",
+                "https://repo.example.com/a/dep.jar?sig=1,local:///opt/x.jar",
+                "--files",
+                "s3a://bucket/conf/lookup.csv#lookup,ftp://h/f.txt",
+                "app.jar",
+            ])
+        };
+        let none = BTreeMap::new();
+        let kept = plan(args()?, &none, &layout(), dir.path(), false)?;
+        assert!(kept.remote.is_empty());
+        assert!(
+            kept.args
+                .to_args()
+                .contains(&"s3a://bucket/conf/lookup.csv#lookup,ftp://h/f.txt".to_owned())
+        );
+        let fetched = plan(args()?, &none, &layout(), dir.path(), true)?;
+        assert_eq!(
+            fetched.remote,
+            [
+                "https://repo.example.com/a/dep.jar?sig=1",
+                "s3a://bucket/conf/lookup.csv"
+            ]
+        );
+        let rewritten = fetched.args.to_args();
+        assert!(
+            rewritten.contains(
+                &"local:///var/spark-data/spark-jars/dep.jar,local:///opt/x.jar".to_owned()
+            )
+        );
+        // ftp:// is not the init container's: Spark keeps it.
+        assert!(rewritten.contains(
+            &"local:///var/spark-data/spark-files/lookup.csv#lookup,ftp://h/f.txt".to_owned()
+        ));
+        // A remote jar named like a staged one is a clash.
+        let e = plan(
+            SubmitArgs::parse(&["--jars", "https://h/app.jar", "app.jar"])?,
+            &none,
+            &layout(),
+            dir.path(),
+            true,
+        )
+        .expect_err("clash");
+        assert!(matches!(e, PlanError::Clash { .. }), "{e}");
+        Ok(())
+    }
+
+    #[test]
+    fn everything_else_passes_through_in_order() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("job.py"), "print(1)")?;
+        let given = [
+            "--packages",
+            "org.apache.hadoop:hadoop-aws:3.4.1",
+            "--repositories=https://repo.example.com/maven",
+            "--exclude-packages",
+            "com.example:bad",
+            "--driver-java-options",
+            "-Dx=1 -Dy='two words'",
+            "-c",
+            "spark.executorEnv.A=b=c",
+            "--verbose",
+            "job.py",
+            "--jars",
+            "job.py",
+        ];
+        let p = plan(
+            SubmitArgs::parse(&given)?,
+            &BTreeMap::new(),
+            &layout(),
+            dir.path(),
+            true,
+        )?;
+        let mut expected: Vec<String> = given.iter().map(|s| (*s).to_owned()).collect();
+        expected[10] = "local:///var/spark-data/spark-files/job.py".into();
+        assert_eq!(p.args.to_args(), expected);
+        assert!(p.remote.is_empty());
         Ok(())
     }
 }

@@ -92,6 +92,10 @@ struct SubmitArgs {
     /// Uploads at the same time.
     #[arg(long, default_value_t = 4)]
     parallel_uploads: usize,
+    /// Have the init container fetch remote dependencies (http(s), s3/s3a, gs, az, hdfs,
+    /// webhdfs) instead of Spark, with its retries, verification and node cache.
+    #[arg(long, env = "SPARKSTAGE_FETCH_REMOTE")]
+    fetch_remote: bool,
     /// Stage, then print the spark-submit command, the pod templates and the Secret instead of
     /// creating the Secret and running spark-submit. The Secret holds the bundle token.
     #[arg(long, env = "SPARKSTAGE_DRY_RUN")]
@@ -144,6 +148,7 @@ async fn main_inner(cli: Cli) -> Result<i32> {
                 ttl: s.ttl.clone(),
                 templates_dir: s.templates_dir.clone(),
                 parallel_uploads: s.parallel_uploads,
+                fetch_remote: s.fetch_remote,
                 dry_run: s.dry_run,
                 quiet: cli.quiet,
             };

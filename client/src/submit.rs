@@ -40,6 +40,9 @@ pub struct SubmitOptions {
     pub ttl: Option<String>,
     pub templates_dir: Option<PathBuf>,
     pub parallel_uploads: usize,
+    /// Remote dependencies (http(s), s3/s3a, gs, az, hdfs) are fetched by the init container
+    /// rather than by Spark.
+    pub fetch_remote: bool,
     pub dry_run: bool,
     pub quiet: bool,
 }
@@ -156,9 +159,25 @@ pub async fn prepare(options: &SubmitOptions, command: &[String]) -> Result<Opti
         .or_else(|| args.value("--name").map(str::to_owned));
 
     let cwd = std::env::current_dir()?;
-    let Plan { mut args, deps } = plan(args.clone(), &properties, &layout, &cwd)?;
-    if deps.is_empty() {
+    let Plan {
+        mut args,
+        deps,
+        remote,
+    } = plan(
+        args.clone(),
+        &properties,
+        &layout,
+        &cwd,
+        options.fetch_remote,
+    )?;
+    if deps.is_empty() && remote.is_empty() {
         return Ok(None);
+    }
+    if deps.is_empty() {
+        bail!(
+            "--fetch-remote with no local file to stage is not supported yet: the init container \
+             needs a bundle; drop --fetch-remote"
+        );
     }
     let files: Vec<StageFile> = deps
         .iter()
@@ -202,7 +221,7 @@ pub async fn prepare(options: &SubmitOptions, command: &[String]) -> Result<Opti
         jars_dir: layout.jars_dir.clone(),
         files_dir: layout.files_dir.clone(),
         timeout,
-        sources: Vec::new(),
+        sources: remote,
     };
     let (dir, keep) = match &options.templates_dir {
         Some(dir) => (dir.clone(), None),

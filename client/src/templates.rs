@@ -344,7 +344,9 @@ mod tests {
         // Ours, and nothing else, went in.
         let spec_json = &mut merged["spec"];
         let ours = |v: &serde_json::Value| {
-            v["name"].as_str().is_some_and(|n| n.starts_with("sparkstage-"))
+            v["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("sparkstage-"))
         };
         for list in ["volumes", "initContainers"] {
             let items = spec_json[list].as_array_mut().expect("list");
