@@ -265,24 +265,18 @@ async fn dry_run_then_init_container_then_spark_submit_runs_the_job() -> Result<
     );
 
     // An unchanged re-submit uploads nothing and hashes nothing.
-    let before = received(&server).await?;
+    let before = server
+        .metric("sparkstage_blob_bytes_received_total")
+        .await?;
     let output = sparkstage(&args, &app, &cache).await?;
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     ensure!(output.status.success(), "{stderr}");
     ensure!(stderr.contains("2 files, 0 uploaded (0 B)"), "{stderr}");
-    assert_eq!(received(&server).await?, before);
+    assert_eq!(
+        server
+            .metric("sparkstage_blob_bytes_received_total")
+            .await?,
+        before
+    );
     Ok(())
-}
-
-async fn received(server: &Server) -> Result<u64> {
-    let text = reqwest::get(format!("{}/metrics", server.url()))
-        .await?
-        .text()
-        .await?;
-    let value = text
-        .lines()
-        .find(|l| l.starts_with("sparkstage_blob_bytes_received_total"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .context("no bytes received metric")?;
-    Ok(value.parse::<f64>()? as u64)
 }

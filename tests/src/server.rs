@@ -114,18 +114,20 @@ impl Server {
 
     /// Blob bytes the server has sent so far (`sparkstage_blob_bytes_sent_total`).
     pub async fn bytes_sent(&self) -> Result<u64> {
+        self.metric("sparkstage_blob_bytes_sent_total").await
+    }
+
+    /// The value of an unlabelled counter or gauge of `/metrics`.
+    pub async fn metric(&self, name: &str) -> Result<u64> {
         let text = reqwest::get(format!("{}/metrics", self.url()))
             .await?
             .text()
             .await?;
-        let line = text
+        let value: f64 = text
             .lines()
-            .find(|l| l.starts_with("sparkstage_blob_bytes_sent_total"))
-            .context("no sparkstage_blob_bytes_sent_total in /metrics")?;
-        let value: f64 = line
-            .split_whitespace()
-            .nth(1)
-            .context("metric value")?
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .with_context(|| format!("no {name} in /metrics"))?
             .parse()?;
         Ok(value as u64)
     }
