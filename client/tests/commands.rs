@@ -1,0 +1,192 @@
+//! `sparkstage upload`, `ls`, `rm`, and the fork's configuration keys, against the real server
+//! (a process) with an upload token.
+
+use std::path::Path;
+use std::process::Output;
+
+use anyhow::{Context, Result, ensure};
+use sparkstage_tests::server::Server;
+
+const UPLOAD_TOKEN: &str = "operator-upload-token-0123456789";
+
+async fn sparkstage(args: &[&str], cwd: &Path) -> Result<Output> {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_sparkstage"));
+    command.args(args).current_dir(cwd);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("SPARKSTAGE_") {
+            command.env_remove(&name);
+        }
+    }
+    command
+        .env("SPARKSTAGE_UPLOAD_TOKEN", UPLOAD_TOKEN)
+        .env("SPARKSTAGE_DIGEST_CACHE", cwd.join("digests.json"));
+    Ok(command.output().await?)
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_ls_rm() -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let token_file = work.path().join("upload.token");
+    std::fs::write(&token_file, UPLOAD_TOKEN)?;
+    let server = Server::start(
+        &[
+            "--storage",
+            "memory://",
+            "--upload-token-file",
+            token_file.to_str().context("utf-8")?,
+        ],
+        &[],
+    )
+    .await?;
+    let url = server.url();
+    std::fs::write(work.path().join("a.jar"), vec![7u8; 300_000])?;
+    std::fs::write(work.path().join("b.csv"), "x,y\n")?;
+
+    let o = sparkstage(
+        &[
+            "upload",
+            "--server",
+            &url,
+            "--token-out",
+            "bundle.token",
+            "a.jar",
+            "b.csv",
+        ],
+        work.path(),
+    )
+    .await?;
+    ensure!(o.status.success(), "{}", err(&o));
+    let id = out(&o).trim().to_owned();
+    ensure!(id.len() == 32, "not a bundle id: {id:?}");
+    let token = std::fs::read_to_string(work.path().join("bundle.token"))?;
+    ensure!(
+        !err(&o).contains(&token) && !out(&o).contains(&token),
+        "token printed"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(work.path().join("bundle.token"))?
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    // The token opens the bundle, whose entries have the right kinds.
+    let manifest: serde_json::Value = reqwest::Client::new()
+        .get(format!("{url}/v1/bundles/{id}"))
+        .bearer_auth(&token)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let kinds: Vec<(&str, &str)> = manifest["entries"]
+        .as_array()
+        .context("entries")?
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap_or(""),
+                e["kind"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(kinds, [("a.jar", "jar"), ("b.csv", "file")]);
+
+    let o = sparkstage(&["ls", "--server", &url], work.path()).await?;
+    ensure!(o.status.success(), "{}", err(&o));
+    let line = out(&o)
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .map(str::to_owned)
+        .with_context(|| format!("{id} not listed: {}", out(&o)))?;
+    ensure!(line.contains(" 2 ") && line.contains("293.0 KiB"), "{line}");
+
+    let o = sparkstage(&["rm", "--server", &url, &id], work.path()).await?;
+    ensure!(o.status.success(), "{}", err(&o));
+    let o = sparkstage(&["ls", "--server", &url], work.path()).await?;
+    ensure!(!out(&o).contains(&id), "still listed: {}", out(&o));
+    let o = sparkstage(&["rm", "--server", &url, &id], work.path()).await?;
+    ensure!(
+        !o.status.success() && err(&o).contains("bundle_not_found"),
+        "{}",
+        err(&o)
+    );
+
+    // Without the upload token the server refuses, and says why.
+    let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_sparkstage"))
+        .args(["ls", "--server", &url])
+        .env_remove("SPARKSTAGE_UPLOAD_TOKEN")
+        .env_remove("SPARKSTAGE_UPLOAD_TOKEN_FILE")
+        .output()
+        .await?;
+    ensure!(
+        !o.status.success() && err(&o).contains("401"),
+        "{}",
+        err(&o)
+    );
+    Ok(())
+}
+
+/// The resource-staging-server fork's keys, given as `--conf`, stand for our options.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forks_configuration_keys_are_aliases() -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let token_file = work.path().join("upload.token");
+    std::fs::write(&token_file, UPLOAD_TOKEN)?;
+    let server = Server::start(
+        &[
+            "--storage",
+            "memory://",
+            "--upload-token-file",
+            token_file.to_str().context("utf-8")?,
+        ],
+        &[],
+    )
+    .await?;
+    std::fs::write(work.path().join("app.jar"), "jar")?;
+    let uri = format!(
+        "spark.kubernetes.resourceStagingServer.uri={}",
+        server.url()
+    );
+    let o = sparkstage(
+        &[
+            "submit",
+            "--dry-run",
+            "--templates-dir",
+            "t",
+            "--",
+            "spark-submit",
+            "--conf",
+            &uri,
+            "--conf",
+            "spark.kubernetes.resourceStagingServer.internal.uri=http://sparkstage.svc:10000",
+            "--conf",
+            "spark.kubernetes.mountdependencies.jarsDownloadDir=/opt/deps/jars",
+            "--conf",
+            "spark.kubernetes.mountdependencies.mountTimeout=90s",
+            "app.jar",
+        ],
+        work.path(),
+    )
+    .await?;
+    ensure!(o.status.success(), "{}", err(&o));
+    let report = out(&o);
+    ensure!(
+        report.contains("local:///opt/deps/jars/app.jar"),
+        "{report}"
+    );
+    let template = std::fs::read_to_string(work.path().join("t/driver-pod-template.yaml"))?;
+    for expected in ["http://sparkstage.svc:10000", "/opt/deps/jars", "90s"] {
+        ensure!(template.contains(expected), "{expected} not in {template}");
+    }
+    Ok(())
+}
