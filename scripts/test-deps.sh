@@ -11,8 +11,9 @@
 #   .tools/env.sh          `source` it to export SPARKSTAGE_TEST_MOTO / _FAKE_GCS / _AZURITE /
 #                          _SPARK_SUBMIT
 #
-# Also installs the Debian packages curl and nginx (benchmarks) and a JDK (java, javac and jar, for
-# the Spark test) when they are missing.
+# Also installs the Debian packages curl and nginx (benchmarks), a JDK (java, javac, jar and javap,
+# for the Spark tests) and maven (its resolver jars are the reference for Maven version ordering)
+# when they are missing.
 #
 # Idempotent: a stamp file keyed on this script's contents makes a second run a no-op (< 1 s);
 # each step also records what it installed and redoes itself when that changes.
@@ -55,7 +56,8 @@ if [[ "${SPARKSTAGE_TEST_DEPS_FORCE:-0}" != 1 && -f "$stamp" && "$(cat "$stamp")
     && -x "$bin/moto_server" && -x "$bin/fake-gcs-server" && -x "$bin/azurite-blob" \
     && -x "$venv/bin/spark-submit" && -f "$env_file" ]] && command -v curl >/dev/null \
     && command -v java >/dev/null && command -v javac >/dev/null && command -v jar >/dev/null \
-    && { command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]]; }; then
+    && { command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]]; } \
+    && [[ -f /usr/share/maven/lib/maven-resolver-util.jar ]]; then
     print_env
     exit 0
 fi
@@ -76,6 +78,7 @@ command -v npm >/dev/null || apt_missing+=(nodejs npm)
 if ! command -v java >/dev/null || ! command -v javac >/dev/null || ! command -v jar >/dev/null; then
     apt_missing+=(openjdk-17-jdk-headless)
 fi
+[[ -f /usr/share/maven/lib/maven-resolver-util.jar ]] || apt_missing+=(maven)
 if ((${#apt_missing[@]})); then
     if [[ $(id -u) -ne 0 ]]; then
         log "missing Debian packages (${apt_missing[*]}); run as root or install them" && exit 1
