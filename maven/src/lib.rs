@@ -1,5 +1,9 @@
 //! Maven dependency resolution for `spark-submit --packages` (issue 5, in progress).
 //!
-//! - [`version`]: version ordering as Maven Resolver and as Apache Ivy order versions.
+//! - [`coords`]: coordinates (`group:artifact[:extension[:classifier]]:version`) and exclusions;
+//! - [`version`]: version ordering as Maven Resolver and as Apache Ivy order versions;
+//! - [`range`]: version requirements and ranges (`[1.0,2.0)`), with either ordering.
 
+pub mod coords;
+pub mod range;
 pub mod version;
