@@ -2,8 +2,10 @@
 //!
 //! - [`coords`]: coordinates (`group:artifact[:extension[:classifier]]:version`) and exclusions;
 //! - [`version`]: version ordering as Maven Resolver and as Apache Ivy order versions;
-//! - [`range`]: version requirements and ranges (`[1.0,2.0)`), with either ordering.
+//! - [`range`]: version requirements and ranges (`[1.0,2.0)`), with either ordering;
+//! - [`pom`]: POM files as written (before inheritance, interpolation and profiles).
 
 pub mod coords;
+pub mod pom;
 pub mod range;
 pub mod version;
