@@ -3,9 +3,11 @@
 //! - [`coords`]: coordinates (`group:artifact[:extension[:classifier]]:version`) and exclusions;
 //! - [`version`]: version ordering as Maven Resolver and as Apache Ivy order versions;
 //! - [`range`]: version requirements and ranges (`[1.0,2.0)`), with either ordering;
-//! - [`pom`]: POM files as written (before inheritance, interpolation and profiles).
+//! - [`pom`]: POM files as written (before inheritance, interpolation and profiles);
+//! - [`model`]: profile activation, inheritance and interpolation, as Maven's model builder.
 
 pub mod coords;
+pub mod model;
 pub mod pom;
 pub mod range;
 pub mod version;

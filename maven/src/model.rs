@@ -1,0 +1,436 @@
+//! From raw POMs to the model resolution uses, one step at a time, as Maven's model builder
+//! does: profile activation, inheritance from the parent chain, property interpolation. Importing
+//! BOMs and applying dependency management need POMs from a repository and come with the
+//! resolver.
+
+use std::collections::BTreeMap;
+
+use crate::pom::{Activation, Dependency, Pom};
+use crate::range::Requirement;
+use crate::version::MavenVersion;
+
+/// What profile activation sees of the machine the resolution stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Context {
+    /// `java.version`, such as `17.0.15`.
+    pub jdk: String,
+    /// `os.name`, `os.arch`, `os.version` as Java reports them (`Linux`, `amd64`, ...).
+    pub os_name: String,
+    pub os_arch: String,
+    pub os_version: String,
+    /// System and user properties (`-D`), which profiles test and interpolation reads.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for Context {
+    /// Spark's pods: Linux on amd64 with Java 17.
+    fn default() -> Self {
+        Self {
+            jdk: "17".to_owned(),
+            os_name: "Linux".to_owned(),
+            os_arch: "amd64".to_owned(),
+            os_version: String::new(),
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+impl Context {
+    /// Maven's OS families (`plexus-utils` `Os`): the ones a POM can test.
+    fn is_family(&self, family: &str) -> bool {
+        let name = self.os_name.to_ascii_lowercase();
+        match family.to_ascii_lowercase().as_str() {
+            "windows" => name.contains("windows"),
+            "win9x" => {
+                name.contains("windows")
+                    && (name.contains("95") || name.contains("98") || name.contains("me"))
+            }
+            "winnt" => name.contains("windows") && !name.contains("95") && !name.contains("98"),
+            "mac" => name.contains("mac"),
+            "unix" => {
+                !name.contains("windows")
+                    && !name.contains("os/2")
+                    && !name.contains("netware")
+                    && !name.contains("openvms")
+                    && !name.contains("z/os")
+            }
+            "dos" => name.contains("windows") || name.contains("os/2"),
+            "os/2" => name.contains("os/2"),
+            "netware" => name.contains("netware"),
+            "z/os" => name.contains("z/os") || name.contains("os/390"),
+            "os/400" => name.contains("os/400"),
+            "openvms" => name.contains("openvms"),
+            "tandem" => name.contains("nonstop_kernel"),
+            _ => false,
+        }
+    }
+}
+
+/// `value` tested against `expected`, where `!expected` negates (Maven's rule for OS fields and
+/// property values).
+fn matches_negatable(expected: &str, test: impl Fn(&str) -> bool) -> bool {
+    match expected.strip_prefix('!') {
+        Some(rest) => !test(rest),
+        None => test(expected),
+    }
+}
+
+/// Whether an activation's conditions (other than `activeByDefault`) hold; `None` when it has
+/// none. All present conditions must hold (Maven 3.2.2 and later).
+pub fn conditions_hold(activation: &Activation, context: &Context) -> Option<bool> {
+    let mut any = false;
+    let mut all = true;
+    if let Some(jdk) = &activation.jdk {
+        any = true;
+        all &= jdk_matches(jdk, &context.jdk);
+    }
+    if let Some((name, value)) = &activation.property {
+        any = true;
+        all &= match name.strip_prefix('!') {
+            Some(name) => !context.properties.contains_key(name),
+            None => match (context.properties.get(name), value) {
+                (None, _) => false,
+                (Some(_), None) => true,
+                (Some(actual), Some(expected)) => matches_negatable(expected, |e| e == actual),
+            },
+        };
+    }
+    if let Some(os) = &activation.os {
+        any = true;
+        if let Some(family) = &os.family {
+            all &= matches_negatable(family, |f| context.is_family(f));
+        }
+        if let Some(name) = &os.name {
+            all &= matches_negatable(name, |n| n.eq_ignore_ascii_case(&context.os_name));
+        }
+        if let Some(arch) = &os.arch {
+            all &= matches_negatable(arch, |a| a.eq_ignore_ascii_case(&context.os_arch));
+        }
+        if let Some(version) = &os.version {
+            all &= matches_negatable(version, |v| v.eq_ignore_ascii_case(&context.os_version));
+        }
+    }
+    if activation.file_exists.is_some() || activation.file_missing.is_some() {
+        // A file of the machine that built the artifact: never true for a resolution.
+        any = true;
+        all = false;
+    }
+    any.then_some(all)
+}
+
+/// Maven's JDK activation: a version prefix (`11`, `1.8`), negated with `!`, or a range.
+fn jdk_matches(spec: &str, jdk: &str) -> bool {
+    let spec = spec.trim();
+    if spec.starts_with(['[', '(']) {
+        return Requirement::parse(spec).is_ok_and(|r| {
+            r.accepts(jdk, |a, b| {
+                MavenVersion::parse(a).cmp(&MavenVersion::parse(b))
+            })
+        });
+    }
+    matches_negatable(spec, |prefix| {
+        jdk == prefix
+            || jdk.starts_with(&format!("{prefix}."))
+            || jdk.starts_with(prefix) && prefix.ends_with('.')
+    })
+}
+
+/// The ids (or indexes) of the profiles of `pom` that are active: those whose conditions hold,
+/// or, when none does, those active by default.
+pub fn active_profiles(pom: &Pom, context: &Context) -> Vec<usize> {
+    let active: Vec<usize> = pom
+        .profiles
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| conditions_hold(&p.activation, context) == Some(true))
+        .map(|(i, _)| i)
+        .collect();
+    if !active.is_empty() {
+        return active;
+    }
+    pom.profiles
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.activation.active_by_default)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// The key dependency management and merging use: group, artifact, type, classifier.
+pub fn management_key(d: &Dependency) -> (String, String, String, String) {
+    (
+        d.group.clone(),
+        d.artifact.clone(),
+        d.kind.clone().unwrap_or_else(|| "jar".to_owned()),
+        d.classifier.clone().unwrap_or_default(),
+    )
+}
+
+/// Adds `extra` to `base`, replacing entries with the same management key.
+fn merge_dependencies(base: &mut Vec<Dependency>, extra: &[Dependency]) {
+    for d in extra {
+        let key = management_key(d);
+        match base.iter_mut().find(|b| management_key(b) == key) {
+            Some(existing) => *existing = d.clone(),
+            None => base.push(d.clone()),
+        }
+    }
+}
+
+/// `pom` with its active profiles merged in (profile properties and dependencies win).
+pub fn with_profiles(pom: &Pom, context: &Context) -> Pom {
+    let mut out = pom.clone();
+    for i in active_profiles(pom, context) {
+        let profile = &pom.profiles[i];
+        out.properties.extend(profile.properties.clone());
+        merge_dependencies(&mut out.dependencies, &profile.dependencies);
+        merge_dependencies(
+            &mut out.dependency_management,
+            &profile.dependency_management,
+        );
+    }
+    out.profiles.clear();
+    out
+}
+
+/// `child` inheriting from its (already effective) `parent`: group and version when absent,
+/// properties, dependency management and dependencies, the child's own winning.
+pub fn inherit(child: &Pom, parent: &Pom) -> Pom {
+    let mut out = child.clone();
+    if out.group.is_none() {
+        out.group = parent
+            .group
+            .clone()
+            .or_else(|| child.parent.as_ref().map(|p| p.group.clone()));
+    }
+    if out.version.is_none() {
+        out.version = parent
+            .version
+            .clone()
+            .or_else(|| child.parent.as_ref().map(|p| p.version.clone()));
+    }
+    let mut properties = parent.properties.clone();
+    properties.extend(child.properties.clone());
+    out.properties = properties;
+    let mut management = parent.dependency_management.clone();
+    merge_dependencies(&mut management, &child.dependency_management);
+    out.dependency_management = management;
+    let mut dependencies = parent.dependencies.clone();
+    merge_dependencies(&mut dependencies, &child.dependencies);
+    out.dependencies = dependencies;
+    out
+}
+
+/// Replaces `${name}` in `text`: `project.*`/`pom.*` (groupId, artifactId, version, packaging,
+/// parent.*), then `context` (user and system properties), then the model's properties;
+/// unresolved expressions stay as written, as Maven leaves them. Nested values are expanded up to
+/// a fixed depth, so a cycle ends.
+pub fn interpolate(text: &str, pom: &Pom, context: &Context) -> String {
+    let lookup = |name: &str| -> Option<String> {
+        let name = name
+            .strip_prefix("pom.")
+            .map_or_else(|| name.to_owned(), |rest| format!("project.{rest}"));
+        match name.as_str() {
+            "project.groupId" | "groupId" => pom.group.clone(),
+            "project.artifactId" | "artifactId" => pom.artifact.clone(),
+            "project.version" | "version" => pom.version.clone(),
+            "project.packaging" => Some(pom.packaging.clone().unwrap_or_else(|| "jar".to_owned())),
+            "project.parent.groupId" | "parent.groupId" => {
+                pom.parent.as_ref().map(|p| p.group.clone())
+            }
+            "project.parent.artifactId" | "parent.artifactId" => {
+                pom.parent.as_ref().map(|p| p.artifact.clone())
+            }
+            "project.parent.version" | "parent.version" => {
+                pom.parent.as_ref().map(|p| p.version.clone())
+            }
+            other => context
+                .properties
+                .get(other)
+                .or_else(|| pom.properties.get(other))
+                .cloned(),
+        }
+    };
+    let mut current = text.to_owned();
+    for _ in 0..16 {
+        let mut out = String::with_capacity(current.len());
+        let mut rest = current.as_str();
+        let mut changed = false;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            match after.find('}') {
+                Some(end) => {
+                    let name = &after[..end];
+                    match lookup(name) {
+                        Some(value) => {
+                            out.push_str(&value);
+                            changed = true;
+                        }
+                        None => {
+                            out.push_str("${");
+                            out.push_str(name);
+                            out.push('}');
+                        }
+                    }
+                    rest = &after[end + 1..];
+                }
+                None => {
+                    out.push_str(&rest[start..]);
+                    rest = "";
+                }
+            }
+        }
+        out.push_str(rest);
+        if !changed || out == current {
+            return out;
+        }
+        current = out;
+    }
+    current
+}
+
+/// Interpolates every value resolution reads: coordinates, versions, scopes, optional flags,
+/// types, classifiers and exclusions of dependencies and managed dependencies.
+pub fn interpolate_pom(pom: &Pom, context: &Context) -> Pom {
+    let mut out = pom.clone();
+    let i = |s: &str| interpolate(s, pom, context);
+    out.group = pom.group.as_deref().map(i);
+    out.version = pom.version.as_deref().map(i);
+    out.packaging = pom.packaging.as_deref().map(i);
+    for list in [&mut out.dependencies, &mut out.dependency_management] {
+        for d in list.iter_mut() {
+            d.group = i(&d.group);
+            d.artifact = i(&d.artifact);
+            d.version = d.version.as_deref().map(i);
+            d.kind = d.kind.as_deref().map(i);
+            d.classifier = d.classifier.as_deref().map(i);
+            d.scope = d.scope.as_deref().map(i);
+            d.optional = d.optional.as_deref().map(i);
+            for e in &mut d.exclusions {
+                e.group = i(&e.group);
+                e.artifact = i(&e.artifact);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pom::{Os, Profile};
+
+    fn profile(activation: Activation) -> Profile {
+        Profile {
+            activation,
+            ..Profile::default()
+        }
+    }
+
+    #[test]
+    fn activation_rules() {
+        let linux = Context::default();
+        let os = |family: &str| Activation {
+            os: Some(Os {
+                family: Some(family.into()),
+                ..Os::default()
+            }),
+            ..Activation::default()
+        };
+        assert_eq!(conditions_hold(&os("!windows"), &linux), Some(true));
+        assert_eq!(conditions_hold(&os("unix"), &linux), Some(true));
+        assert_eq!(conditions_hold(&os("mac"), &linux), Some(false));
+        let jdk = |spec: &str| Activation {
+            jdk: Some(spec.into()),
+            ..Activation::default()
+        };
+        assert_eq!(conditions_hold(&jdk("17"), &linux), Some(true));
+        assert_eq!(conditions_hold(&jdk("1.8"), &linux), Some(false));
+        assert_eq!(conditions_hold(&jdk("!1.8"), &linux), Some(true));
+        assert_eq!(conditions_hold(&jdk("[11,)"), &linux), Some(true));
+        assert_eq!(conditions_hold(&jdk("[1.8,11)"), &linux), Some(false));
+        assert_eq!(conditions_hold(&Activation::default(), &linux), None);
+
+        // activeByDefault only when no other profile of the POM is active.
+        let mut pom = Pom {
+            profiles: vec![
+                profile(Activation {
+                    active_by_default: true,
+                    ..Activation::default()
+                }),
+                profile(jdk("1.8")),
+            ],
+            ..Pom::default()
+        };
+        assert_eq!(active_profiles(&pom, &linux), [0]);
+        pom.profiles[1] = profile(jdk("17"));
+        assert_eq!(active_profiles(&pom, &linux), [1]);
+        let mut with_prop = linux.clone();
+        with_prop.properties.insert("flavor".into(), "fast".into());
+        let prop = |name: &str, value: Option<&str>| Activation {
+            property: Some((name.into(), value.map(str::to_owned))),
+            ..Activation::default()
+        };
+        assert_eq!(
+            conditions_hold(&prop("flavor", None), &with_prop),
+            Some(true)
+        );
+        assert_eq!(
+            conditions_hold(&prop("flavor", Some("!fast")), &with_prop),
+            Some(false)
+        );
+        assert_eq!(conditions_hold(&prop("!flavor", None), &linux), Some(true));
+    }
+
+    #[test]
+    fn inheritance_and_interpolation() {
+        let parent = Pom::parse(
+            r#"<project><groupId>org.example</groupId><artifactId>parent</artifactId>
+               <version>2.1</version>
+               <properties><lib.version>1.0</lib.version><base>${project.version}</base></properties>
+               <dependencyManagement><dependencies>
+                 <dependency><groupId>g</groupId><artifactId>lib</artifactId><version>${lib.version}</version></dependency>
+               </dependencies></dependencyManagement></project>"#,
+        )
+        .expect("parent");
+        let child = Pom::parse(
+            r#"<project><parent><groupId>org.example</groupId><artifactId>parent</artifactId><version>2.1</version></parent>
+               <artifactId>child</artifactId>
+               <properties><lib.version>1.5</lib.version></properties>
+               <dependencies>
+                 <dependency><groupId>${project.groupId}</groupId><artifactId>sibling</artifactId><version>${project.parent.version}</version></dependency>
+                 <dependency><groupId>x</groupId><artifactId>y</artifactId><version>${undefined}</version></dependency>
+               </dependencies></project>"#,
+        )
+        .expect("child");
+        let context = Context::default();
+        let effective = interpolate_pom(&inherit(&child, &parent), &context);
+        assert_eq!(effective.group.as_deref(), Some("org.example"));
+        assert_eq!(effective.version.as_deref(), Some("2.1"));
+        // The child's property wins over the parent's, also inside the parent's management.
+        assert_eq!(
+            effective.dependency_management[0].version.as_deref(),
+            Some("1.5")
+        );
+        assert_eq!(effective.dependencies[0].group, "org.example");
+        assert_eq!(effective.dependencies[0].version.as_deref(), Some("2.1"));
+        assert_eq!(
+            effective.dependencies[1].version.as_deref(),
+            Some("${undefined}")
+        );
+        // A user property (-D) wins over the POM's.
+        let mut user = Context::default();
+        user.properties.insert("lib.version".into(), "9".into());
+        let effective = interpolate_pom(&inherit(&child, &parent), &user);
+        assert_eq!(
+            effective.dependency_management[0].version.as_deref(),
+            Some("9")
+        );
+        // A cycle ends.
+        let mut cyclic = Pom::default();
+        cyclic.properties.insert("a".into(), "${b}".into());
+        cyclic.properties.insert("b".into(), "${a}".into());
+        let _ = interpolate("${a}", &cyclic, &context);
+    }
+}
