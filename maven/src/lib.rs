@@ -4,10 +4,12 @@
 //! - [`version`]: version ordering as Maven Resolver and as Apache Ivy order versions;
 //! - [`range`]: version requirements and ranges (`[1.0,2.0)`), with either ordering;
 //! - [`pom`]: POM files as written (before inheritance, interpolation and profiles);
-//! - [`model`]: profile activation, inheritance and interpolation, as Maven's model builder.
+//! - [`model`]: profile activation, inheritance and interpolation, as Maven's model builder;
+//! - [`repo`]: repositories (http(s), file) through a verified, lock-free local cache.
 
 pub mod coords;
 pub mod model;
 pub mod pom;
 pub mod range;
+pub mod repo;
 pub mod version;

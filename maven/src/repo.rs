@@ -1,0 +1,427 @@
+//! Maven repositories: `http(s)://` (credentials in the URL or a header) and `file://`, read
+//! through a verified local cache that concurrent resolutions share without a global lock.
+//!
+//! - Small files (POMs, `maven-metadata.xml`) are read into memory; artifacts (jars) are streamed
+//!   to the cache and hashed on the way.
+//! - Where the repository publishes `.sha256` or `.sha1` next to a file, the file is checked
+//!   against it (sha256 preferred) and a mismatch is an error; where it publishes none (Debian's
+//!   repository), the file is taken as it is.
+//! - A cached file is written to a unique temporary name and renamed into place, so readers see
+//!   whole files only and two resolutions fetching the same file at once both succeed.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::StreamExt;
+use sha1::Sha1;
+use sha2::{Digest as _, Sha256};
+use tokio::io::AsyncWriteExt;
+
+/// One remote or local repository.
+#[derive(Debug, Clone)]
+pub struct Repository {
+    /// The base URL, ending in `/`.
+    base: url::Url,
+    /// An `Authorization` header value, when given; never printed.
+    authorization: Option<String>,
+    /// The cache directory of this repository.
+    cache: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("{0}: not a repository URL (http://, https:// or file://)")]
+    BadUrl(String),
+    #[error("{url}: {message}")]
+    Fetch { url: String, message: String },
+    #[error("{url}: checksum mismatch: the repository says {expected}, the file is {actual}")]
+    Checksum {
+        url: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("cache {path}: {source}")]
+    Cache {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// A repository URL for messages: without credentials or query.
+fn shown(url: &url::Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.set_query(None);
+    url.to_string()
+}
+
+/// What fetching a file found.
+pub enum Fetched {
+    Found(Vec<u8>),
+    Missing,
+}
+
+impl Repository {
+    /// `url` with optional credentials (`https://user:pass@host/...` becomes basic auth);
+    /// `cache_root` is shared by all repositories (each gets a directory named after its URL).
+    pub fn new(
+        url: &str,
+        authorization: Option<String>,
+        cache_root: &Path,
+    ) -> Result<Self, RepoError> {
+        let mut base = url::Url::parse(url).map_err(|_| RepoError::BadUrl(url.to_owned()))?;
+        if !matches!(base.scheme(), "http" | "https" | "file") {
+            return Err(RepoError::BadUrl(url.to_owned()));
+        }
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        let mut authorization = authorization;
+        if authorization.is_none() && !base.username().is_empty() {
+            use base64::Engine as _;
+            let user = percent(base.username());
+            let pass = base.password().map(percent).unwrap_or_default();
+            authorization = Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+            ));
+        }
+        let _ = base.set_username("");
+        let _ = base.set_password(None);
+        let id = hex::encode(&Sha256::digest(base.as_str().as_bytes())[..8]);
+        Ok(Self {
+            base,
+            authorization,
+            cache: cache_root.join(id),
+        })
+    }
+
+    pub fn url(&self) -> String {
+        shown(&self.base)
+    }
+
+    fn file_url(&self, path: &str) -> Result<url::Url, RepoError> {
+        self.base
+            .join(path)
+            .map_err(|_| RepoError::BadUrl(format!("{}{path}", self.url())))
+    }
+
+    fn cached(&self, path: &str) -> PathBuf {
+        self.cache.join(path)
+    }
+
+    /// Reads a small file (a POM, metadata, a checksum) from the cache or the repository.
+    pub async fn fetch(&self, http: &reqwest::Client, path: &str) -> Result<Fetched, RepoError> {
+        let cached = self.cached(path);
+        if let Ok(bytes) = tokio::fs::read(&cached).await {
+            return Ok(Fetched::Found(bytes));
+        }
+        let Some(bytes) = self.get(http, path).await? else {
+            return Ok(Fetched::Missing);
+        };
+        self.verify(http, path, &bytes).await?;
+        write_atomically(&cached, &bytes).await?;
+        Ok(Fetched::Found(bytes))
+    }
+
+    /// The bytes at `path`, `None` on 404 or a missing file.
+    async fn get(&self, http: &reqwest::Client, path: &str) -> Result<Option<Vec<u8>>, RepoError> {
+        let url = self.file_url(path)?;
+        if url.scheme() == "file" {
+            let file = url
+                .to_file_path()
+                .map_err(|_| RepoError::BadUrl(url.to_string()))?;
+            return match tokio::fs::read(&file).await {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(RepoError::Fetch {
+                    url: shown(&url),
+                    message: e.to_string(),
+                }),
+            };
+        }
+        let mut request = http.get(url.clone());
+        if let Some(auth) = &self.authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, auth);
+        }
+        let fail = |message: String| RepoError::Fetch {
+            url: shown(&url),
+            message,
+        };
+        let response = request.send().await.map_err(|e| fail(error_chain(&e)))?;
+        match response.status() {
+            s if s.is_success() => Ok(Some(
+                response
+                    .bytes()
+                    .await
+                    .map_err(|e| fail(error_chain(&e)))?
+                    .to_vec(),
+            )),
+            reqwest::StatusCode::NOT_FOUND | reqwest::StatusCode::GONE => Ok(None),
+            s => Err(fail(format!("HTTP {s}"))),
+        }
+    }
+
+    /// Checks `bytes` against the repository's `.sha256`, else `.sha1`, when it has one.
+    async fn verify(
+        &self,
+        http: &reqwest::Client,
+        path: &str,
+        bytes: &[u8],
+    ) -> Result<(), RepoError> {
+        type Hash = fn(&[u8]) -> String;
+        let digests: [(&str, Hash); 2] = [
+            ("sha256", |b| hex::encode(Sha256::digest(b))),
+            ("sha1", |b| hex::encode(Sha1::digest(b))),
+        ];
+        for (ext, digest) in digests {
+            if let Some(sum) = self.get(http, &format!("{path}.{ext}")).await? {
+                let expected = checksum_value(&sum);
+                let actual = digest(bytes);
+                if !expected.eq_ignore_ascii_case(&actual) {
+                    return Err(RepoError::Checksum {
+                        url: format!("{}{path}", self.url()),
+                        expected,
+                        actual,
+                    });
+                }
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Downloads an artifact into the cache (streaming, verified), returning its cached path;
+    /// `None` when the repository does not have it.
+    pub async fn artifact(
+        &self,
+        http: &reqwest::Client,
+        path: &str,
+    ) -> Result<Option<PathBuf>, RepoError> {
+        let cached = self.cached(path);
+        if tokio::fs::try_exists(&cached).await.unwrap_or(false) {
+            return Ok(Some(cached));
+        }
+        let url = self.file_url(path)?;
+        let fail = |message: String| RepoError::Fetch {
+            url: shown(&url),
+            message,
+        };
+        let tmp = temp_name(&cached);
+        if let Some(parent) = cached.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|source| RepoError::Cache {
+                    path: parent.display().to_string(),
+                    source,
+                })?;
+        }
+        let (sha256, sha1) = if url.scheme() == "file" {
+            let file = url
+                .to_file_path()
+                .map_err(|_| RepoError::BadUrl(url.to_string()))?;
+            if !file.exists() {
+                return Ok(None);
+            }
+            tokio::fs::copy(&file, &tmp)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            let hashed = tmp.clone();
+            tokio::task::spawn_blocking(move || hash_streaming(&hashed))
+                .await
+                .map_err(|e| fail(e.to_string()))?
+                .map_err(|e| fail(e.to_string()))?
+        } else {
+            let mut request = http.get(url.clone());
+            if let Some(auth) = &self.authorization {
+                request = request.header(reqwest::header::AUTHORIZATION, auth);
+            }
+            let response = request.send().await.map_err(|e| fail(error_chain(&e)))?;
+            match response.status() {
+                s if s.is_success() => {}
+                reqwest::StatusCode::NOT_FOUND | reqwest::StatusCode::GONE => return Ok(None),
+                s => return Err(fail(format!("HTTP {s}"))),
+            }
+            let mut file =
+                tokio::fs::File::create(&tmp)
+                    .await
+                    .map_err(|source| RepoError::Cache {
+                        path: tmp.display().to_string(),
+                        source,
+                    })?;
+            let (mut h256, mut h1) = (Sha256::new(), Sha1::new());
+            let mut body = response.bytes_stream();
+            while let Some(chunk) = body.next().await {
+                let chunk = match chunk {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = tokio::fs::remove_file(&tmp).await;
+                        return Err(fail(error_chain(&e)));
+                    }
+                };
+                h256.update(&chunk);
+                h1.update(&chunk);
+                if let Err(source) = file.write_all(&chunk).await {
+                    let _ = tokio::fs::remove_file(&tmp).await;
+                    return Err(RepoError::Cache {
+                        path: tmp.display().to_string(),
+                        source,
+                    });
+                }
+            }
+            file.flush().await.map_err(|source| RepoError::Cache {
+                path: tmp.display().to_string(),
+                source,
+            })?;
+            (hex::encode(h256.finalize()), hex::encode(h1.finalize()))
+        };
+        for (ext, actual) in [("sha256", &sha256), ("sha1", &sha1)] {
+            if let Some(sum) = self.get(http, &format!("{path}.{ext}")).await? {
+                let expected = checksum_value(&sum);
+                if !expected.eq_ignore_ascii_case(actual) {
+                    let _ = tokio::fs::remove_file(&tmp).await;
+                    return Err(RepoError::Checksum {
+                        url: format!("{}{path}", self.url()),
+                        expected,
+                        actual: actual.clone(),
+                    });
+                }
+                break;
+            }
+        }
+        tokio::fs::rename(&tmp, &cached)
+            .await
+            .map_err(|source| RepoError::Cache {
+                path: cached.display().to_string(),
+                source,
+            })?;
+        Ok(Some(cached))
+    }
+}
+
+/// sha256 and sha1 of a file, read in chunks.
+fn hash_streaming(path: &Path) -> std::io::Result<(String, String)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let (mut h256, mut h1) = (Sha256::new(), Sha1::new());
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        h256.update(&buffer[..n]);
+        h1.update(&buffer[..n]);
+    }
+    Ok((hex::encode(h256.finalize()), hex::encode(h1.finalize())))
+}
+
+/// A checksum file's value: the first word (some files add the file name after it).
+fn checksum_value(file: &[u8]) -> String {
+    String::from_utf8_lossy(file)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A user name or password from a URL, percent-decoded.
+fn percent(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+fn temp_name(path: &Path) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_nanos();
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    path.with_file_name(format!(".{name}.{}.{nanos}.tmp", std::process::id()))
+}
+
+async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), RepoError> {
+    let cache_error = |source| RepoError::Cache {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(cache_error)?;
+    }
+    let tmp = temp_name(path);
+    tokio::fs::write(&tmp, bytes).await.map_err(cache_error)?;
+    tokio::fs::rename(&tmp, path).await.map_err(cache_error)
+}
+
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut message = if e.is_timeout() {
+        "timed out".to_owned()
+    } else if e.is_connect() {
+        "cannot connect".to_owned()
+    } else {
+        "request failed".to_owned()
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}
+
+/// The versions a `maven-metadata.xml` lists.
+pub fn metadata_versions(xml: &str) -> Result<Vec<String>, String> {
+    let doc = roxmltree::Document::parse(xml).map_err(|e| e.to_string())?;
+    Ok(doc
+        .descendants()
+        .filter(|n| n.is_element() && n.tag_name().name() == "version")
+        .filter(|n| {
+            n.parent()
+                .is_some_and(|p| p.tag_name().name() == "versions")
+        })
+        .filter_map(|n| n.text())
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_and_checksums() {
+        let xml = r#"<metadata><groupId>g</groupId><artifactId>a</artifactId><versioning>
+            <latest>2.0</latest><release>2.0</release>
+            <versions><version>1.0</version><version> 1.5 </version><version>2.0</version></versions>
+            </versioning></metadata>"#;
+        assert_eq!(
+            metadata_versions(xml).expect("parses"),
+            ["1.0", "1.5", "2.0"]
+        );
+        assert_eq!(checksum_value(b"abc123  a-1.0.jar\n"), "abc123");
+    }
+
+    #[test]
+    fn credentials_in_the_url_become_basic_auth_and_are_never_shown() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = Repository::new(
+            "https://alice:s3cret@repo.example.com/maven2",
+            None,
+            dir.path(),
+        )
+        .expect("repo");
+        assert_eq!(repo.url(), "https://repo.example.com/maven2/");
+        assert_eq!(
+            repo.authorization.as_deref(),
+            Some("Basic YWxpY2U6czNjcmV0")
+        );
+        assert!(Repository::new("ftp://h/r", None, dir.path()).is_err());
+    }
+}
