@@ -5,11 +5,13 @@
 //! - [`range`]: version requirements and ranges (`[1.0,2.0)`), with either ordering;
 //! - [`pom`]: POM files as written (before inheritance, interpolation and profiles);
 //! - [`model`]: profile activation, inheritance and interpolation, as Maven's model builder;
-//! - [`repo`]: repositories (http(s), file) through a verified, lock-free local cache.
+//! - [`repo`]: repositories (http(s), file) through a verified, lock-free local cache;
+//! - [`resolve`]: effective POMs (parents, profiles, BOM imports) and the `maven` mode's graph.
 
 pub mod coords;
 pub mod model;
 pub mod pom;
 pub mod range;
 pub mod repo;
+pub mod resolve;
 pub mod version;

@@ -1,0 +1,469 @@
+//! Effective POMs and the `maven` mode's dependency graph (Maven Resolver's rules: nearest wins,
+//! the first declaration breaks ties, dependency management only from the root).
+//!
+//! The effective model of a POM: its parent chain (each with its active profiles), inheritance,
+//! interpolation, `import`-scoped BOMs merged into dependency management (declared entries win,
+//! then the first BOM), and its own management applied to its dependencies' missing versions and
+//! scopes.
+//!
+//! The graph for runtime (what Spark needs on its class path): `compile` and `runtime`
+//! dependencies; `provided`, `test`, `system` and `import` ones are not followed; a transitive
+//! dependency is `runtime` when any edge on its path is; optional dependencies of dependencies are
+//! dropped; exclusions accumulate along the path; relocations are followed.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+
+use crate::coords::{Coordinate, Exclusion};
+use crate::model::{Context, inherit, interpolate_pom, management_key, with_profiles};
+use crate::pom::{Dependency, Pom};
+use crate::range::Requirement;
+use crate::version::MavenVersion;
+
+/// Where POMs and version lists come from.
+pub trait PomSource: Sync {
+    /// The raw POM of a module version; `None` when the repositories do not have it.
+    fn pom(
+        &self,
+        group: &str,
+        artifact: &str,
+        version: &str,
+    ) -> impl Future<Output = Result<Option<Pom>, String>> + Send;
+
+    /// The versions the repositories list for a module (`maven-metadata.xml`).
+    fn versions(
+        &self,
+        group: &str,
+        artifact: &str,
+    ) -> impl Future<Output = Result<Vec<String>, String>> + Send;
+}
+
+/// One resolved artifact and the path that pulled it in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub coordinate: Coordinate,
+    pub scope: String,
+    pub depth: usize,
+    /// The coordinates from the root to this one's parent.
+    pub path: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    #[error("{module}: no POM in the repositories (pulled in by {path})")]
+    Missing { module: String, path: String },
+    #[error("{module}: no version satisfies {requirement} (pulled in by {path})")]
+    NoVersion {
+        module: String,
+        requirement: String,
+        path: String,
+    },
+    #[error("{module}: {message} (pulled in by {path})")]
+    Source {
+        module: String,
+        message: String,
+        path: String,
+    },
+    #[error("{0}: the parent chain loops")]
+    ParentCycle(String),
+}
+
+type Effective = Result<Pom, ResolveError>;
+
+/// Builds effective POMs (memoized) from a [`PomSource`].
+pub struct Models<'s, S: PomSource> {
+    source: &'s S,
+    context: Context,
+    cache: Mutex<HashMap<(String, String, String), Pom>>,
+}
+
+fn maven_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    MavenVersion::parse(a).cmp(&MavenVersion::parse(b))
+}
+
+impl<'s, S: PomSource> Models<'s, S> {
+    pub fn new(source: &'s S, context: Context) -> Self {
+        Self {
+            source,
+            context,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The effective POM of `group:artifact:version`; `path` names who asked, for messages.
+    pub fn effective<'a>(
+        &'a self,
+        group: &'a str,
+        artifact: &'a str,
+        version: &'a str,
+        path: &'a str,
+        depth: usize,
+    ) -> Pin<Box<dyn Future<Output = Effective> + Send + 'a>>
+    where
+        S: 's,
+    {
+        Box::pin(async move {
+            let key = (group.to_owned(), artifact.to_owned(), version.to_owned());
+            if let Some(pom) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+                return Ok(pom);
+            }
+            let module = format!("{group}:{artifact}:{version}");
+            if depth > 32 {
+                return Err(ResolveError::ParentCycle(module));
+            }
+            let raw = self
+                .source
+                .pom(group, artifact, version)
+                .await
+                .map_err(|message| ResolveError::Source {
+                    module: module.clone(),
+                    message,
+                    path: path.to_owned(),
+                })?
+                .ok_or_else(|| ResolveError::Missing {
+                    module: module.clone(),
+                    path: path.to_owned(),
+                })?;
+            let own = with_profiles(&raw, &self.context);
+            let inherited = match &raw.parent {
+                Some(parent) => {
+                    let parent_pom = self
+                        .effective(
+                            &parent.group,
+                            &parent.artifact,
+                            &parent.version,
+                            &module,
+                            depth + 1,
+                        )
+                        .await?;
+                    inherit(&own, &parent_pom)
+                }
+                None => own,
+            };
+            let mut pom = interpolate_pom(&inherited, &self.context);
+            // Import BOMs: declared entries win, then earlier BOMs.
+            let mut management = Vec::new();
+            let mut imports = Vec::new();
+            for d in &pom.dependency_management {
+                if d.scope.as_deref() == Some("import") && d.kind.as_deref() == Some("pom") {
+                    imports.push(d.clone());
+                } else {
+                    management.push(d.clone());
+                }
+            }
+            for bom in imports {
+                let version = bom.version.clone().unwrap_or_default();
+                let bom_pom = self
+                    .effective(&bom.group, &bom.artifact, &version, &module, depth + 1)
+                    .await?;
+                for d in bom_pom.dependency_management {
+                    if !management
+                        .iter()
+                        .any(|m| management_key(m) == management_key(&d))
+                    {
+                        management.push(d);
+                    }
+                }
+            }
+            pom.dependency_management = management;
+            // The POM's own management fills its dependencies' missing versions and scopes.
+            for d in &mut pom.dependencies {
+                if let Some(m) = pom
+                    .dependency_management
+                    .iter()
+                    .find(|m| management_key(m) == management_key(d))
+                {
+                    if d.version.is_none() {
+                        d.version = m.version.clone();
+                    }
+                    if d.scope.is_none() {
+                        d.scope = m.scope.clone();
+                    }
+                    if d.exclusions.is_empty() {
+                        d.exclusions = m.exclusions.clone();
+                    }
+                }
+            }
+            if let Ok(mut cache) = self.cache.lock() {
+                cache.insert(key, pom.clone());
+            }
+            Ok(pom)
+        })
+    }
+
+    /// A concrete version for a dependency's requirement: the version itself, or the newest
+    /// listed version in the range.
+    pub async fn pick_version(&self, d: &Dependency, path: &str) -> Result<String, ResolveError> {
+        let module = format!("{}:{}", d.group, d.artifact);
+        let text = d.version.clone().ok_or_else(|| ResolveError::NoVersion {
+            module: module.clone(),
+            requirement: "(no version and none managed)".to_owned(),
+            path: path.to_owned(),
+        })?;
+        let requirement = Requirement::parse(&text).map_err(|e| ResolveError::Source {
+            module: module.clone(),
+            message: e.to_string(),
+            path: path.to_owned(),
+        })?;
+        match &requirement {
+            Requirement::Soft(v) => Ok(v.clone()),
+            Requirement::Ranges(_) => {
+                let versions =
+                    self.source
+                        .versions(&d.group, &d.artifact)
+                        .await
+                        .map_err(|message| ResolveError::Source {
+                            module: module.clone(),
+                            message,
+                            path: path.to_owned(),
+                        })?;
+                requirement
+                    .newest(versions.iter().map(String::as_str), maven_cmp)
+                    .map(str::to_owned)
+                    .ok_or(ResolveError::NoVersion {
+                        module,
+                        requirement: text,
+                        path: path.to_owned(),
+                    })
+            }
+        }
+    }
+}
+
+fn transitive_scope(parent: &str, child: &str) -> Option<&'static str> {
+    match (parent, child) {
+        (_, "provided" | "test" | "system" | "import") => None,
+        ("compile", "compile") => Some("compile"),
+        (_, "runtime") | ("runtime", _) => Some("runtime"),
+        _ => Some("compile"),
+    }
+}
+
+/// Resolves `roots` with Maven's rules: breadth first, the nearest declaration of a module wins,
+/// the first one at equal depth breaks ties; `exclusions` apply everywhere.
+pub async fn resolve_maven<S: PomSource>(
+    models: &Models<'_, S>,
+    roots: &[Coordinate],
+    exclusions: &[Exclusion],
+) -> Result<Vec<Resolved>, ResolveError> {
+    struct Node {
+        dependency: Dependency,
+        scope: String,
+        depth: usize,
+        path: Vec<String>,
+        exclusions: Vec<Exclusion>,
+    }
+    let mut queue: VecDeque<Node> = roots
+        .iter()
+        .map(|c| Node {
+            dependency: Dependency {
+                group: c.group.clone(),
+                artifact: c.artifact.clone(),
+                version: Some(c.version.clone()),
+                kind: Some(c.extension.clone()),
+                classifier: c.classifier.clone(),
+                ..Dependency::default()
+            },
+            scope: "compile".to_owned(),
+            depth: 1,
+            path: Vec::new(),
+            exclusions: exclusions.to_vec(),
+        })
+        .collect();
+    let mut chosen: HashSet<(String, String, String, String)> = HashSet::new();
+    let mut out = Vec::new();
+    while let Some(node) = queue.pop_front() {
+        let d = &node.dependency;
+        let key = management_key(d);
+        if chosen.contains(&key) {
+            continue; // a nearer or earlier declaration won
+        }
+        let path_text = if node.path.is_empty() {
+            "the request".to_owned()
+        } else {
+            node.path.join(" -> ")
+        };
+        let mut version = models.pick_version(d, &path_text).await?;
+        let mut group = d.group.clone();
+        let mut artifact = d.artifact.clone();
+        let mut pom = models
+            .effective(&group, &artifact, &version, &path_text, 0)
+            .await?;
+        // Relocations (bounded, a relocation may point at another).
+        for _ in 0..8 {
+            let Some(r) = pom.relocation.clone() else {
+                break;
+            };
+            group = r.group.unwrap_or(group);
+            artifact = r.artifact.unwrap_or(artifact);
+            version = r.version.unwrap_or(version);
+            pom = models
+                .effective(&group, &artifact, &version, &path_text, 0)
+                .await?;
+        }
+        chosen.insert(key);
+        let extension = match d.kind.as_deref().unwrap_or("jar") {
+            "test-jar" => "jar".to_owned(),
+            "bundle" | "maven-plugin" | "ejb" => "jar".to_owned(),
+            other => other.to_owned(),
+        };
+        let classifier = d
+            .classifier
+            .clone()
+            .or_else(|| (d.kind.as_deref() == Some("test-jar")).then(|| "tests".to_owned()));
+        let coordinate = Coordinate {
+            group: group.clone(),
+            artifact: artifact.clone(),
+            version: version.clone(),
+            extension,
+            classifier,
+        };
+        let here = format!("{group}:{artifact}:{version}");
+        let mut child_path = node.path.clone();
+        child_path.push(here);
+        for child in &pom.dependencies {
+            let child_scope = child.scope.as_deref().unwrap_or("compile");
+            let Some(scope) = transitive_scope(&node.scope, child_scope) else {
+                continue;
+            };
+            if child.optional.as_deref() == Some("true") {
+                continue;
+            }
+            if node
+                .exclusions
+                .iter()
+                .any(|e| e.matches(&child.group, &child.artifact))
+            {
+                continue;
+            }
+            let mut excl = node.exclusions.clone();
+            excl.extend(child.exclusions.iter().cloned());
+            queue.push_back(Node {
+                dependency: child.clone(),
+                scope: scope.to_owned(),
+                depth: node.depth + 1,
+                path: child_path.clone(),
+                exclusions: excl,
+            });
+        }
+        out.push(Resolved {
+            coordinate,
+            scope: node.scope.clone(),
+            depth: node.depth,
+            path: node.path,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// POMs in memory: "g:a:v" -> XML.
+    struct Memory(HashMap<String, String>);
+
+    impl PomSource for Memory {
+        async fn pom(&self, g: &str, a: &str, v: &str) -> Result<Option<Pom>, String> {
+            match self.0.get(&format!("{g}:{a}:{v}")) {
+                Some(xml) => Pom::parse(xml).map(Some).map_err(|e| e.to_string()),
+                None => Ok(None),
+            }
+        }
+
+        async fn versions(&self, g: &str, a: &str) -> Result<Vec<String>, String> {
+            let prefix = format!("{g}:{a}:");
+            Ok(self
+                .0
+                .keys()
+                .filter_map(|k| k.strip_prefix(&prefix).map(str::to_owned))
+                .collect())
+        }
+    }
+
+    fn pom(g: &str, a: &str, v: &str, deps: &str) -> (String, String) {
+        (
+            format!("{g}:{a}:{v}"),
+            format!(
+                "<project><groupId>{g}</groupId><artifactId>{a}</artifactId><version>{v}</version>\
+                 <dependencies>{deps}</dependencies></project>"
+            ),
+        )
+    }
+
+    fn dep(a: &str, v: &str, extra: &str) -> String {
+        format!(
+            "<dependency><groupId>t</groupId><artifactId>{a}</artifactId><version>{v}</version>{extra}</dependency>"
+        )
+    }
+
+    async fn resolve(repo: &Memory, roots: &[&str]) -> Vec<String> {
+        let models = Models::new(repo, Context::default());
+        let roots: Vec<Coordinate> = roots
+            .iter()
+            .map(|r| r.parse().expect("coordinate"))
+            .collect();
+        let mut out: Vec<String> = resolve_maven(&models, &roots, &[])
+            .await
+            .expect("resolves")
+            .into_iter()
+            .map(|r| r.coordinate.to_string())
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[tokio::test]
+    async fn nearest_wins_and_scopes_optionals_exclusions_apply() {
+        let repo = Memory(HashMap::from([
+            pom(
+                "t",
+                "app",
+                "1",
+                &format!(
+                    "{}{}{}{}{}",
+                    dep("lib", "1", ""),
+                    dep("deep", "1", ""),
+                    dep("testonly", "1", "<scope>test</scope>"),
+                    dep("opt", "1", "<optional>true</optional>"),
+                    dep(
+                        "noisy",
+                        "1",
+                        "<exclusions><exclusion><groupId>t</groupId><artifactId>junk</artifactId></exclusion></exclusions>"
+                    ),
+                ),
+            ),
+            pom("t", "lib", "1", &dep("shared", "1", "")),
+            pom("t", "deep", "1", &dep("mid", "1", "")),
+            pom("t", "mid", "1", &dep("shared", "2", "")),
+            pom("t", "shared", "1", ""),
+            pom("t", "shared", "2", ""),
+            pom("t", "testonly", "1", ""),
+            pom("t", "opt", "1", ""),
+            pom(
+                "t",
+                "noisy",
+                "1",
+                &format!("{}{}", dep("junk", "1", ""), dep("fine", "[1,2)", "")),
+            ),
+            pom("t", "junk", "1", ""),
+            pom("t", "fine", "1.0", ""),
+            pom("t", "fine", "1.5", ""),
+            pom("t", "fine", "2.0", ""),
+        ]));
+        assert_eq!(
+            resolve(&repo, &["t:app:1"]).await,
+            [
+                "t:app:1",
+                "t:deep:1",
+                "t:fine:1.5",
+                "t:lib:1",
+                "t:mid:1",
+                "t:noisy:1",
+                "t:shared:1"
+            ]
+        );
+    }
+}
