@@ -178,20 +178,14 @@ impl ServerClient {
 
 /// A reqwest error without its URL (whose query could carry a secret).
 fn describe(e: &reqwest::Error) -> String {
-    let mut message = if e.is_timeout() {
-        "timed out".to_owned()
+    let kind = if e.is_timeout() {
+        "timed out"
     } else if e.is_connect() {
-        "cannot connect".to_owned()
+        "cannot connect"
     } else {
-        "request failed".to_owned()
+        "request failed"
     };
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    message
+    sparkstage_api::error::describe_sources(kind, e)
 }
 
 /// Remembers the digest of a file by (path, size, mtime), so an unchanged file is not read again.

@@ -632,14 +632,7 @@ pub(crate) fn describe(e: &reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    let mut message = kind.to_owned();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    message
+    sparkstage_api::error::describe_sources(kind, e)
 }
 
 /// `": <message>"` from a JSON error body of the staging server, or nothing.

@@ -358,21 +358,16 @@ async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), RepoError> {
     tokio::fs::rename(&tmp, path).await.map_err(cache_error)
 }
 
+/// A reqwest error without its URL (which may carry credentials).
 fn error_chain(e: &reqwest::Error) -> String {
-    let mut message = if e.is_timeout() {
-        "timed out".to_owned()
+    let kind = if e.is_timeout() {
+        "timed out"
     } else if e.is_connect() {
-        "cannot connect".to_owned()
+        "cannot connect"
     } else {
-        "request failed".to_owned()
+        "request failed"
     };
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    message
+    sparkstage_api::error::describe_sources(kind, e)
 }
 
 /// The versions a `maven-metadata.xml` lists.
