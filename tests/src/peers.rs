@@ -497,20 +497,16 @@ impl Moto {
     pub fn child(&mut self) -> &mut ChildGuard {
         &mut self.child
     }
+}
 
+impl ObjectStorePeer for Moto {
     /// `http://127.0.0.1:PORT`.
-    pub fn endpoint(&self) -> String {
+    fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Creates bucket `name` with an unsigned `PUT /name` (moto does not check signatures).
-    pub async fn create_bucket(&self, name: &str) -> Result<()> {
-        let resp = self
-            .http
-            .put(format!("{}/{name}", self.endpoint()))
-            .send()
-            .await?;
-        expect_success(resp, &format!("moto: creating bucket {name}")).await
+    fn url(&self, bucket: &str) -> String {
+        format!("s3://{bucket}")
     }
 
     /// Options for `AmazonS3Builder::with_config` / `parse_url_opts("s3://BUCKET")`.
@@ -520,7 +516,7 @@ impl Moto {
     /// that `copy_if_not_exists` works as on the other peers (moto, like S3 since 2024, honours
     /// `If-None-Match` on `CompleteMultipartUpload`); without it object_store refuses
     /// `copy_if_not_exists` on S3.
-    pub fn object_store_options(&self, bucket: &str) -> Vec<(String, String)> {
+    fn object_store_options(&self, bucket: &str) -> Vec<(String, String)> {
         pairs([
             ("aws_endpoint", self.endpoint()),
             ("aws_allow_http", "true".into()),
@@ -534,7 +530,7 @@ impl Moto {
 
     /// Environment for `AmazonS3Builder::from_env()` (and the AWS CLI/SDKs, which read
     /// `AWS_ENDPOINT_URL`).
-    pub fn env(&self) -> Vec<(String, String)> {
+    fn env(&self) -> Vec<(String, String)> {
         pairs([
             ("AWS_ENDPOINT", self.endpoint()),
             ("AWS_ENDPOINT_URL", self.endpoint()),
@@ -547,23 +543,15 @@ impl Moto {
             ("AWS_EC2_METADATA_DISABLED", "true".into()),
         ])
     }
-}
 
-impl ObjectStorePeer for Moto {
-    fn endpoint(&self) -> String {
-        Moto::endpoint(self)
-    }
-    fn url(&self, bucket: &str) -> String {
-        format!("s3://{bucket}")
-    }
-    fn object_store_options(&self, bucket: &str) -> Vec<(String, String)> {
-        Moto::object_store_options(self, bucket)
-    }
-    fn env(&self) -> Vec<(String, String)> {
-        Moto::env(self)
-    }
-    fn create_bucket(&self, name: &str) -> impl Future<Output = Result<()>> + Send {
-        Moto::create_bucket(self, name)
+    /// Creates bucket `name` with an unsigned `PUT /name` (moto does not check signatures).
+    async fn create_bucket(&self, name: &str) -> Result<()> {
+        let resp = self
+            .http
+            .put(format!("{}/{name}", self.endpoint()))
+            .send()
+            .await?;
+        expect_success(resp, &format!("moto: creating bucket {name}")).await
     }
 }
 
@@ -665,25 +653,6 @@ impl FakeGcs {
         &mut self.child
     }
 
-    /// `http://127.0.0.1:PORT` of the adapter: use this as the GCS base URL.
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.shim.port())
-    }
-
-    /// Creates bucket `name` through the JSON API (`POST /storage/v1/b`).
-    pub async fn create_bucket(&self, name: &str) -> Result<()> {
-        let resp = self
-            .http
-            .post(format!(
-                "{}/storage/v1/b?project=sparkstage-test",
-                self.endpoint()
-            ))
-            .json(&serde_json::json!({ "name": name }))
-            .send()
-            .await?;
-        expect_success(resp, &format!("fake-gcs-server: creating bucket {name}")).await
-    }
-
     /// The service account key JSON that points object_store at this server without OAuth
     /// (as object_store's own CI does with fake-gcs-server).
     pub fn service_account_key(&self) -> String {
@@ -696,9 +665,20 @@ impl FakeGcs {
         })
         .to_string()
     }
+}
+
+impl ObjectStorePeer for FakeGcs {
+    /// `http://127.0.0.1:PORT` of the adapter: use this as the GCS base URL.
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.shim.port())
+    }
+
+    fn url(&self, bucket: &str) -> String {
+        format!("gs://{bucket}")
+    }
 
     /// Options for `GoogleCloudStorageBuilder::with_config` / `parse_url_opts("gs://BUCKET")`.
-    pub fn object_store_options(&self, bucket: &str) -> Vec<(String, String)> {
+    fn object_store_options(&self, bucket: &str) -> Vec<(String, String)> {
         pairs([
             ("google_service_account_key", self.service_account_key()),
             ("google_allow_http", "true".into()),
@@ -708,29 +688,25 @@ impl FakeGcs {
 
     /// Environment for `GoogleCloudStorageBuilder::from_env()`. Make sure the child does not
     /// also inherit `GOOGLE_SERVICE_ACCOUNT`/`SERVICE_ACCOUNT` (a path and a key are an error).
-    pub fn env(&self) -> Vec<(String, String)> {
+    fn env(&self) -> Vec<(String, String)> {
         pairs([
             ("GOOGLE_SERVICE_ACCOUNT_KEY", self.service_account_key()),
             ("GOOGLE_ALLOW_HTTP", "true".into()),
         ])
     }
-}
 
-impl ObjectStorePeer for FakeGcs {
-    fn endpoint(&self) -> String {
-        FakeGcs::endpoint(self)
-    }
-    fn url(&self, bucket: &str) -> String {
-        format!("gs://{bucket}")
-    }
-    fn object_store_options(&self, bucket: &str) -> Vec<(String, String)> {
-        FakeGcs::object_store_options(self, bucket)
-    }
-    fn env(&self) -> Vec<(String, String)> {
-        FakeGcs::env(self)
-    }
-    fn create_bucket(&self, name: &str) -> impl Future<Output = Result<()>> + Send {
-        FakeGcs::create_bucket(self, name)
+    /// Creates bucket `name` through the JSON API (`POST /storage/v1/b`).
+    async fn create_bucket(&self, name: &str) -> Result<()> {
+        let resp = self
+            .http
+            .post(format!(
+                "{}/storage/v1/b?project=sparkstage-test",
+                self.endpoint()
+            ))
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await?;
+        expect_success(resp, &format!("fake-gcs-server: creating bucket {name}")).await
     }
 }
 
@@ -816,11 +792,6 @@ impl Azurite {
         &mut self.child
     }
 
-    /// `http://127.0.0.1:PORT`.
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
     /// `http://127.0.0.1:PORT/devstoreaccount1`, the account's blob service URL.
     pub fn account_url(&self) -> String {
         format!("{}/{}", self.endpoint(), Self::ACCOUNT)
@@ -881,6 +852,17 @@ impl Azurite {
             .await?;
         expect_success(resp, &format!("azurite: creating container {name}")).await
     }
+}
+
+impl ObjectStorePeer for Azurite {
+    /// `http://127.0.0.1:PORT`.
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn url(&self, bucket: &str) -> String {
+        format!("az://{bucket}")
+    }
 
     /// Options for `MicrosoftAzureBuilder::with_config` / `parse_url_opts("az://CONTAINER")`.
     ///
@@ -889,7 +871,7 @@ impl Azurite {
     /// environment (`AZURITE_BLOB_STORAGE_URL`), which a test cannot set per fixture. Requests
     /// and signatures are the same; the only difference is that object_store then sends
     /// `list_with_offset` to the server as `startFrom`, which azurite does not implement.
-    pub fn object_store_options(&self, container: &str) -> Vec<(String, String)> {
+    fn object_store_options(&self, container: &str) -> Vec<(String, String)> {
         pairs([
             ("azure_storage_account_name", Self::ACCOUNT.into()),
             ("azure_storage_account_key", Self::ACCOUNT_KEY.into()),
@@ -902,7 +884,7 @@ impl Azurite {
     /// Environment for `MicrosoftAzureBuilder::from_env()`: emulator mode
     /// (`AZURE_STORAGE_USE_EMULATOR=true` with `AZURITE_BLOB_STORAGE_URL`), plus the account,
     /// key and endpoint so that a builder that ignores the emulator switch still works.
-    pub fn env(&self) -> Vec<(String, String)> {
+    fn env(&self) -> Vec<(String, String)> {
         pairs([
             ("AZURE_STORAGE_USE_EMULATOR", "true".into()),
             ("AZURITE_BLOB_STORAGE_URL", self.endpoint()),
@@ -912,21 +894,7 @@ impl Azurite {
             ("AZURE_ALLOW_HTTP", "true".into()),
         ])
     }
-}
 
-impl ObjectStorePeer for Azurite {
-    fn endpoint(&self) -> String {
-        Azurite::endpoint(self)
-    }
-    fn url(&self, bucket: &str) -> String {
-        format!("az://{bucket}")
-    }
-    fn object_store_options(&self, bucket: &str) -> Vec<(String, String)> {
-        Azurite::object_store_options(self, bucket)
-    }
-    fn env(&self) -> Vec<(String, String)> {
-        Azurite::env(self)
-    }
     fn create_bucket(&self, name: &str) -> impl Future<Output = Result<()>> + Send {
         self.create_container(name)
     }
