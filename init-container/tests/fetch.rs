@@ -11,14 +11,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures::StreamExt;
 use serde_json::json;
 use sparkstage_api::Digest;
 use sparkstage_tests::conformance::test_bytes;
 use sparkstage_tests::server::Server;
 
 mod common;
-use common::{Dirs, init, listing, stderr};
+use common::{Dirs, half_then_broken, init, listing, stderr};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bundle_is_fetched_by_kind_and_a_rerun_downloads_nothing() -> Result<()> {
@@ -168,24 +167,12 @@ async fn serve_origin() -> Result<Origin> {
                 .into_response();
         }
         if s.cut.fetch_add(1, Ordering::SeqCst) == 0 {
-            let half = bytes::Bytes::copy_from_slice(&data[..len / 2]);
-            // The pause lets the first half reach the client before the connection breaks.
-            let stream = futures::stream::iter([
-                Ok(half),
-                Err(std::io::Error::other("connection cut by the test")),
-            ])
-            .then(|item| async move {
-                if item.is_err() {
-                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                }
-                item
-            });
             return (
                 [
                     (header::CONTENT_LENGTH, len.to_string()),
                     (header::ACCEPT_RANGES, "bytes".to_owned()),
                 ],
-                Body::from_stream(stream),
+                half_then_broken(&data),
             )
                 .into_response();
         }

@@ -15,18 +15,16 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Result, ensure};
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures::StreamExt;
 use serde_json::json;
 use sparkstage_api::Digest;
 use sparkstage_tests::conformance::test_bytes;
 
 mod common;
-use common::{Dirs, init, listing, stderr};
+use common::{Dirs, half_then_broken, init, listing, stderr};
 
 const TOKEN: &str = "HDFS-DELEGATION-SECRET-0123456789";
 
@@ -139,21 +137,9 @@ async fn datanode(
     let rest = data[offset..].to_vec();
     let len = rest.len();
     if path == "/data/cut.bin" && s.cut.fetch_add(1, Ordering::SeqCst) == 0 {
-        let half = bytes::Bytes::copy_from_slice(&rest[..len / 2]);
-        // The pause lets the first half reach the client before the connection breaks.
-        let stream = futures::stream::iter([
-            Ok(half),
-            Err(std::io::Error::other("connection cut by the test")),
-        ])
-        .then(|item| async move {
-            if item.is_err() {
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
-            item
-        });
         return (
             [(header::CONTENT_LENGTH, len.to_string())],
-            Body::from_stream(stream),
+            half_then_broken(&rest),
         )
             .into_response();
     }

@@ -91,3 +91,22 @@ impl Dirs {
         Ok(args)
     }
 }
+
+/// A response body that sends the first half of `data`, then breaks off with an error (the
+/// connection is cut), as a flaky origin does. The pause lets the first half reach the client
+/// before the break.
+pub fn half_then_broken(data: &[u8]) -> axum::body::Body {
+    use futures::StreamExt;
+    let half = bytes::Bytes::copy_from_slice(&data[..data.len() / 2]);
+    let stream = futures::stream::iter([
+        Ok(half),
+        Err(std::io::Error::other("connection cut by the test")),
+    ])
+    .then(|item| async move {
+        if item.is_err() {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        item
+    });
+    axum::body::Body::from_stream(stream)
+}
