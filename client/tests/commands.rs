@@ -31,12 +31,11 @@ fn err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn upload_ls_rm() -> Result<()> {
-    let work = tempfile::tempdir()?;
-    let token_file = work.path().join("upload.token");
+/// The real server, requiring [`UPLOAD_TOKEN`] (read from a file in `work`).
+async fn server_with_upload_token(work: &Path) -> Result<Server> {
+    let token_file = work.join("upload.token");
     std::fs::write(&token_file, UPLOAD_TOKEN)?;
-    let server = Server::start(
+    Server::start(
         &[
             "--storage",
             "memory://",
@@ -45,7 +44,13 @@ async fn upload_ls_rm() -> Result<()> {
         ],
         &[],
     )
-    .await?;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_ls_rm() -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let server = server_with_upload_token(work.path()).await?;
     let url = server.url();
     std::fs::write(work.path().join("a.jar"), vec![7u8; 300_000])?;
     std::fs::write(work.path().join("b.csv"), "x,y\n")?;
@@ -140,18 +145,7 @@ async fn upload_ls_rm() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_forks_configuration_keys_are_aliases() -> Result<()> {
     let work = tempfile::tempdir()?;
-    let token_file = work.path().join("upload.token");
-    std::fs::write(&token_file, UPLOAD_TOKEN)?;
-    let server = Server::start(
-        &[
-            "--storage",
-            "memory://",
-            "--upload-token-file",
-            token_file.to_str().context("utf-8")?,
-        ],
-        &[],
-    )
-    .await?;
+    let server = server_with_upload_token(work.path()).await?;
     std::fs::write(work.path().join("app.jar"), "jar")?;
     let uri = format!(
         "spark.kubernetes.resourceStagingServer.uri={}",
