@@ -14,4 +14,6 @@ pub mod pom;
 pub mod range;
 pub mod repo;
 pub mod resolve;
+pub mod resolver;
+pub mod spark;
 pub mod version;

@@ -135,9 +135,29 @@ fn jdk_matches(spec: &str, jdk: &str) -> bool {
     })
 }
 
-/// The ids (or indexes) of the profiles of `pom` that are active: those whose conditions hold,
-/// or, when none does, those active by default.
-pub fn active_profiles(pom: &Pom, context: &Context) -> Vec<usize> {
+/// Which tool's rules a model follows where Maven and Apache Ivy (Spark's `--packages`) differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Flavor {
+    /// Maven's model builder.
+    #[default]
+    Maven,
+    /// Ivy 2.5's `PomReader`, as `spark-submit --packages` reads POMs.
+    Ivy,
+}
+
+/// The indexes of the profiles of `pom` that are active: those whose conditions hold, or, when
+/// none does, those active by default (Maven); any profile that is active by default or has one
+/// condition that holds (Ivy).
+pub fn active_profiles(pom: &Pom, context: &Context, flavor: Flavor) -> Vec<usize> {
+    if flavor == Flavor::Ivy {
+        return pom
+            .profiles
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| ivy_profile_active(&p.activation, &pom.properties, context))
+            .map(|(i, _)| i)
+            .collect();
+    }
     let active: Vec<usize> = pom
         .profiles
         .iter()
@@ -154,6 +174,67 @@ pub fn active_profiles(pom: &Pom, context: &Context) -> Vec<usize> {
         .filter(|(_, p)| p.activation.active_by_default)
         .map(|(i, _)| i)
         .collect()
+}
+
+/// Ivy 2.5's `PomProfileElement.isActive`: active by default, or by property (tested against the
+/// POM's own properties, not system ones), or by OS (`name`, `arch`, `version` equal to Java's,
+/// `family` a case-sensitive substring of `os.name`, no `!`), or by JDK (`!` negates). Each is
+/// enough on its own, and `activeByDefault` is never switched off by another profile.
+fn ivy_profile_active(
+    activation: &Activation,
+    properties: &std::collections::BTreeMap<String, String>,
+    context: &Context,
+) -> bool {
+    if activation.active_by_default {
+        return true;
+    }
+    if let Some((name, value)) = &activation.property {
+        let (negated, name) = match name.strip_prefix('!') {
+            Some(rest) => (true, rest),
+            None => (false, name.as_str()),
+        };
+        let lookup = properties
+            .get(name)
+            .or_else(|| context.properties.get(name));
+        let holds = match value.as_deref().filter(|v| !v.is_empty()) {
+            None => lookup.is_some() != negated,
+            Some(expected) => match expected.strip_prefix('!') {
+                Some(rest) => lookup.is_some_and(|v| v != rest),
+                None => lookup.is_some_and(|v| v == expected),
+            },
+        };
+        if !name.is_empty() && holds {
+            return true;
+        }
+    }
+    if let Some(os) = &activation.os {
+        let equal =
+            |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w.trim() == have);
+        let any =
+            os.name.is_some() || os.family.is_some() || os.arch.is_some() || os.version.is_some();
+        if any
+            && equal(&os.name, &context.os_name)
+            && os
+                .family
+                .as_deref()
+                .is_none_or(|f| context.os_name.contains(f.trim()))
+            && equal(&os.arch, &context.os_arch)
+            && equal(&os.version, &context.os_version)
+        {
+            return true;
+        }
+    }
+    if let Some(jdk) = &activation.jdk {
+        let jdk = jdk.trim();
+        let holds = match jdk.strip_prefix('!') {
+            Some(rest) => !jdk_matches(rest.trim(), &context.jdk),
+            None => jdk_matches(jdk, &context.jdk),
+        };
+        if holds {
+            return true;
+        }
+    }
+    false
 }
 
 /// The key dependency management and merging use: group, artifact, type, classifier.
@@ -178,9 +259,9 @@ fn merge_dependencies(base: &mut Vec<Dependency>, extra: &[Dependency]) {
 }
 
 /// `pom` with its active profiles merged in (profile properties and dependencies win).
-pub fn with_profiles(pom: &Pom, context: &Context) -> Pom {
+pub fn with_profiles(pom: &Pom, context: &Context, flavor: Flavor) -> Pom {
     let mut out = pom.clone();
-    for i in active_profiles(pom, context) {
+    for i in active_profiles(pom, context, flavor) {
         let profile = &pom.profiles[i];
         out.properties.extend(profile.properties.clone());
         merge_dependencies(&mut out.dependencies, &profile.dependencies);
@@ -363,9 +444,22 @@ mod tests {
             ],
             ..Pom::default()
         };
-        assert_eq!(active_profiles(&pom, &linux), [0]);
+        assert_eq!(active_profiles(&pom, &linux, Flavor::Maven), [0]);
         pom.profiles[1] = profile(jdk("17"));
-        assert_eq!(active_profiles(&pom, &linux), [1]);
+        assert_eq!(active_profiles(&pom, &linux, Flavor::Maven), [1]);
+        // Ivy keeps the default one on, and tests OS families as substrings of os.name.
+        pom.profiles[0].activation.active_by_default = true;
+        assert_eq!(active_profiles(&pom, &linux, Flavor::Ivy), [0, 1]);
+        let families = Pom {
+            profiles: vec![
+                profile(os("unix")),
+                profile(os("Lin")),
+                profile(os("!windows")),
+            ],
+            ..Pom::default()
+        };
+        assert_eq!(active_profiles(&families, &linux, Flavor::Ivy), [1]);
+        assert_eq!(active_profiles(&families, &linux, Flavor::Maven), [0, 2]);
         let mut with_prop = linux.clone();
         with_prop.properties.insert("flavor".into(), "fast".into());
         let prop = |name: &str, value: Option<&str>| Activation {

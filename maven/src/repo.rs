@@ -26,6 +26,8 @@ pub struct Repository {
     authorization: Option<String>,
     /// The cache directory of this repository.
     cache: PathBuf,
+    /// Only the cache is read; what it lacks is missing.
+    offline: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +97,14 @@ impl Repository {
             base,
             authorization,
             cache: cache_root.join(id),
+            offline: false,
         })
+    }
+
+    /// This repository, read from the cache only when `offline`.
+    pub fn offline(mut self, offline: bool) -> Self {
+        self.offline = offline;
+        self
     }
 
     pub fn url(&self) -> String {
@@ -118,16 +127,88 @@ impl Repository {
         if let Ok(bytes) = tokio::fs::read(&cached).await {
             return Ok(Fetched::Found(bytes));
         }
-        let Some(bytes) = self.get(http, path).await? else {
+        self.download_small(http, path, &cached).await
+    }
+
+    /// Like [`Repository::fetch`], but asks the repository first (for `maven-metadata.xml`,
+    /// which changes); the cached copy answers when the repository cannot, and offline.
+    pub async fn fetch_fresh(
+        &self,
+        http: &reqwest::Client,
+        path: &str,
+    ) -> Result<Fetched, RepoError> {
+        let cached = self.cached(path);
+        match self.download_small(http, path, &cached).await {
+            Ok(Fetched::Found(bytes)) => Ok(Fetched::Found(bytes)),
+            other => match tokio::fs::read(&cached).await {
+                Ok(bytes) => Ok(Fetched::Found(bytes)),
+                Err(_) => other,
+            },
+        }
+    }
+
+    /// Downloads a small file and its checksums (concurrently), verifies and caches it.
+    async fn download_small(
+        &self,
+        http: &reqwest::Client,
+        path: &str,
+        cached: &Path,
+    ) -> Result<Fetched, RepoError> {
+        let (body, sums) = tokio::join!(self.get(http, path), self.checksums(http, path));
+        let Some(bytes) = body? else {
             return Ok(Fetched::Missing);
         };
-        self.verify(http, path, &bytes).await?;
-        write_atomically(&cached, &bytes).await?;
+        let (sha256, sha1) = (
+            hex::encode(Sha256::digest(&bytes)),
+            hex::encode(Sha1::digest(&bytes)),
+        );
+        self.check(path, &sums?, &sha256, &sha1)?;
+        write_atomically(cached, &bytes).await?;
         Ok(Fetched::Found(bytes))
+    }
+
+    /// The repository's `.sha256` and `.sha1` for `path`, fetched concurrently.
+    async fn checksums(
+        &self,
+        http: &reqwest::Client,
+        path: &str,
+    ) -> Result<(Option<String>, Option<String>), RepoError> {
+        let (sha256_path, sha1_path) = (format!("{path}.sha256"), format!("{path}.sha1"));
+        let (sha256, sha1) = tokio::join!(self.get(http, &sha256_path), self.get(http, &sha1_path));
+        Ok((
+            sha256?.map(|b| checksum_value(&b)),
+            sha1?.map(|b| checksum_value(&b)),
+        ))
+    }
+
+    /// Checks a file's digests against the repository's checksums (sha256 preferred).
+    fn check(
+        &self,
+        path: &str,
+        sums: &(Option<String>, Option<String>),
+        sha256: &str,
+        sha1: &str,
+    ) -> Result<(), RepoError> {
+        let (expected, actual) = match sums {
+            (Some(expected), _) => (expected, sha256),
+            (None, Some(expected)) => (expected, sha1),
+            (None, None) => return Ok(()),
+        };
+        if expected.eq_ignore_ascii_case(actual) {
+            return Ok(());
+        }
+        Err(RepoError::Checksum {
+            url: format!("{}{path}", self.url()),
+            expected: expected.clone(),
+            actual: actual.to_owned(),
+        })
     }
 
     /// The bytes at `path`, `None` on 404 or a missing file.
     async fn get(&self, http: &reqwest::Client, path: &str) -> Result<Option<Vec<u8>>, RepoError> {
+        if self.offline {
+            return Ok(None);
+        }
         let url = self.file_url(path)?;
         if url.scheme() == "file" {
             let file = url
@@ -164,35 +245,6 @@ impl Repository {
         }
     }
 
-    /// Checks `bytes` against the repository's `.sha256`, else `.sha1`, when it has one.
-    async fn verify(
-        &self,
-        http: &reqwest::Client,
-        path: &str,
-        bytes: &[u8],
-    ) -> Result<(), RepoError> {
-        type Hash = fn(&[u8]) -> String;
-        let digests: [(&str, Hash); 2] = [
-            ("sha256", |b| hex::encode(Sha256::digest(b))),
-            ("sha1", |b| hex::encode(Sha1::digest(b))),
-        ];
-        for (ext, digest) in digests {
-            if let Some(sum) = self.get(http, &format!("{path}.{ext}")).await? {
-                let expected = checksum_value(&sum);
-                let actual = digest(bytes);
-                if !expected.eq_ignore_ascii_case(&actual) {
-                    return Err(RepoError::Checksum {
-                        url: format!("{}{path}", self.url()),
-                        expected,
-                        actual,
-                    });
-                }
-                return Ok(());
-            }
-        }
-        Ok(())
-    }
-
     /// Downloads an artifact into the cache (streaming, verified), returning its cached path;
     /// `None` when the repository does not have it.
     pub async fn artifact(
@@ -203,6 +255,9 @@ impl Repository {
         let cached = self.cached(path);
         if tokio::fs::try_exists(&cached).await.unwrap_or(false) {
             return Ok(Some(cached));
+        }
+        if self.offline {
+            return Ok(None);
         }
         let url = self.file_url(path)?;
         let fail = |message: String| RepoError::Fetch {
@@ -218,78 +273,82 @@ impl Repository {
                     source,
                 })?;
         }
-        let (sha256, sha1) = if url.scheme() == "file" {
-            let file = url
-                .to_file_path()
-                .map_err(|_| RepoError::BadUrl(url.to_string()))?;
-            if !file.exists() {
-                return Ok(None);
-            }
-            tokio::fs::copy(&file, &tmp)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            let hashed = tmp.clone();
-            tokio::task::spawn_blocking(move || hash_streaming(&hashed))
-                .await
-                .map_err(|e| fail(e.to_string()))?
-                .map_err(|e| fail(e.to_string()))?
-        } else {
-            let mut request = http.get(url.clone());
-            if let Some(auth) = &self.authorization {
-                request = request.header(reqwest::header::AUTHORIZATION, auth);
-            }
-            let response = request.send().await.map_err(|e| fail(error_chain(&e)))?;
-            match response.status() {
-                s if s.is_success() => {}
-                reqwest::StatusCode::NOT_FOUND | reqwest::StatusCode::GONE => return Ok(None),
-                s => return Err(fail(format!("HTTP {s}"))),
-            }
-            let mut file =
-                tokio::fs::File::create(&tmp)
+        let sums = self.checksums(http, path);
+        let download = async {
+            if url.scheme() == "file" {
+                let file = url
+                    .to_file_path()
+                    .map_err(|_| RepoError::BadUrl(url.to_string()))?;
+                if !file.exists() {
+                    return Ok(None);
+                }
+                tokio::fs::copy(&file, &tmp)
                     .await
-                    .map_err(|source| RepoError::Cache {
-                        path: tmp.display().to_string(),
-                        source,
-                    })?;
-            let (mut h256, mut h1) = (Sha256::new(), Sha1::new());
-            let mut body = response.bytes_stream();
-            while let Some(chunk) = body.next().await {
-                let chunk = match chunk {
-                    Ok(c) => c,
-                    Err(e) => {
+                    .map_err(|e| fail(e.to_string()))?;
+                let hashed = tmp.clone();
+                let digests = tokio::task::spawn_blocking(move || hash_streaming(&hashed))
+                    .await
+                    .map_err(|e| fail(e.to_string()))?
+                    .map_err(|e| fail(e.to_string()))?;
+                Ok(Some(digests))
+            } else {
+                let mut request = http.get(url.clone());
+                if let Some(auth) = &self.authorization {
+                    request = request.header(reqwest::header::AUTHORIZATION, auth);
+                }
+                let response = request.send().await.map_err(|e| fail(error_chain(&e)))?;
+                match response.status() {
+                    s if s.is_success() => {}
+                    reqwest::StatusCode::NOT_FOUND | reqwest::StatusCode::GONE => return Ok(None),
+                    s => return Err(fail(format!("HTTP {s}"))),
+                }
+                let mut file =
+                    tokio::fs::File::create(&tmp)
+                        .await
+                        .map_err(|source| RepoError::Cache {
+                            path: tmp.display().to_string(),
+                            source,
+                        })?;
+                let (mut h256, mut h1) = (Sha256::new(), Sha1::new());
+                let mut body = response.bytes_stream();
+                while let Some(chunk) = body.next().await {
+                    let chunk = match chunk {
+                        Ok(c) => c,
+                        Err(e) => {
+                            let _ = tokio::fs::remove_file(&tmp).await;
+                            return Err(fail(error_chain(&e)));
+                        }
+                    };
+                    h256.update(&chunk);
+                    h1.update(&chunk);
+                    if let Err(source) = file.write_all(&chunk).await {
                         let _ = tokio::fs::remove_file(&tmp).await;
-                        return Err(fail(error_chain(&e)));
+                        return Err(RepoError::Cache {
+                            path: tmp.display().to_string(),
+                            source,
+                        });
                     }
-                };
-                h256.update(&chunk);
-                h1.update(&chunk);
-                if let Err(source) = file.write_all(&chunk).await {
-                    let _ = tokio::fs::remove_file(&tmp).await;
-                    return Err(RepoError::Cache {
-                        path: tmp.display().to_string(),
-                        source,
-                    });
                 }
+                file.flush().await.map_err(|source| RepoError::Cache {
+                    path: tmp.display().to_string(),
+                    source,
+                })?;
+                Ok(Some((
+                    hex::encode(h256.finalize()),
+                    hex::encode(h1.finalize()),
+                )))
             }
-            file.flush().await.map_err(|source| RepoError::Cache {
-                path: tmp.display().to_string(),
-                source,
-            })?;
-            (hex::encode(h256.finalize()), hex::encode(h1.finalize()))
         };
-        for (ext, actual) in [("sha256", &sha256), ("sha1", &sha1)] {
-            if let Some(sum) = self.get(http, &format!("{path}.{ext}")).await? {
-                let expected = checksum_value(&sum);
-                if !expected.eq_ignore_ascii_case(actual) {
-                    let _ = tokio::fs::remove_file(&tmp).await;
-                    return Err(RepoError::Checksum {
-                        url: format!("{}{path}", self.url()),
-                        expected,
-                        actual: actual.clone(),
-                    });
-                }
-                break;
-            }
+        let (downloaded, sums) = tokio::join!(download, sums);
+        let Some((sha256, sha1)) = downloaded.inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })?
+        else {
+            return Ok(None);
+        };
+        if let Err(e) = sums.and_then(|sums| self.check(path, &sums, &sha256, &sha1)) {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e);
         }
         tokio::fs::rename(&tmp, &cached)
             .await
@@ -299,6 +358,24 @@ impl Repository {
             })?;
         Ok(Some(cached))
     }
+}
+
+/// sha256 and size of a file, read in chunks.
+pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hash = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        hash.update(&buffer[..n]);
+    }
+    Ok((hex::encode(hash.finalize()), size))
 }
 
 /// sha256 and sha1 of a file, read in chunks.

@@ -17,9 +17,10 @@ use std::pin::Pin;
 use std::sync::Mutex;
 
 use crate::coords::{Coordinate, Exclusion};
-use crate::model::{Context, inherit, interpolate_pom, management_key, with_profiles};
+use crate::model::{Context, Flavor, inherit, interpolate_pom, management_key, with_profiles};
 use crate::pom::{Dependency, Pom};
 use crate::range::Requirement;
+use crate::spark::type_artifact;
 use crate::version::MavenVersion;
 
 /// Where POMs and version lists come from.
@@ -48,6 +49,8 @@ pub struct Resolved {
     pub depth: usize,
     /// The coordinates from the root to this one's parent.
     pub path: Vec<String>,
+    /// Taken only when the repository has it (the jar of a `pom`-packaged module, in Ivy).
+    pub if_present: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,6 +69,8 @@ pub enum ResolveError {
         message: String,
         path: String,
     },
+    #[error("{artifact}: not in any repository (pulled in by {path})")]
+    MissingArtifact { artifact: String, path: String },
     #[error("{0}: the parent chain loops")]
     ParentCycle(String),
 }
@@ -76,6 +81,7 @@ type Effective = Result<Pom, ResolveError>;
 pub struct Models<'s, S: PomSource> {
     source: &'s S,
     context: Context,
+    flavor: Flavor,
     cache: Mutex<HashMap<(String, String, String), Pom>>,
 }
 
@@ -84,12 +90,17 @@ fn maven_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 }
 
 impl<'s, S: PomSource> Models<'s, S> {
-    pub fn new(source: &'s S, context: Context) -> Self {
+    pub fn new(source: &'s S, context: Context, flavor: Flavor) -> Self {
         Self {
             source,
             context,
+            flavor,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    pub fn flavor(&self) -> Flavor {
+        self.flavor
     }
 
     /// The effective POM of `group:artifact:version`; `path` names who asked, for messages.
@@ -126,7 +137,7 @@ impl<'s, S: PomSource> Models<'s, S> {
                     module: module.clone(),
                     path: path.to_owned(),
                 })?;
-            let own = with_profiles(&raw, &self.context);
+            let own = with_profiles(&raw, &self.context, self.flavor);
             let inherited = match &raw.parent {
                 Some(parent) => {
                     let parent_pom = self
@@ -219,8 +230,12 @@ impl<'s, S: PomSource> Models<'s, S> {
                             message,
                             path: path.to_owned(),
                         })?;
+                let cmp = match self.flavor {
+                    Flavor::Maven => maven_cmp,
+                    Flavor::Ivy => crate::version::ivy_compare,
+                };
                 requirement
-                    .newest(versions.iter().map(String::as_str), maven_cmp)
+                    .newest(versions.iter().map(String::as_str), cmp)
                     .map(str::to_owned)
                     .ok_or(ResolveError::NoVersion {
                         module,
@@ -304,15 +319,8 @@ pub async fn resolve_maven<S: PomSource>(
                 .await?;
         }
         chosen.insert(key);
-        let extension = match d.kind.as_deref().unwrap_or("jar") {
-            "test-jar" => "jar".to_owned(),
-            "bundle" | "maven-plugin" | "ejb" => "jar".to_owned(),
-            other => other.to_owned(),
-        };
-        let classifier = d
-            .classifier
-            .clone()
-            .or_else(|| (d.kind.as_deref() == Some("test-jar")).then(|| "tests".to_owned()));
+        let (extension, classifier) =
+            type_artifact(d.kind.as_deref().unwrap_or("jar"), d.classifier.as_deref());
         let coordinate = Coordinate {
             group: group.clone(),
             artifact: artifact.clone(),
@@ -353,17 +361,18 @@ pub async fn resolve_maven<S: PomSource>(
             scope: node.scope.clone(),
             depth: node.depth,
             path: node.path,
+            if_present: false,
         });
     }
     Ok(out)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
 
     /// POMs in memory: "g:a:v" -> XML.
-    struct Memory(HashMap<String, String>);
+    pub struct Memory(pub HashMap<String, String>);
 
     impl PomSource for Memory {
         async fn pom(&self, g: &str, a: &str, v: &str) -> Result<Option<Pom>, String> {
@@ -383,7 +392,7 @@ mod tests {
         }
     }
 
-    fn pom(g: &str, a: &str, v: &str, deps: &str) -> (String, String) {
+    pub fn pom(g: &str, a: &str, v: &str, deps: &str) -> (String, String) {
         (
             format!("{g}:{a}:{v}"),
             format!(
@@ -393,20 +402,24 @@ mod tests {
         )
     }
 
-    fn dep(a: &str, v: &str, extra: &str) -> String {
+    pub fn dep(a: &str, v: &str, extra: &str) -> String {
         format!(
             "<dependency><groupId>t</groupId><artifactId>{a}</artifactId><version>{v}</version>{extra}</dependency>"
         )
     }
 
-    async fn resolve(repo: &Memory, roots: &[&str]) -> Vec<String> {
-        let models = Models::new(repo, Context::default());
+    /// The sorted coordinates `roots` resolve to in `flavor`'s mode.
+    pub async fn resolve_in(repo: &Memory, roots: &[&str], flavor: Flavor) -> Vec<String> {
+        let models = Models::new(repo, Context::default(), flavor);
         let roots: Vec<Coordinate> = roots
             .iter()
             .map(|r| r.parse().expect("coordinate"))
             .collect();
-        let mut out: Vec<String> = resolve_maven(&models, &roots, &[])
-            .await
+        let resolved = match flavor {
+            Flavor::Maven => resolve_maven(&models, &roots, &[]).await,
+            Flavor::Ivy => crate::spark::resolve_spark(&models, &roots, &[]).await,
+        };
+        let mut out: Vec<String> = resolved
             .expect("resolves")
             .into_iter()
             .map(|r| r.coordinate.to_string())
@@ -414,6 +427,12 @@ mod tests {
         out.sort();
         out
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
 
     #[tokio::test]
     async fn nearest_wins_and_scopes_optionals_exclusions_apply() {
@@ -454,7 +473,7 @@ mod tests {
             pom("t", "fine", "2.0", ""),
         ]));
         assert_eq!(
-            resolve(&repo, &["t:app:1"]).await,
+            resolve_in(&repo, &["t:app:1"], Flavor::Maven).await,
             [
                 "t:app:1",
                 "t:deep:1",

@@ -1,0 +1,270 @@
+//! One resolution from coordinates to verified jars in the local cache: the repositories as a
+//! [`PomSource`], either mode's graph, then the artifacts downloaded concurrently.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+
+use crate::coords::{Coordinate, Exclusion};
+use crate::model::{Context, Flavor};
+use crate::pom::Pom;
+use crate::repo::{Fetched, RepoError, Repository, metadata_versions};
+use crate::resolve::{Models, PomSource, ResolveError, Resolved, resolve_maven};
+use crate::spark::{builtin_exclusions, resolve_spark};
+
+/// Maven Central, where `spark-submit --packages` looks by default.
+pub const MAVEN_CENTRAL: &str = "https://repo1.maven.org/maven2/";
+
+/// Which tool's result a resolution reproduces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Mode {
+    /// `spark-submit --packages` (Apache Ivy 2.5).
+    #[default]
+    Spark,
+    /// Maven Resolver (nearest wins), runtime scope.
+    Maven,
+}
+
+impl FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "spark" => Ok(Self::Spark),
+            "maven" => Ok(Self::Maven),
+            other => Err(format!("{other}: not a mode (spark or maven)")),
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Spark => "spark",
+            Self::Maven => "maven",
+        })
+    }
+}
+
+/// A resolved jar in the local cache.
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    pub coordinate: Coordinate,
+    pub file: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+    /// The coordinates from the request to the one that pulled this in.
+    pub path: Vec<String>,
+}
+
+/// What a resolution found.
+#[derive(Debug, Clone, Default)]
+pub struct Resolution {
+    /// The jars, in the order they were reached.
+    pub artifacts: Vec<Artifact>,
+    /// Artifacts that are not jars (`aar`, `pom`, ...), which Spark skips.
+    pub skipped: Vec<Coordinate>,
+}
+
+/// Repositories, a shared HTTP client (connections are reused) and a bound on requests in flight.
+pub struct Resolver {
+    repositories: Vec<Repository>,
+    http: reqwest::Client,
+    limit: Arc<Semaphore>,
+    context: Context,
+}
+
+/// Requests in flight at once, per resolution.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+
+impl Resolver {
+    /// `repositories` in the order they are asked; `cache` is the local cache directory, which
+    /// concurrent resolutions (and processes) may share. Offline, only the cache is read.
+    pub fn new(
+        repositories: &[String],
+        cache: &Path,
+        offline: bool,
+        concurrency: usize,
+    ) -> Result<Self, RepoError> {
+        let repositories = repositories
+            .iter()
+            .map(|url| Repository::new(url, None, cache).map(|r| r.offline(offline)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .read_timeout(std::time::Duration::from_secs(60))
+            .pool_max_idle_per_host(concurrency.max(1))
+            .user_agent(concat!("sparkstage/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| RepoError::Fetch {
+                url: String::new(),
+                message: e.to_string(),
+            })?;
+        Ok(Self {
+            repositories,
+            http,
+            limit: Arc::new(Semaphore::new(concurrency.max(1))),
+            context: Context::default(),
+        })
+    }
+
+    /// The repositories' URLs (without credentials).
+    pub fn repositories(&self) -> Vec<String> {
+        self.repositories.iter().map(Repository::url).collect()
+    }
+
+    /// Resolves `roots` in `mode`; `exclusions` apply everywhere (in `spark` mode, with Spark's
+    /// own). Every jar is downloaded (or found in the cache) and hashed.
+    pub async fn resolve(
+        &self,
+        roots: &[Coordinate],
+        exclusions: &[Exclusion],
+        mode: Mode,
+    ) -> Result<Resolution, ResolveError> {
+        let graph = self.graph(roots, exclusions, mode).await?;
+        let mut resolution = Resolution::default();
+        let mut jars = Vec::new();
+        for r in graph {
+            if r.coordinate.extension == "jar" {
+                jars.push(r);
+            } else {
+                resolution.skipped.push(r.coordinate);
+            }
+        }
+        let fetched: Vec<Result<Option<Artifact>, ResolveError>> =
+            futures::stream::iter(jars.into_iter().map(|r| self.artifact(r)))
+                .buffered(self.limit.available_permits().max(1))
+                .collect()
+                .await;
+        for a in fetched {
+            if let Some(a) = a? {
+                resolution.artifacts.push(a);
+            }
+        }
+        Ok(resolution)
+    }
+
+    /// The resolved graph, before any jar is downloaded.
+    pub async fn graph(
+        &self,
+        roots: &[Coordinate],
+        exclusions: &[Exclusion],
+        mode: Mode,
+    ) -> Result<Vec<Resolved>, ResolveError> {
+        match mode {
+            Mode::Spark => {
+                let models = Models::new(self, self.context.clone(), Flavor::Ivy);
+                let mut all = builtin_exclusions();
+                all.extend(exclusions.iter().cloned());
+                resolve_spark(&models, roots, &all).await
+            }
+            Mode::Maven => {
+                let models = Models::new(self, self.context.clone(), Flavor::Maven);
+                resolve_maven(&models, roots, exclusions).await
+            }
+        }
+    }
+
+    async fn artifact(&self, r: Resolved) -> Result<Option<Artifact>, ResolveError> {
+        let path_text = if r.path.is_empty() {
+            "the request".to_owned()
+        } else {
+            r.path.join(" -> ")
+        };
+        let repo_path = r.coordinate.path();
+        let mut failure = None;
+        for repo in &self.repositories {
+            let _permit = self.limit.acquire().await;
+            match repo.artifact(&self.http, &repo_path).await {
+                Ok(Some(file)) => {
+                    let hashed = file.clone();
+                    let (sha256, size) =
+                        tokio::task::spawn_blocking(move || crate::repo::sha256_file(&hashed))
+                            .await
+                            .map_err(|e| e.to_string())
+                            .and_then(|r| r.map_err(|e| e.to_string()))
+                            .map_err(|message| ResolveError::Source {
+                                module: r.coordinate.to_string(),
+                                message,
+                                path: path_text.clone(),
+                            })?;
+                    return Ok(Some(Artifact {
+                        coordinate: r.coordinate,
+                        file,
+                        sha256,
+                        size,
+                        path: r.path,
+                    }));
+                }
+                Ok(None) => {}
+                Err(e) => failure = Some(e.to_string()),
+            }
+        }
+        if r.if_present && failure.is_none() {
+            return Ok(None);
+        }
+        Err(match failure {
+            Some(message) => ResolveError::Source {
+                module: r.coordinate.to_string(),
+                message,
+                path: path_text,
+            },
+            None => ResolveError::MissingArtifact {
+                artifact: format!("{} ({})", r.coordinate, repo_path),
+                path: path_text,
+            },
+        })
+    }
+}
+
+impl PomSource for Resolver {
+    async fn pom(&self, group: &str, artifact: &str, version: &str) -> Result<Option<Pom>, String> {
+        let path = format!(
+            "{}/{artifact}/{version}/{artifact}-{version}.pom",
+            group.replace('.', "/")
+        );
+        let mut failure = None;
+        for repo in &self.repositories {
+            let fetched = {
+                let _permit = self.limit.acquire().await;
+                repo.fetch(&self.http, &path).await
+            };
+            match fetched {
+                Ok(Fetched::Found(bytes)) => {
+                    let text = String::from_utf8_lossy(&bytes);
+                    return Pom::parse(&text)
+                        .map(Some)
+                        .map_err(|e| format!("{}{path}: {e}", repo.url()));
+                }
+                Ok(Fetched::Missing) => {}
+                Err(e) => failure = Some(e.to_string()),
+            }
+        }
+        match failure {
+            Some(message) => Err(message),
+            None => Ok(None),
+        }
+    }
+
+    async fn versions(&self, group: &str, artifact: &str) -> Result<Vec<String>, String> {
+        let path = format!("{}/{artifact}/maven-metadata.xml", group.replace('.', "/"));
+        let mut all: Vec<String> = Vec::new();
+        for repo in &self.repositories {
+            let fetched = {
+                let _permit = self.limit.acquire().await;
+                repo.fetch_fresh(&self.http, &path).await
+            };
+            if let Ok(Fetched::Found(bytes)) = fetched {
+                for v in metadata_versions(&String::from_utf8_lossy(&bytes))? {
+                    if !all.contains(&v) {
+                        all.push(v);
+                    }
+                }
+            }
+        }
+        Ok(all)
+    }
+}
