@@ -8,6 +8,7 @@
 pub mod deps;
 pub mod progress;
 pub mod properties;
+pub mod resolve;
 pub mod secret;
 pub mod stage;
 pub mod submit;

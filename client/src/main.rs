@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use sparkstage::progress::{Progress, human};
+use sparkstage::resolve;
 use sparkstage::stage::{DigestCache, ServerClient, StageFile, stage};
 use sparkstage::submit::{self, SubmitOptions};
 use sparkstage_api::bundles::EntryKind;
@@ -47,6 +48,38 @@ enum Command {
         /// How long the bundle lives (the server's default when absent).
         #[arg(long)]
         ttl: Option<String>,
+    },
+    /// Resolve Maven coordinates as `spark-submit --packages` (or Maven) would, and print the
+    /// jars, one group:artifact:version[:classifier] per line. With --server, the server
+    /// resolves and keeps the jars; without, this process does.
+    Resolve {
+        /// Coordinates: group:artifact:version or group:artifact:extension:classifier:version
+        /// (comma-separated or several arguments).
+        #[arg(required = true, value_delimiter = ',')]
+        coordinates: Vec<String>,
+        /// Repositories asked after the default ones (as spark-submit --repositories).
+        #[arg(long, value_delimiter = ',')]
+        repositories: Vec<String>,
+        /// group:artifact to leave out everywhere (as spark-submit --exclude-packages).
+        #[arg(long, value_delimiter = ',')]
+        exclude_packages: Vec<String>,
+        /// spark: what spark-submit --packages resolves (Ivy); maven: what Maven resolves.
+        #[arg(long, default_value = "spark")]
+        mode: String,
+        /// Print the jars as a tree, each under what pulled it in.
+        #[arg(long)]
+        tree: bool,
+        /// The default repositories of an in-process resolution (comma-separated in the
+        /// environment).
+        #[arg(long = "maven-repository", env = "SPARKSTAGE_MAVEN_REPOSITORIES", value_delimiter = ',',
+              default_value = sparkstage_maven::resolver::MAVEN_CENTRAL)]
+        maven_repositories: Vec<String>,
+        /// The local cache of an in-process resolution [default: ~/.cache/sparkstage/maven].
+        #[arg(long, env = "SPARKSTAGE_MAVEN_CACHE")]
+        cache_dir: Option<PathBuf>,
+        /// Resolve from the local cache only (in-process).
+        #[arg(long)]
+        offline: bool,
     },
     /// List the server's bundles (needs the upload token when the server has one).
     Ls,
@@ -226,6 +259,41 @@ async fn main_inner(cli: Cli) -> Result<i32> {
                 );
             }
             println!("{}", staged.bundle.id);
+            Ok(0)
+        }
+        Command::Resolve {
+            coordinates,
+            repositories,
+            exclude_packages,
+            mode,
+            tree,
+            maven_repositories,
+            cache_dir,
+            offline,
+        } => {
+            let request = sparkstage_api::resolve::ResolveRequest {
+                coordinates: coordinates.clone(),
+                repositories: repositories.clone(),
+                exclusions: exclude_packages.clone(),
+                mode: Some(mode.clone()),
+            };
+            let response = if cli.server.is_some() {
+                resolve::resolve_on_server(&server_client(&cli)?, &request).await?
+            } else {
+                let cache = cache_dir.clone().unwrap_or_else(resolve::default_cache);
+                resolve::resolve_locally(&request, maven_repositories, &cache, *offline).await?
+            };
+            if *tree {
+                print!("{}", resolve::render_tree(&response));
+            } else {
+                print!("{}", resolve::render_list(&response));
+            }
+            if !cli.quiet && !response.skipped.is_empty() {
+                eprintln!(
+                    "sparkstage: skipped (not jars): {}",
+                    response.skipped.join(", ")
+                );
+            }
             Ok(0)
         }
         Command::Ls => {

@@ -140,6 +140,21 @@ impl ServerClient {
         Ok(())
     }
 
+    /// Resolves Maven coordinates on the server; their jars are stored there as blobs.
+    pub async fn resolve(
+        &self,
+        request: &sparkstage_api::resolve::ResolveRequest,
+    ) -> Result<sparkstage_api::resolve::ResolveResponse> {
+        let response = self
+            .send(
+                &format!("resolving {}", request.coordinates.join(",")),
+                self.request(reqwest::Method::POST, "/v1/resolve")
+                    .json(request),
+            )
+            .await?;
+        Ok(response.json().await?)
+    }
+
     /// The server's bundles (an operator's call: the upload token).
     pub async fn list_bundles(&self) -> Result<Vec<BundleSummary>> {
         let response = self

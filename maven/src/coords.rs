@@ -101,6 +101,12 @@ impl Coordinate {
         }
     }
 
+    /// The name Spark gives the file in its Ivy directory and on the class path
+    /// (`[organisation]_[artifact]-[revision](-[classifier]).[ext]`).
+    pub fn spark_file_name(&self) -> String {
+        format!("{}_{}", self.group, self.file_name())
+    }
+
     /// The same module and version's POM.
     pub fn pom(&self) -> Self {
         Self {

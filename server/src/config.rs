@@ -83,6 +83,25 @@ pub struct Config {
     #[arg(long, env = "SPARKSTAGE_UPLOAD_PART_SIZE", value_parser = parse_size)]
     pub upload_part_size: Option<u64>,
 
+    /// Maven repositories `POST /v1/resolve` asks, in order, before a request's own
+    /// (comma-separated in the environment); a mirror inside the cluster, or Maven Central.
+    #[arg(long = "maven-repository", env = "SPARKSTAGE_MAVEN_REPOSITORIES", value_delimiter = ',',
+          default_value = sparkstage_maven::resolver::MAVEN_CENTRAL)]
+    pub maven_repositories: Vec<String>,
+
+    /// Local cache of POMs and jars for resolutions (shared safely by concurrent resolutions).
+    #[arg(long, env = "SPARKSTAGE_MAVEN_CACHE", default_value = "./sparkstage-maven-cache")]
+    pub maven_cache: PathBuf,
+
+    /// Resolve from the Maven cache only, never the network.
+    #[arg(long, env = "SPARKSTAGE_MAVEN_OFFLINE")]
+    pub maven_offline: bool,
+
+    /// How long a resolution's answer is kept for identical requests (ranges and repositories
+    /// may change after that).
+    #[arg(long, env = "SPARKSTAGE_RESOLVE_CACHE_TTL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub resolve_cache_ttl: Duration,
+
     /// Log format.
     #[arg(long, env = "SPARKSTAGE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -63,6 +63,10 @@ pub enum ApiError {
     Storage(#[source] object_store::Error),
     #[error("the storage backend did not answer within {0:?}")]
     StorageTimeout(Duration),
+    #[error("{0}")]
+    Unresolved(String),
+    #[error("a Maven repository failed: {0}")]
+    Upstream(String),
     #[error("internal error")]
     Internal(String),
     #[error("no such endpoint: {0}; the API is described in the README")]
@@ -98,6 +102,8 @@ impl ApiError {
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::Storage(_) | Self::StorageTimeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unresolved(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
@@ -120,6 +126,8 @@ impl ApiError {
             Self::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Self::Storage(_) | Self::StorageTimeout(_) => "storage_unavailable",
             Self::Internal(_) => "internal",
+            Self::Unresolved(_) => "unresolved",
+            Self::Upstream(_) => "repository_failed",
             Self::NoSuchEndpoint(_) => "not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
         }

@@ -17,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod range;
+pub mod resolutions;
 pub mod routes;
 pub mod storage;
 
@@ -37,6 +38,7 @@ use crate::blob_store::{BlobStore, WriteTuning};
 use crate::bundle::Bundles;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::resolutions::{MavenSettings, Resolutions};
 use crate::storage::Storage;
 
 /// Limits and policies of the API (the flags of [`config::Config`] that handlers need).
@@ -51,6 +53,8 @@ pub struct Settings {
     pub bundle_cache_ttl: Duration,
     /// `None`: 512 KiB for local and memory stores, 8 MiB for cloud stores.
     pub upload_part_size: Option<usize>,
+    /// `POST /v1/resolve`: repositories, cache, offline, how long answers are kept.
+    pub maven: MavenSettings,
 }
 
 impl Default for Settings {
@@ -64,6 +68,7 @@ impl Default for Settings {
             max_ttl: Duration::from_secs(90 * 24 * 3600),
             bundle_cache_ttl: Duration::from_secs(5),
             upload_part_size: None,
+            maven: MavenSettings::default(),
         }
     }
 }
@@ -79,6 +84,12 @@ impl Settings {
             max_ttl: c.max_ttl,
             bundle_cache_ttl: c.bundle_cache_ttl,
             upload_part_size: c.upload_part_size.map(|s| s as usize),
+            maven: MavenSettings {
+                repositories: c.maven_repositories.clone(),
+                cache: c.maven_cache.clone(),
+                offline: c.maven_offline,
+                answer_ttl: c.resolve_cache_ttl,
+            },
         }
     }
 
@@ -96,6 +107,7 @@ pub struct AppState {
     pub bundles: Arc<Bundles>,
     pub metrics: Arc<Metrics>,
     pub settings: Arc<Settings>,
+    pub resolutions: Arc<Resolutions>,
     /// sha256 of the upload token; `None` when uploads need no token.
     pub upload_token_sha256: Option<[u8; 32]>,
 }
@@ -117,6 +129,7 @@ impl AppState {
                 settings.bundle_cache_ttl,
             )),
             metrics: Arc::new(Metrics::default()),
+            resolutions: Arc::new(Resolutions::new(settings.maven.clone())),
             settings: Arc::new(settings),
             upload_token_sha256: upload_token.map(|t| Sha256::digest(t.as_bytes()).into()),
         }
@@ -176,6 +189,7 @@ pub fn app(state: AppState) -> Router {
         }));
     Router::new()
         .merge(routes::blobs::upload_router())
+        .merge(routes::resolve::router())
         .merge(bounded)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -35,6 +35,12 @@ pub struct UploadLabels {
     pub result: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResolutionLabels {
+    /// `resolved`, `shared`, `cached` or `failed`.
+    pub outcome: &'static str,
+}
+
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -45,6 +51,7 @@ pub struct Metrics {
     pub uploads: Family<UploadLabels, Counter>,
     pub upload_duration: Histogram,
     pub download_duration: Histogram,
+    pub resolutions: Family<ResolutionLabels, Counter>,
 }
 
 fn duration_buckets() -> impl Iterator<Item = f64> {
@@ -64,6 +71,13 @@ impl Default for Metrics {
         let uploads = Family::<UploadLabels, Counter>::default();
         let upload_duration = Histogram::new(duration_buckets());
         let download_duration = Histogram::new(duration_buckets());
+        let resolutions = Family::<ResolutionLabels, Counter>::default();
+        registry.register(
+            "resolutions",
+            "POST /v1/resolve requests by outcome (resolved, shared with an identical request \
+             in flight, cached, failed)",
+            resolutions.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by method, route template and status",
@@ -108,6 +122,7 @@ impl Default for Metrics {
             uploads,
             upload_duration,
             download_duration,
+            resolutions,
         }
     }
 }

@@ -3,3 +3,4 @@
 pub mod blobs;
 pub mod bundles;
 pub mod health;
+pub mod resolve;
