@@ -126,7 +126,12 @@ pub fn render_tree(response: &ResolveResponse) -> String {
             out.push_str(&a.coordinate);
             out.push('\n');
             // A module's own key is its group:artifact:version (no classifier).
-            let key = a.coordinate.splitn(4, ':').take(3).collect::<Vec<_>>().join(":");
+            let key = a
+                .coordinate
+                .splitn(4, ':')
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(":");
             if depth < 64 && key != parent {
                 walk(out, children, &key, depth + 1);
             }

@@ -7,6 +7,7 @@
 
 pub mod conformance;
 pub mod faults;
+pub mod maven_repo;
 pub mod peers;
 pub mod server;
 pub mod spark;

@@ -1,0 +1,288 @@
+//! `sparkstage resolve` in-process and through the real server (`POST /v1/resolve`), against a
+//! small hand-made repository served on loopback: the two modes, identical concurrent requests
+//! sharing one resolution, jars stored as blobs, errors that name the missing artifact and the
+//! path that pulled it in. (Correctness against the real spark-submit and mvn is
+//! maven/tests/golden.rs.)
+
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use sha2::{Digest as _, Sha256};
+use sparkstage_api::resolve::{ResolveRequest, ResolveResponse};
+use sparkstage_tests::maven_repo::MavenRepo;
+use sparkstage_tests::server::Server;
+
+const UPLOAD_TOKEN: &str = "resolve-upload-token-0123456789";
+
+/// Writes `group:artifact:version` with `deps` (`(artifact, version)` in group `t`) and,
+/// unless `jar` is false, a jar whose bytes name it.
+fn module(
+    repo: &Path,
+    artifact: &str,
+    version: &str,
+    deps: &[(&str, &str)],
+    jar: bool,
+) -> Result<()> {
+    let dir = repo.join("t").join(artifact).join(version);
+    std::fs::create_dir_all(&dir)?;
+    let deps: String = deps
+        .iter()
+        .map(|(a, v)| {
+            format!(
+                "<dependency><groupId>t</groupId><artifactId>{a}</artifactId>\
+                 <version>{v}</version></dependency>"
+            )
+        })
+        .collect();
+    std::fs::write(
+        dir.join(format!("{artifact}-{version}.pom")),
+        format!(
+            "<project><modelVersion>4.0.0</modelVersion><groupId>t</groupId>\
+             <artifactId>{artifact}</artifactId><version>{version}</version>\
+             <dependencies>{deps}</dependencies></project>"
+        ),
+    )?;
+    if jar {
+        std::fs::write(
+            dir.join(format!("{artifact}-{version}.jar")),
+            format!("jar of t:{artifact}:{version}"),
+        )?;
+    }
+    Ok(())
+}
+
+/// lib -> x:2.0; top -> x:1.0 and lib; broken -> nojar (a POM without its jar).
+fn repository(root: &Path) -> Result<()> {
+    module(root, "x", "1.0", &[], true)?;
+    module(root, "x", "2.0", &[], true)?;
+    module(root, "lib", "1", &[("x", "2.0")], true)?;
+    module(root, "broken", "1", &[("lib", "1"), ("nojar", "1")], true)?;
+    module(root, "nojar", "1", &[], false)?;
+    Ok(())
+}
+
+async fn sparkstage(args: &[&str], work: &Path, repo: &str) -> Result<Output> {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_sparkstage"));
+    command.args(args).current_dir(work);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("SPARKSTAGE_") {
+            command.env_remove(&name);
+        }
+    }
+    command
+        .env("SPARKSTAGE_UPLOAD_TOKEN", UPLOAD_TOKEN)
+        .env("SPARKSTAGE_MAVEN_REPOSITORIES", repo)
+        .env("SPARKSTAGE_MAVEN_CACHE", work.join("maven-cache"));
+    Ok(command.output().await?)
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+async fn server(work: &Path, repo: &str) -> Result<Server> {
+    let token_file = work.join("upload.token");
+    std::fs::write(&token_file, UPLOAD_TOKEN)?;
+    let cache = work.join("server-maven-cache");
+    Server::start(
+        &[
+            "--storage",
+            "memory://",
+            "--upload-token-file",
+            token_file.to_str().context("utf-8")?,
+            "--maven-repository",
+            repo,
+            "--maven-cache",
+            cache.to_str().context("utf-8")?,
+        ],
+        &[],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modes_in_process_and_through_the_server() -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let root = work.path().join("repo");
+    repository(&root)?;
+    let repo = MavenRepo::serve(&root, Duration::ZERO).await?;
+
+    // The user pins x:1.0; lib wants x:2.0. Ivy (spark) takes the latest, Maven the nearest.
+    let spark = sparkstage(&["resolve", "t:x:1.0,t:lib:1"], work.path(), &repo.url).await?;
+    ensure!(spark.status.success(), "resolve failed: {}", stderr(&spark));
+    assert_eq!(stdout(&spark), "t:lib:1\nt:x:2.0\n");
+    let maven = sparkstage(
+        &["resolve", "--mode", "maven", "t:x:1.0", "t:lib:1"],
+        work.path(),
+        &repo.url,
+    )
+    .await?;
+    ensure!(maven.status.success(), "resolve failed: {}", stderr(&maven));
+    assert_eq!(stdout(&maven), "t:lib:1\nt:x:1.0\n");
+    let tree = sparkstage(&["resolve", "--tree", "t:lib:1"], work.path(), &repo.url).await?;
+    assert_eq!(stdout(&tree), "t:lib:1\n  t:x:2.0\n");
+
+    // Offline, from the cache the first runs filled; and nothing in it for an unknown module.
+    let offline = sparkstage(&["resolve", "--offline", "t:lib:1"], work.path(), &repo.url).await?;
+    ensure!(
+        offline.status.success(),
+        "offline failed: {}",
+        stderr(&offline)
+    );
+    assert_eq!(stdout(&offline), "t:lib:1\nt:x:2.0\n");
+    let requests = repo.requests().len();
+    let missing = sparkstage(&["resolve", "--offline", "t:x:9"], work.path(), &repo.url).await?;
+    ensure!(
+        !missing.status.success(),
+        "an uncached module resolved offline"
+    );
+    assert_eq!(
+        repo.requests().len(),
+        requests,
+        "offline went to the network"
+    );
+
+    // Through the server: the same answer.
+    let server = server(work.path(), &repo.url).await?;
+    let url = server.url();
+    let via = sparkstage(
+        &["--server", &url, "resolve", "t:x:1.0,t:lib:1"],
+        work.path(),
+        &repo.url,
+    )
+    .await?;
+    ensure!(
+        via.status.success(),
+        "server resolve failed: {}",
+        stderr(&via)
+    );
+    assert_eq!(stdout(&via), stdout(&spark));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_shares_resolutions_stores_jars_and_names_what_is_missing() -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let root = work.path().join("repo");
+    repository(&root)?;
+    let repo = MavenRepo::serve(&root, Duration::from_millis(20)).await?;
+    let server = server(work.path(), &repo.url).await?;
+    let http = reqwest::Client::new();
+    let post = |request: serde_json::Value| {
+        http.post(format!("{}/v1/resolve", server.url()))
+            .bearer_auth(UPLOAD_TOKEN)
+            .json(&request)
+            .send()
+    };
+
+    // Four identical requests at once: one resolution, every POM fetched once.
+    let request = serde_json::json!({"coordinates": ["t:lib:1", "t:x:1.0"]});
+    let answers = futures::future::join_all((0..4).map(|_| post(request.clone()))).await;
+    let mut bodies = Vec::new();
+    for a in answers {
+        let a = a?;
+        ensure!(a.status().is_success(), "HTTP {}", a.status());
+        bodies.push(a.json::<ResolveResponse>().await?);
+    }
+    ensure!(bodies.iter().all(|b| *b == bodies[0]), "answers differ");
+    assert_eq!(
+        server
+            .metric("sparkstage_resolutions_total{outcome=\"resolved\"}")
+            .await?,
+        1
+    );
+    assert_eq!(repo.count("lib-1.pom"), 1);
+    // A later identical request is answered from the kept answer, without the repository.
+    let before = repo.requests().len();
+    let again: ResolveResponse = post(request.clone()).await?.json().await?;
+    assert_eq!(again, bodies[0]);
+    assert_eq!(repo.requests().len(), before);
+    assert_eq!(
+        server
+            .metric("sparkstage_resolutions_total{outcome=\"cached\"}")
+            .await?,
+        1
+    );
+
+    // The jars are blobs now, with the digests of the repository's files.
+    let body = &bodies[0];
+    let names: Vec<&str> = body
+        .artifacts
+        .iter()
+        .map(|a| a.file_name.as_str())
+        .collect();
+    assert_eq!(names, ["t_lib-1.jar", "t_x-2.0.jar"]);
+    for a in &body.artifacts {
+        let jar = root.join(format!(
+            "t/{0}/{1}/{0}-{1}.jar",
+            a.coordinate.split(':').nth(1).context("artifact")?,
+            a.coordinate.split(':').nth(2).context("version")?
+        ));
+        let bytes = std::fs::read(&jar)?;
+        assert_eq!(a.digest.hex(), hex::encode(Sha256::digest(&bytes)));
+        assert_eq!(a.size, bytes.len() as u64);
+        let head = http
+            .head(format!("{}/v1/blobs/{}", server.url(), a.digest))
+            .bearer_auth(UPLOAD_TOKEN)
+            .send()
+            .await?;
+        ensure!(
+            head.status().is_success(),
+            "blob {} not stored: {}",
+            a.digest,
+            head.status()
+        );
+    }
+    assert_eq!(body.artifacts[1].pulled_by, ["t:lib:1"]);
+
+    // A missing jar: 422 naming the artifact, its repository path and who pulled it in.
+    let failed = post(serde_json::json!({"coordinates": ["t:broken:1"], "mode": "maven"})).await?;
+    assert_eq!(failed.status(), 422);
+    let message = failed.text().await?;
+    for part in [
+        "t:nojar:1",
+        "t/nojar/1/nojar-1.jar",
+        "pulled in by t:broken:1",
+    ] {
+        ensure!(message.contains(part), "{part} not in {message}");
+    }
+    // Bad input is refused before anything is fetched.
+    for (request, code) in [
+        (
+            serde_json::json!({"coordinates": ["t:lib"]}),
+            "bad_coordinate",
+        ),
+        (serde_json::json!({"coordinates": []}), "no_coordinates"),
+        (
+            serde_json::json!({"coordinates": ["t:lib:1"], "repositories": ["file:///etc/"]}),
+            "bad_repository",
+        ),
+        (
+            serde_json::json!({"coordinates": ["t:lib:1"], "mode": "gradle"}),
+            "bad_mode",
+        ),
+    ] {
+        let answer = post(request.clone()).await?;
+        assert_eq!(answer.status(), 400, "{request}");
+        ensure!(answer.text().await?.contains(code), "{request}: not {code}");
+    }
+    // Without the upload token: 401.
+    let anonymous = http
+        .post(format!("{}/v1/resolve", server.url()))
+        .json(&ResolveRequest {
+            coordinates: vec!["t:lib:1".into()],
+            repositories: vec![],
+            exclusions: vec![],
+            mode: None,
+        })
+        .send()
+        .await?;
+    assert_eq!(anonymous.status(), 401);
+    Ok(())
+}
