@@ -6,6 +6,7 @@
 //!   `local://` paths the init container fills.
 
 pub mod deps;
+pub mod packages;
 pub mod progress;
 pub mod properties;
 pub mod resolve;

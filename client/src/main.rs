@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use sparkstage::progress::{Progress, human};
 use sparkstage::resolve;
-use sparkstage::stage::{DigestCache, ServerClient, StageFile, stage};
+use sparkstage::stage::{BundleSpec, DigestCache, ServerClient, StageFile, stage};
 use sparkstage::submit::{self, SubmitOptions};
 use sparkstage_api::bundles::EntryKind;
 
@@ -239,9 +239,11 @@ async fn main_inner(cli: Cli) -> Result<i32> {
             let staged = stage(
                 &client,
                 &stage_files,
+                BundleSpec {
+                    ttl: ttl.clone(),
+                    ..BundleSpec::default()
+                },
                 &mut cache,
-                None,
-                ttl.clone(),
                 4,
                 &Progress::new(cli.quiet),
             )

@@ -28,6 +28,15 @@ pub struct StageFile {
     pub kind: EntryKind,
 }
 
+/// The bundle staging creates, besides the files: entries the server already stores (jars it
+/// resolved), the owner and the lifetime.
+#[derive(Debug, Clone, Default)]
+pub struct BundleSpec<'a> {
+    pub stored: &'a [BundleEntry],
+    pub owner: Option<Owner>,
+    pub ttl: Option<String>,
+}
+
 /// What staging did.
 #[derive(Debug, Clone)]
 pub struct Staged {
@@ -363,16 +372,15 @@ pub async fn digests(
 pub async fn stage(
     server: &ServerClient,
     files: &[StageFile],
+    bundle: BundleSpec<'_>,
     cache: &mut DigestCache,
-    owner: Option<Owner>,
-    ttl: Option<String>,
     parallel: usize,
     progress: &Progress,
 ) -> Result<Staged> {
     let started = Instant::now();
     let (sums, hashed) = digests(files, cache).await?;
     cache.save();
-    let entries: Vec<BundleEntry> = files
+    let mut entries: Vec<BundleEntry> = files
         .iter()
         .zip(&sums)
         .map(|(f, (digest, size))| BundleEntry {
@@ -401,6 +409,8 @@ pub async fn stage(
                 .map(|(p, s, n)| (p.to_path_buf(), *d, *s, n.to_string()))
         })
         .collect();
+    // Entries the server already stores (resolved jars) join the bundle without an upload.
+    entries.extend(bundle.stored.iter().cloned());
     let uploaded_bytes: u64 = uploads.iter().map(|u| u.2).sum();
     let total = progress.total(uploads.len(), uploaded_bytes);
     futures::stream::iter(uploads.iter().cloned())
@@ -425,8 +435,8 @@ pub async fn stage(
     let bundle = server
         .create_bundle(&CreateBundleRequest {
             entries: entries.clone(),
-            owner,
-            ttl,
+            owner: bundle.owner,
+            ttl: bundle.ttl,
         })
         .await?;
     Ok(Staged {

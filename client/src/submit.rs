@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::Pod;
-use sparkstage_api::bundles::Owner;
+use sparkstage_api::bundles::{BundleEntry, EntryKind, Owner};
+use sparkstage_api::resolve::ResolveRequest;
 
 use crate::deps::{Layout, Plan, plan};
 use crate::progress::{Progress, human};
-use crate::stage::{DigestCache, ServerClient, StageFile, stage};
+use crate::stage::{BundleSpec, DigestCache, ServerClient, StageFile, stage};
 use crate::submit_args::SubmitArgs;
 use crate::templates::{InitSpec, Role, pod_template};
 
@@ -158,6 +159,7 @@ pub async fn prepare(options: &SubmitOptions, command: &[String]) -> Result<Opti
         .get("spark.app.name")
         .or_else(|| args.value("--name").map(str::to_owned));
 
+    let packages = crate::packages::find(&args, &properties)?;
     let cwd = std::env::current_dir()?;
     let Plan {
         mut args,
@@ -170,10 +172,42 @@ pub async fn prepare(options: &SubmitOptions, command: &[String]) -> Result<Opti
         &cwd,
         options.fetch_remote,
     )?;
-    if deps.is_empty() && remote.is_empty() {
+    let client = ServerClient::new(&server, options.upload_token.clone())?;
+    // --packages: the server resolves them and keeps the jars; they join the bundle as
+    // entries it already stores, and Spark is no longer asked to run Ivy.
+    let mut stored = Vec::new();
+    if let Some(packages) = &packages {
+        let response = client
+            .resolve(&ResolveRequest {
+                coordinates: packages.coordinates.clone(),
+                repositories: packages.repositories.clone(),
+                exclusions: packages.excludes.clone(),
+                mode: None,
+            })
+            .await?;
+        crate::packages::remove(&mut args, &properties);
+        let jars_dir = layout.jars_dir.trim_end_matches('/');
+        let uris: Vec<String> = response
+            .artifacts
+            .iter()
+            .map(|a| format!("local://{jars_dir}/{}", a.file_name))
+            .collect();
+        crate::packages::add_jars(&mut args, &properties, &uris);
+        stored = response
+            .artifacts
+            .iter()
+            .map(|a| BundleEntry {
+                name: a.file_name.clone(),
+                digest: a.digest,
+                size: a.size,
+                kind: EntryKind::Jar,
+            })
+            .collect();
+    }
+    if deps.is_empty() && remote.is_empty() && stored.is_empty() {
         return Ok(None);
     }
-    if deps.is_empty() {
+    if deps.is_empty() && stored.is_empty() {
         bail!(
             "--fetch-remote with no local file to stage is not supported yet: the init container \
              needs a bundle; drop --fetch-remote"
@@ -187,7 +221,6 @@ pub async fn prepare(options: &SubmitOptions, command: &[String]) -> Result<Opti
             kind: d.kind,
         })
         .collect();
-    let client = ServerClient::new(&server, options.upload_token.clone())?;
     let mut cache = DigestCache::load(DigestCache::default_path());
     let mut labels = BTreeMap::new();
     if let Some(name) = &app_name {
@@ -202,9 +235,12 @@ pub async fn prepare(options: &SubmitOptions, command: &[String]) -> Result<Opti
     let staged = stage(
         &client,
         &files,
+        BundleSpec {
+            stored: &stored,
+            owner: Some(owner),
+            ttl: options.ttl.clone(),
+        },
         &mut cache,
-        Some(owner),
-        options.ttl.clone(),
         options.parallel_uploads,
         &progress,
     )
@@ -258,8 +294,12 @@ pub async fn prepare(options: &SubmitOptions, command: &[String]) -> Result<Opti
 
     let mut command = vec![spark_submit.clone()];
     command.extend(args.to_args());
+    let resolved = match stored.len() {
+        0 => String::new(),
+        n => format!(" ({n} resolved from --packages)"),
+    };
     let summary = format!(
-        "sparkstage: bundle {bundle}: {} files, {} uploaded ({}), {} hashed, in {:.2} s",
+        "sparkstage: bundle {bundle}: {} files{resolved}, {} uploaded ({}), {} hashed, in {:.2} s",
         staged.entries.len(),
         staged.uploaded_files,
         human(staged.uploaded_bytes),

@@ -268,6 +268,24 @@ impl SubmitArgs {
         );
     }
 
+    /// Removes every occurrence of option `name`.
+    pub fn remove_option(&mut self, name: &str) {
+        self.args
+            .retain(|a| !matches!(a, Arg::Option { name: n, .. } if *n == name));
+    }
+
+    /// Removes every `--conf key=...`.
+    pub fn remove_conf(&mut self, key: &str) {
+        self.args.retain(|a| match a {
+            Arg::Option {
+                name: "--conf",
+                value,
+                ..
+            } => value.split_once('=').is_none_or(|(k, _)| k != key),
+            _ => true,
+        });
+    }
+
     pub fn primary(&self) -> Option<&str> {
         self.args.iter().find_map(|a| match a {
             Arg::Primary(p) => Some(p.as_str()),

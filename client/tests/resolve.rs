@@ -286,3 +286,80 @@ async fn the_server_shares_resolutions_stores_jars_and_names_what_is_missing() -
     assert_eq!(anonymous.status(), 401);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_resolves_packages_on_the_server_and_spark_runs_no_ivy() -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let root = work.path().join("repo");
+    repository(&root)?;
+    let repo = MavenRepo::serve(&root, Duration::ZERO).await?;
+    let server = server(work.path(), &repo.url).await?;
+    let app = work.path().join("app");
+    std::fs::create_dir_all(&app)?;
+    std::fs::write(app.join("job.py"), "print('hello')\n")?;
+    std::fs::write(
+        app.join("spark.properties"),
+        "spark.jars.excludes=t:nothing\nspark.jars=local:///opt/extra.jar\n",
+    )?;
+    let url = server.url();
+    let output = sparkstage(
+        &[
+            "--server",
+            &url,
+            "submit",
+            "--dry-run",
+            "--",
+            "spark-submit",
+            "--master",
+            "k8s://https://kubernetes.default.svc",
+            "--deploy-mode",
+            "cluster",
+            "--properties-file",
+            "spark.properties",
+            "--packages",
+            "t:x:1.0,t:lib:1",
+            "--repositories",
+            &repo.url,
+            "job.py",
+        ],
+        &app,
+        &repo.url,
+    )
+    .await?;
+    let (out, err) = (stdout(&output), stderr(&output));
+    ensure!(output.status.success(), "{err}");
+    ensure!(
+        err.contains("3 files (2 resolved from --packages), 1 uploaded"),
+        "{err}"
+    );
+    let command = out
+        .lines()
+        .find(|l| l.starts_with("spark-submit"))
+        .context("no command in the dry run")?;
+    for gone in ["--packages", "--repositories", "t:lib:1"] {
+        ensure!(!command.contains(gone), "{gone} still in {command}");
+    }
+    for wanted in [
+        "spark.jars=local:///opt/extra.jar,local:///var/spark-data/spark-jars/t_lib-1.jar,local:///var/spark-data/spark-jars/t_x-2.0.jar",
+        "spark.jars.excludes=",
+        "local:///var/spark-data/spark-files/job.py",
+    ] {
+        ensure!(command.contains(wanted), "{wanted} not in {command}");
+    }
+    // The bundle names the resolved jars by Spark's names, with nothing uploaded for them.
+    assert_eq!(
+        server
+            .metric("sparkstage_blob_bytes_received_total")
+            .await?,
+        "print('hello')\n".len() as u64
+    );
+    let list = reqwest::Client::new()
+        .get(format!("{url}/v1/bundles"))
+        .bearer_auth(UPLOAD_TOKEN)
+        .send()
+        .await?
+        .text()
+        .await?;
+    ensure!(list.contains("\"entries\":3"), "{list}");
+    Ok(())
+}

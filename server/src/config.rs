@@ -90,7 +90,11 @@ pub struct Config {
     pub maven_repositories: Vec<String>,
 
     /// Local cache of POMs and jars for resolutions (shared safely by concurrent resolutions).
-    #[arg(long, env = "SPARKSTAGE_MAVEN_CACHE", default_value = "./sparkstage-maven-cache")]
+    #[arg(
+        long,
+        env = "SPARKSTAGE_MAVEN_CACHE",
+        default_value = "./sparkstage-maven-cache"
+    )]
     pub maven_cache: PathBuf,
 
     /// Resolve from the Maven cache only, never the network.

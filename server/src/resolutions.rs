@@ -196,7 +196,9 @@ impl Resolutions {
         max_blob_size: u64,
     ) -> Outcome {
         let started = Instant::now();
-        let result = self.resolve_and_store(request, parsed, blobs, max_blob_size).await;
+        let result = self
+            .resolve_and_store(request, parsed, blobs, max_blob_size)
+            .await;
         match &result {
             Ok(r) => tracing::info!(
                 coordinates = %request.coordinates.join(","),
