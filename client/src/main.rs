@@ -67,8 +67,12 @@ enum Command {
         #[arg(long, default_value = "spark")]
         mode: String,
         /// Print the jars as a tree, each under what pulled it in.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "format")]
         tree: bool,
+        /// coordinates: group:artifact:version[:classifier]; files: the jar names Spark gives
+        /// them (group_artifact-version.jar); json: the whole answer, digests and sizes too.
+        #[arg(long, value_parser = ["coordinates", "files", "json"])]
+        format: Option<String>,
         /// The default repositories of an in-process resolution (comma-separated in the
         /// environment).
         #[arg(long = "maven-repository", env = "SPARKSTAGE_MAVEN_REPOSITORIES", value_delimiter = ',',
@@ -269,6 +273,7 @@ async fn main_inner(cli: Cli) -> Result<i32> {
             exclude_packages,
             mode,
             tree,
+            format,
             maven_repositories,
             cache_dir,
             offline,
@@ -285,10 +290,11 @@ async fn main_inner(cli: Cli) -> Result<i32> {
                 let cache = cache_dir.clone().unwrap_or_else(resolve::default_cache);
                 resolve::resolve_locally(&request, maven_repositories, &cache, *offline).await?
             };
-            if *tree {
-                print!("{}", resolve::render_tree(&response));
-            } else {
-                print!("{}", resolve::render_list(&response));
+            match (format.as_deref(), tree) {
+                (_, true) => print!("{}", resolve::render_tree(&response)),
+                (Some("files"), _) => print!("{}", resolve::render_files(&response)),
+                (Some("json"), _) => println!("{}", serde_json::to_string_pretty(&response)?),
+                _ => print!("{}", resolve::render_list(&response)),
             }
             if !cli.quiet && !response.skipped.is_empty() {
                 eprintln!(

@@ -108,6 +108,18 @@ pub fn render_list(response: &ResolveResponse) -> String {
     lines.iter().map(|l| format!("{l}\n")).collect()
 }
 
+/// The jars' file names as Spark names them, sorted.
+pub fn render_files(response: &ResolveResponse) -> String {
+    let mut lines: Vec<&str> = response
+        .artifacts
+        .iter()
+        .map(|a| a.file_name.as_str())
+        .collect();
+    lines.sort_unstable();
+    lines.dedup();
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
 /// The jars as a tree: each under the coordinate that pulled it in.
 pub fn render_tree(response: &ResolveResponse) -> String {
     let mut children: BTreeMap<&str, Vec<&ResolvedArtifact>> = BTreeMap::new();

@@ -127,6 +127,13 @@ async fn modes_in_process_and_through_the_server() -> Result<()> {
     assert_eq!(stdout(&maven), "t:lib:1\nt:x:1.0\n");
     let tree = sparkstage(&["resolve", "--tree", "t:lib:1"], work.path(), &repo.url).await?;
     assert_eq!(stdout(&tree), "t:lib:1\n  t:x:2.0\n");
+    let files = sparkstage(
+        &["resolve", "--format", "files", "t:lib:1"],
+        work.path(),
+        &repo.url,
+    )
+    .await?;
+    assert_eq!(stdout(&files), "t_lib-1.jar\nt_x-2.0.jar\n");
 
     // Offline, from the cache the first runs filled; and nothing in it for an unknown module.
     let offline = sparkstage(&["resolve", "--offline", "t:lib:1"], work.path(), &repo.url).await?;
