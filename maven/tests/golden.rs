@@ -109,7 +109,10 @@ fn lines(resolution: &Resolution, mode: Mode) -> Vec<String> {
             .map(|a| &a.coordinate)
             .chain(&resolution.skipped)
             .map(|c| match &c.classifier {
-                Some(k) => format!("{}:{}:{}:{k}:{}", c.group, c.artifact, c.extension, c.version),
+                Some(k) => format!(
+                    "{}:{}:{}:{k}:{}",
+                    c.group, c.artifact, c.extension, c.version
+                ),
                 None => format!("{}:{}:{}:{}", c.group, c.artifact, c.extension, c.version),
             })
             .collect(),
@@ -140,8 +143,8 @@ async fn every_case_matches_the_real_tools() -> Result<()> {
             compared += 1;
             // A cache per case and mode: each resolution sees the repository as the tool did.
             let dir = cache.path().join(format!("{}-{mode}", case.name));
-            let resolver = Resolver::new(std::slice::from_ref(url), &dir, false, 16)
-                .context("resolver")?;
+            let resolver =
+                Resolver::new(std::slice::from_ref(url), &dir, false, 16).context("resolver")?;
             let got = resolver
                 .resolve(&case.coordinates, &case.excludes, mode)
                 .await;
@@ -158,7 +161,10 @@ async fn every_case_matches_the_real_tools() -> Result<()> {
                     }
                 }
                 (Expected::Lines(_), Err(e)) => {
-                    failures.push(format!("{} ({mode}): the tool resolved; we failed: {e}", case.name));
+                    failures.push(format!(
+                        "{} ({mode}): the tool resolved; we failed: {e}",
+                        case.name
+                    ));
                 }
                 (Expected::Failure(modules), Ok(resolution)) => failures.push(format!(
                     "{} ({mode}): the tool failed on {modules:?}; we resolved {:?}",
@@ -179,7 +185,10 @@ async fn every_case_matches_the_real_tools() -> Result<()> {
             }
         }
     }
-    eprintln!("{compared} golden files compared, {} differences", failures.len());
+    eprintln!(
+        "{compared} golden files compared, {} differences",
+        failures.len()
+    );
     if !failures.is_empty() {
         bail!("{} differences:\n{}", failures.len(), failures.join("\n"));
     }
