@@ -18,8 +18,10 @@ pub struct Context {
     pub os_name: String,
     pub os_arch: String,
     pub os_version: String,
-    /// System and user properties (`-D`), which profiles test and interpolation reads.
+    /// User properties (`-D`), which profiles test and interpolation reads.
     pub properties: BTreeMap<String, String>,
+    /// Whose rules apply where Maven and Ivy differ.
+    pub flavor: Flavor,
 }
 
 impl Default for Context {
@@ -31,11 +33,40 @@ impl Default for Context {
             os_arch: "amd64".to_owned(),
             os_version: String::new(),
             properties: BTreeMap::new(),
+            flavor: Flavor::Maven,
         }
     }
 }
 
 impl Context {
+    /// The Java system properties a POM can read (`java.version`, `os.name`, ...).
+    pub fn system_property(&self, name: &str) -> Option<String> {
+        let spec = self.jdk.split('.').next().unwrap_or(&self.jdk);
+        let spec = if spec == "1" {
+            self.jdk.split('.').take(2).collect::<Vec<_>>().join(".")
+        } else {
+            spec.to_owned()
+        };
+        Some(match name {
+            "java.version" => self.jdk.clone(),
+            "java.specification.version" => spec,
+            "os.name" => self.os_name.clone(),
+            "os.arch" => self.os_arch.clone(),
+            "os.version" => self.os_version.clone(),
+            "file.separator" => "/".to_owned(),
+            "path.separator" => ":".to_owned(),
+            _ => return None,
+        })
+    }
+
+    /// A property as profile activation sees it: user properties, then system ones.
+    pub fn property(&self, name: &str) -> Option<String> {
+        self.properties
+            .get(name)
+            .cloned()
+            .or_else(|| self.system_property(name))
+    }
+
     /// Maven's OS families (`plexus-utils` `Os`): the ones a POM can test.
     fn is_family(&self, family: &str) -> bool {
         let name = self.os_name.to_ascii_lowercase();
@@ -87,8 +118,8 @@ pub fn conditions_hold(activation: &Activation, context: &Context) -> Option<boo
     if let Some((name, value)) = &activation.property {
         any = true;
         all &= match name.strip_prefix('!') {
-            Some(name) => !context.properties.contains_key(name),
-            None => match (context.properties.get(name), value) {
+            Some(name) => context.property(name).is_none(),
+            None => match (context.property(name), value) {
                 (None, _) => false,
                 (Some(_), None) => true,
                 (Some(actual), Some(expected)) => matches_negatable(expected, |e| e == actual),
@@ -148,8 +179,8 @@ pub enum Flavor {
 /// The indexes of the profiles of `pom` that are active: those whose conditions hold, or, when
 /// none does, those active by default (Maven); any profile that is active by default or has one
 /// condition that holds (Ivy).
-pub fn active_profiles(pom: &Pom, context: &Context, flavor: Flavor) -> Vec<usize> {
-    if flavor == Flavor::Ivy {
+pub fn active_profiles(pom: &Pom, context: &Context) -> Vec<usize> {
+    if context.flavor == Flavor::Ivy {
         return pom
             .profiles
             .iter()
@@ -193,9 +224,11 @@ fn ivy_profile_active(
             Some(rest) => (true, rest),
             None => (false, name.as_str()),
         };
+        // Ivy's variables: the POM's properties and the JVM's system properties.
         let lookup = properties
             .get(name)
-            .or_else(|| context.properties.get(name));
+            .cloned()
+            .or_else(|| context.property(name));
         let holds = match value.as_deref().filter(|v| !v.is_empty()) {
             None => lookup.is_some() != negated,
             Some(expected) => match expected.strip_prefix('!') {
@@ -259,11 +292,16 @@ fn merge_dependencies(base: &mut Vec<Dependency>, extra: &[Dependency]) {
 }
 
 /// `pom` with its active profiles merged in (profile properties and dependencies win).
-pub fn with_profiles(pom: &Pom, context: &Context, flavor: Flavor) -> Pom {
+pub fn with_profiles(pom: &Pom, context: &Context) -> Pom {
     let mut out = pom.clone();
-    for i in active_profiles(pom, context, flavor) {
+    for i in active_profiles(pom, context) {
         let profile = &pom.profiles[i];
-        out.properties.extend(profile.properties.clone());
+        for (name, value) in &profile.properties {
+            // Ivy adds a profile's properties only where the POM does not define them.
+            if context.flavor == Flavor::Maven || !pom.properties.contains_key(name) {
+                out.properties.insert(name.clone(), value.clone());
+            }
+        }
         merge_dependencies(&mut out.dependencies, &profile.dependencies);
         merge_dependencies(
             &mut out.dependency_management,
@@ -325,11 +363,20 @@ pub fn interpolate(text: &str, pom: &Pom, context: &Context) -> String {
             "project.parent.version" | "parent.version" => {
                 pom.parent.as_ref().map(|p| p.version.clone())
             }
-            other => context
-                .properties
-                .get(other)
-                .or_else(|| pom.properties.get(other))
-                .cloned(),
+            // Maven: user properties, the model's, then system properties; Ivy substitutes its
+            // own variables (the system properties among them) before the POM's properties.
+            other => match context.flavor {
+                Flavor::Maven => context
+                    .properties
+                    .get(other)
+                    .or_else(|| pom.properties.get(other))
+                    .cloned()
+                    .or_else(|| context.system_property(other)),
+                Flavor::Ivy => context
+                    .system_property(other)
+                    .or_else(|| context.properties.get(other).cloned())
+                    .or_else(|| pom.properties.get(other).cloned()),
+            },
         }
     };
     let mut current = text.to_owned();
@@ -444,12 +491,16 @@ mod tests {
             ],
             ..Pom::default()
         };
-        assert_eq!(active_profiles(&pom, &linux, Flavor::Maven), [0]);
+        assert_eq!(active_profiles(&pom, &linux), [0]);
         pom.profiles[1] = profile(jdk("17"));
-        assert_eq!(active_profiles(&pom, &linux, Flavor::Maven), [1]);
+        assert_eq!(active_profiles(&pom, &linux), [1]);
         // Ivy keeps the default one on, and tests OS families as substrings of os.name.
         pom.profiles[0].activation.active_by_default = true;
-        assert_eq!(active_profiles(&pom, &linux, Flavor::Ivy), [0, 1]);
+        let ivy = Context {
+            flavor: Flavor::Ivy,
+            ..linux.clone()
+        };
+        assert_eq!(active_profiles(&pom, &ivy), [0, 1]);
         let families = Pom {
             profiles: vec![
                 profile(os("unix")),
@@ -458,8 +509,8 @@ mod tests {
             ],
             ..Pom::default()
         };
-        assert_eq!(active_profiles(&families, &linux, Flavor::Ivy), [1]);
-        assert_eq!(active_profiles(&families, &linux, Flavor::Maven), [0, 2]);
+        assert_eq!(active_profiles(&families, &ivy), [1]);
+        assert_eq!(active_profiles(&families, &linux), [0, 2]);
         let mut with_prop = linux.clone();
         with_prop.properties.insert("flavor".into(), "fast".into());
         let prop = |name: &str, value: Option<&str>| Activation {

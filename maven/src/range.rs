@@ -140,7 +140,8 @@ impl Requirement {
         }
     }
 
-    /// The newest of `available` that satisfies the requirement.
+    /// The newest of `available` that satisfies the requirement; of equal versions (`1.0` and
+    /// `1.0.0` in Maven's order), the first listed, as Maven Resolver keeps it.
     pub fn newest<'a>(
         &self,
         available: impl IntoIterator<Item = &'a str>,
@@ -149,7 +150,10 @@ impl Requirement {
         available
             .into_iter()
             .filter(|v| self.accepts(v, cmp))
-            .max_by(|a, b| cmp(a, b))
+            .fold(None, |best, v| match best {
+                Some(b) if cmp(v, b) != Ordering::Greater => Some(b),
+                _ => Some(v),
+            })
     }
 }
 

@@ -20,7 +20,6 @@ use crate::coords::{Coordinate, Exclusion};
 use crate::model::{Context, Flavor, inherit, interpolate_pom, management_key, with_profiles};
 use crate::pom::{Dependency, Pom};
 use crate::range::Requirement;
-use crate::spark::type_artifact;
 use crate::version::MavenVersion;
 
 /// Where POMs and version lists come from.
@@ -71,6 +70,8 @@ pub enum ResolveError {
     },
     #[error("{artifact}: not in any repository (pulled in by {path})")]
     MissingArtifact { artifact: String, path: String },
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Several(Vec<ResolveError>),
     #[error("{0}: the parent chain loops")]
     ParentCycle(String),
 }
@@ -83,6 +84,7 @@ pub struct Models<'s, S: PomSource> {
     context: Context,
     flavor: Flavor,
     cache: Mutex<HashMap<(String, String, String), Pom>>,
+    versions: Mutex<HashMap<(String, String), Vec<String>>>,
 }
 
 fn maven_cmp(a: &str, b: &str) -> std::cmp::Ordering {
@@ -93,9 +95,10 @@ impl<'s, S: PomSource> Models<'s, S> {
     pub fn new(source: &'s S, context: Context, flavor: Flavor) -> Self {
         Self {
             source,
-            context,
+            context: Context { flavor, ..context },
             flavor,
             cache: Mutex::new(HashMap::new()),
+            versions: Mutex::new(HashMap::new()),
         }
     }
 
@@ -132,13 +135,26 @@ impl<'s, S: PomSource> Models<'s, S> {
                     module: module.clone(),
                     message,
                     path: path.to_owned(),
-                })?
-                .ok_or_else(|| ResolveError::Missing {
-                    module: module.clone(),
-                    path: path.to_owned(),
                 })?;
-            let own = with_profiles(&raw, &self.context, self.flavor);
-            let inherited = match &raw.parent {
+            let raw = match raw {
+                Some(raw) => raw,
+                // A module without a POM: Maven and Ivy both go on with its jar alone (and fail
+                // if that is missing too). A missing parent or BOM is an error.
+                None if depth == 0 => Pom {
+                    group: Some(group.to_owned()),
+                    artifact: Some(artifact.to_owned()),
+                    version: Some(version.to_owned()),
+                    ..Pom::default()
+                },
+                None => {
+                    return Err(ResolveError::Missing {
+                        module: module.clone(),
+                        path: path.to_owned(),
+                    });
+                }
+            };
+            let own = with_profiles(&raw, &self.context);
+            let (inherited, parent_management) = match &raw.parent {
                 Some(parent) => {
                     let parent_pom = self
                         .effective(
@@ -149,43 +165,103 @@ impl<'s, S: PomSource> Models<'s, S> {
                             depth + 1,
                         )
                         .await?;
-                    inherit(&own, &parent_pom)
+                    (inherit(&own, &parent_pom), parent_pom.dependency_management)
                 }
-                None => own,
+                None => (own.clone(), Vec::new()),
             };
             let mut pom = interpolate_pom(&inherited, &self.context);
-            // Import BOMs: declared entries win, then earlier BOMs.
-            let mut management = Vec::new();
-            let mut imports = Vec::new();
-            for d in &pom.dependency_management {
-                if d.scope.as_deref() == Some("import") && d.kind.as_deref() == Some("pom") {
-                    imports.push(d.clone());
-                } else {
-                    management.push(d.clone());
-                }
-            }
-            for bom in imports {
-                let version = bom.version.clone().unwrap_or_default();
-                let bom_pom = self
-                    .effective(&bom.group, &bom.artifact, &version, &module, depth + 1)
-                    .await?;
-                for d in bom_pom.dependency_management {
-                    if !management
-                        .iter()
-                        .any(|m| management_key(m) == management_key(&d))
+            if self.flavor == Flavor::Maven {
+                // Maven's model normalizer: a dependency declared twice keeps its first place and
+                // takes the last declaration.
+                let mut unique: Vec<Dependency> = Vec::new();
+                for d in std::mem::take(&mut pom.dependencies) {
+                    match unique
+                        .iter_mut()
+                        .find(|u| management_key(u) == management_key(&d))
                     {
-                        management.push(d);
+                        Some(u) => *u = d,
+                        None => unique.push(d),
+                    }
+                }
+                pom.dependencies = unique;
+            }
+            let is_import = |d: &Dependency| {
+                d.scope.as_deref() == Some("import") && d.kind.as_deref() == Some("pom")
+            };
+            let mut management = Vec::new();
+            match self.flavor {
+                Flavor::Maven => {
+                    // Import BOMs: declared entries win, then earlier BOMs.
+                    let mut imports = Vec::new();
+                    for d in &pom.dependency_management {
+                        if is_import(d) {
+                            imports.push(d.clone());
+                        } else {
+                            management.push(d.clone());
+                        }
+                    }
+                    for bom in imports {
+                        let version = bom.version.clone().unwrap_or_default();
+                        let bom_pom = self
+                            .effective(&bom.group, &bom.artifact, &version, &module, depth + 1)
+                            .await?;
+                        for d in bom_pom.dependency_management {
+                            if !management
+                                .iter()
+                                .any(|m| management_key(m) == management_key(&d))
+                            {
+                                management.push(d);
+                            }
+                        }
+                    }
+                }
+                Flavor::Ivy => {
+                    // Ivy records managed versions by group and artifact as it reads them: the
+                    // parent's first, then this POM's in document order with each BOM's entries
+                    // where it is imported; a later entry replaces an earlier one.
+                    let own_management = interpolate_pom(
+                        &Pom {
+                            dependency_management: own.dependency_management.clone(),
+                            dependencies: Vec::new(),
+                            ..inherited.clone()
+                        },
+                        &self.context,
+                    )
+                    .dependency_management;
+                    let upsert = |management: &mut Vec<Dependency>, d: Dependency| match management
+                        .iter_mut()
+                        .find(|m| m.group == d.group && m.artifact == d.artifact)
+                    {
+                        Some(m) => *m = d,
+                        None => management.push(d),
+                    };
+                    for d in parent_management {
+                        upsert(&mut management, d);
+                    }
+                    for d in own_management {
+                        if is_import(&d) {
+                            let version = d.version.clone().unwrap_or_default();
+                            let bom_pom = self
+                                .effective(&d.group, &d.artifact, &version, &module, depth + 1)
+                                .await?;
+                            for m in bom_pom.dependency_management {
+                                upsert(&mut management, m);
+                            }
+                        } else {
+                            upsert(&mut management, d);
+                        }
                     }
                 }
             }
             pom.dependency_management = management;
             // The POM's own management fills its dependencies' missing versions and scopes.
+            let flavor = self.flavor;
+            let same = |m: &Dependency, d: &Dependency| match flavor {
+                Flavor::Maven => management_key(m) == management_key(d),
+                Flavor::Ivy => m.group == d.group && m.artifact == d.artifact,
+            };
             for d in &mut pom.dependencies {
-                if let Some(m) = pom
-                    .dependency_management
-                    .iter()
-                    .find(|m| management_key(m) == management_key(d))
-                {
+                if let Some(m) = pom.dependency_management.iter().find(|m| same(m, d)) {
                     if d.version.is_none() {
                         d.version = m.version.clone();
                     }
@@ -221,18 +297,34 @@ impl<'s, S: PomSource> Models<'s, S> {
         match &requirement {
             Requirement::Soft(v) => Ok(v.clone()),
             Requirement::Ranges(_) => {
-                let versions =
-                    self.source
-                        .versions(&d.group, &d.artifact)
-                        .await
-                        .map_err(|message| ResolveError::Source {
-                            module: module.clone(),
-                            message,
-                            path: path.to_owned(),
-                        })?;
-                let cmp = match self.flavor {
-                    Flavor::Maven => maven_cmp,
-                    Flavor::Ivy => crate::version::ivy_compare,
+                let listed_key = (d.group.clone(), d.artifact.clone());
+                let listed = self
+                    .versions
+                    .lock()
+                    .ok()
+                    .and_then(|v| v.get(&listed_key).cloned());
+                let versions = match listed {
+                    Some(v) => v,
+                    None => {
+                        let v = self.source.versions(&d.group, &d.artifact).await.map_err(
+                            |message| ResolveError::Source {
+                                module: module.clone(),
+                                message,
+                                path: path.to_owned(),
+                            },
+                        )?;
+                        if let Ok(mut cache) = self.versions.lock() {
+                            cache.insert(listed_key, v.clone());
+                        }
+                        v
+                    }
+                };
+                let (cmp, versions): (fn(&str, &str) -> std::cmp::Ordering, _) = match self.flavor {
+                    // Maven Resolver collects the listed versions in a java.util.HashMap and
+                    // sorts them stably: of equal versions (`1.0`, `1.0.0`) the first in the
+                    // map's iteration order wins.
+                    Flavor::Maven => (maven_cmp, java_hash_map_order(versions)),
+                    Flavor::Ivy => (crate::version::ivy_compare, versions),
                 };
                 requirement
                     .newest(versions.iter().map(String::as_str), cmp)
@@ -247,6 +339,47 @@ impl<'s, S: PomSource> Models<'s, S> {
     }
 }
 
+/// `keys` in the order a `java.util.HashMap<String, _>` filled with them in this order iterates:
+/// by bucket (the spread `String.hashCode` masked by the table size, 16 doubled while more than
+/// three quarters full), then by insertion within a bucket.
+pub fn java_hash_map_order(keys: Vec<String>) -> Vec<String> {
+    let mut unique: Vec<String> = Vec::new();
+    for k in keys {
+        if !unique.contains(&k) {
+            unique.push(k);
+        }
+    }
+    let mut capacity: u32 = 16;
+    while unique.len() as u64 * 4 > u64::from(capacity) * 3 {
+        capacity *= 2;
+    }
+    let bucket = |s: &str| {
+        let h = s
+            .encode_utf16()
+            .fold(0u32, |h, c| h.wrapping_mul(31).wrapping_add(u32::from(c)));
+        (h ^ (h >> 16)) & (capacity - 1)
+    };
+    unique.sort_by_key(|k| bucket(k));
+    unique
+}
+
+/// The extension and classifier of a dependency `type` with Maven's default artifact handlers
+/// (an unknown type, `bundle` among them, is its own extension).
+pub fn maven_type_artifact(kind: &str, classifier: Option<&str>) -> (String, Option<String>) {
+    let (extension, implied) = match kind {
+        "test-jar" => ("jar", Some("tests")),
+        "ejb-client" => ("jar", Some("client")),
+        "java-source" => ("jar", Some("sources")),
+        "javadoc" => ("jar", Some("javadoc")),
+        "maven-plugin" | "ejb" => ("jar", None),
+        k => (k, None),
+    };
+    (
+        extension.to_owned(),
+        classifier.or(implied).map(str::to_owned),
+    )
+}
+
 fn transitive_scope(parent: &str, child: &str) -> Option<&'static str> {
     match (parent, child) {
         (_, "provided" | "test" | "system" | "import") => None,
@@ -257,12 +390,74 @@ fn transitive_scope(parent: &str, child: &str) -> Option<&'static str> {
 }
 
 /// Resolves `roots` with Maven's rules: breadth first, the nearest declaration of a module wins,
-/// the first one at equal depth breaks ties; `exclusions` apply everywhere.
+/// the first one at equal depth breaks ties, unless a version range elsewhere in the graph
+/// excludes it (then the nearest version that satisfies every range wins, as Maven's
+/// `NearestVersionSelector` does); `exclusions` apply everywhere.
 pub async fn resolve_maven<S: PomSource>(
     models: &Models<'_, S>,
     roots: &[Coordinate],
     exclusions: &[Exclusion],
 ) -> Result<Vec<Resolved>, ResolveError> {
+    // The request is a POM's dependency list: a module named twice keeps its first place and
+    // takes the last declaration.
+    let mut unique: Vec<&Coordinate> = Vec::new();
+    for c in roots {
+        let same = |u: &&Coordinate| {
+            u.group == c.group
+                && u.artifact == c.artifact
+                && u.extension == c.extension
+                && u.classifier == c.classifier
+        };
+        match unique.iter_mut().find(|u| same(u)) {
+            Some(u) => *u = c,
+            None => unique.push(c),
+        }
+    }
+    let roots: Vec<Coordinate> = unique.into_iter().cloned().collect();
+    let mut pins: HashMap<(String, String), String> = HashMap::new();
+    for _ in 0..8 {
+        let pass = maven_pass(models, &roots, exclusions, &pins).await?;
+        let mut changed = false;
+        for r in &pass.resolved {
+            let module = (r.coordinate.group.clone(), r.coordinate.artifact.clone());
+            let Some(ranges) = pass.ranges.get(&module) else {
+                continue;
+            };
+            let fits = |v: &str| ranges.iter().all(|q| q.accepts(v, maven_cmp));
+            if fits(&r.coordinate.version) {
+                continue;
+            }
+            let candidates = pass.candidates.get(&module).into_iter().flatten();
+            if let Some(v) = candidates.into_iter().find(|v| fits(v))
+                && pins.get(&module) != Some(v)
+            {
+                pins.insert(module, v.clone());
+                changed = true;
+            }
+        }
+        if !changed {
+            return Ok(pass.resolved);
+        }
+    }
+    Ok(maven_pass(models, &roots, exclusions, &pins)
+        .await?
+        .resolved)
+}
+
+struct MavenPass {
+    resolved: Vec<Resolved>,
+    /// Per module, the ranges the graph's declarations ask for.
+    ranges: HashMap<(String, String), Vec<Requirement>>,
+    /// Per module, the versions the declarations name (a range's newest), nearest first.
+    candidates: HashMap<(String, String), Vec<String>>,
+}
+
+async fn maven_pass<S: PomSource>(
+    models: &Models<'_, S>,
+    roots: &[Coordinate],
+    exclusions: &[Exclusion],
+    pins: &HashMap<(String, String), String>,
+) -> Result<MavenPass, ResolveError> {
     struct Node {
         dependency: Dependency,
         scope: String,
@@ -288,19 +483,60 @@ pub async fn resolve_maven<S: PomSource>(
         })
         .collect();
     let mut chosen: HashSet<(String, String, String, String)> = HashSet::new();
-    let mut out = Vec::new();
+    let mut pass = MavenPass {
+        resolved: Vec::new(),
+        ranges: HashMap::new(),
+        candidates: HashMap::new(),
+    };
+    let mut prefetched_depth = 0;
     while let Some(node) = queue.pop_front() {
+        if node.depth > prefetched_depth {
+            // A new level: fetch the POMs it names concurrently (errors surface below).
+            prefetched_depth = node.depth;
+            let wanted: HashSet<(String, String, String)> = std::iter::once(&node)
+                .chain(queue.iter())
+                .filter_map(|n| {
+                    let d = &n.dependency;
+                    let v = d.version.as_deref()?;
+                    matches!(Requirement::parse(v), Ok(Requirement::Soft(_)))
+                        .then(|| (d.group.clone(), d.artifact.clone(), v.to_owned()))
+                })
+                .collect();
+            futures::future::join_all(
+                wanted
+                    .iter()
+                    .map(|(g, a, v)| models.effective(g, a, v, "", 0)),
+            )
+            .await;
+        }
         let d = &node.dependency;
         let key = management_key(d);
-        if chosen.contains(&key) {
-            continue; // a nearer or earlier declaration won
-        }
+        let module = (d.group.clone(), d.artifact.clone());
         let path_text = if node.path.is_empty() {
             "the request".to_owned()
         } else {
             node.path.join(" -> ")
         };
-        let mut version = models.pick_version(d, &path_text).await?;
+        let declared = models.pick_version(d, &path_text).await;
+        if let Some(Ok(requirement @ Requirement::Ranges(_))) =
+            d.version.as_deref().map(Requirement::parse)
+        {
+            pass.ranges
+                .entry(module.clone())
+                .or_default()
+                .push(requirement);
+        }
+        if let Ok(v) = &declared {
+            let candidates = pass.candidates.entry(module.clone()).or_default();
+            if !candidates.contains(v) {
+                candidates.push(v.clone());
+            }
+        }
+        if chosen.contains(&key) {
+            continue; // a nearer or earlier declaration won
+        }
+        let declared = declared?;
+        let mut version = pins.get(&module).cloned().unwrap_or(declared);
         let mut group = d.group.clone();
         let mut artifact = d.artifact.clone();
         let mut pom = models
@@ -320,7 +556,7 @@ pub async fn resolve_maven<S: PomSource>(
         }
         chosen.insert(key);
         let (extension, classifier) =
-            type_artifact(d.kind.as_deref().unwrap_or("jar"), d.classifier.as_deref());
+            maven_type_artifact(d.kind.as_deref().unwrap_or("jar"), d.classifier.as_deref());
         let coordinate = Coordinate {
             group: group.clone(),
             artifact: artifact.clone(),
@@ -356,7 +592,7 @@ pub async fn resolve_maven<S: PomSource>(
                 exclusions: excl,
             });
         }
-        out.push(Resolved {
+        pass.resolved.push(Resolved {
             coordinate,
             scope: node.scope.clone(),
             depth: node.depth,
@@ -364,7 +600,7 @@ pub async fn resolve_maven<S: PomSource>(
             if_present: false,
         });
     }
-    Ok(out)
+    Ok(pass)
 }
 
 #[cfg(test)]
@@ -433,6 +669,15 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::*;
     use super::*;
+
+    #[test]
+    fn java_hash_map_iteration_order() {
+        // Buckets 3 and 13; `1.1` and `1.1-final` share bucket 4 and keep insertion order.
+        let order = |v: &[&str]| java_hash_map_order(v.iter().map(|s| s.to_string()).collect());
+        assert_eq!(order(&["1.0.0", "1.0"]), ["1.0", "1.0.0"]);
+        assert_eq!(order(&["1.1-final", "1.1"]), ["1.1-final", "1.1"]);
+        assert_eq!(order(&["1.1", "1.1-final"]), ["1.1", "1.1-final"]);
+    }
 
     #[tokio::test]
     async fn nearest_wins_and_scopes_optionals_exclusions_apply() {

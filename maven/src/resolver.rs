@@ -74,6 +74,7 @@ pub struct Resolver {
     repositories: Vec<Repository>,
     http: reqwest::Client,
     limit: Arc<Semaphore>,
+    concurrency: usize,
     context: Context,
 }
 
@@ -107,8 +108,16 @@ impl Resolver {
             repositories,
             http,
             limit: Arc::new(Semaphore::new(concurrency.max(1))),
+            concurrency: concurrency.max(1),
             context: Context::default(),
         })
+    }
+
+    /// The machine the resolution stands for (profile activation, `${java.version}`, ...);
+    /// Linux/amd64/Java 17 by default.
+    pub fn with_context(mut self, context: Context) -> Self {
+        self.context = context;
+        self
     }
 
     /// The repositories' URLs (without credentials).
@@ -125,26 +134,28 @@ impl Resolver {
         mode: Mode,
     ) -> Result<Resolution, ResolveError> {
         let graph = self.graph(roots, exclusions, mode).await?;
-        let mut resolution = Resolution::default();
-        let mut jars = Vec::new();
-        for r in graph {
-            if r.coordinate.extension == "jar" {
-                jars.push(r);
-            } else {
-                resolution.skipped.push(r.coordinate);
-            }
-        }
+        // Every artifact is fetched and verified, as both tools do (a missing `aar` fails the
+        // resolution too); only jars are reported as the class path.
         let fetched: Vec<Result<Option<Artifact>, ResolveError>> =
-            futures::stream::iter(jars.into_iter().map(|r| self.artifact(r)))
-                .buffered(self.limit.available_permits().max(1))
+            futures::stream::iter(graph.into_iter().map(|r| self.artifact(r)))
+                .buffered(self.concurrency)
                 .collect()
                 .await;
+        let mut resolution = Resolution::default();
+        let mut failures = Vec::new();
         for a in fetched {
-            if let Some(a) = a? {
-                resolution.artifacts.push(a);
+            match a {
+                Ok(Some(a)) if a.coordinate.extension == "jar" => resolution.artifacts.push(a),
+                Ok(Some(a)) => resolution.skipped.push(a.coordinate),
+                Ok(None) => {}
+                Err(e) => failures.push(e),
             }
         }
-        Ok(resolution)
+        match failures.len() {
+            0 => Ok(resolution),
+            1 => Err(failures.remove(0)),
+            _ => Err(ResolveError::Several(failures)),
+        }
     }
 
     /// The resolved graph, before any jar is downloaded.

@@ -218,7 +218,7 @@ pub async fn resolve_spark<S: PomSource>(
         let poms = futures::future::join_all(loads).await;
         let mut next = Vec::new();
         for (visit, pom) in frontier.into_iter().zip(poms) {
-            let pom = pom?;
+            let mut pom = pom?;
             let here = gav_text(&visit.gav);
             let node = nodes.entry(visit.gav.clone()).or_insert_with(|| {
                 order.push(visit.gav.clone());
@@ -231,7 +231,7 @@ pub async fn resolve_spark<S: PomSource>(
             let mut child_path = visit.path.clone();
             child_path.push(here.clone());
 
-            if let Some(r) = &pom.relocation {
+            if let Some(r) = pom.relocation.clone() {
                 let target = (
                     r.group.clone().unwrap_or_else(|| visit.gav.0.clone()),
                     r.artifact.clone().unwrap_or_else(|| visit.gav.1.clone()),
@@ -239,28 +239,36 @@ pub async fn resolve_spark<S: PomSource>(
                 );
                 if target != visit.gav {
                     node.relocated = true;
-                    let edge = Edge {
-                        child: target.clone(),
-                        forced: true,
-                        wanted: Wanted::Main,
-                    };
-                    if !node.edges.contains(&edge) {
-                        node.edges.push(edge);
+                    if target.0 == visit.gav.0 && target.1 == visit.gav.1 {
+                        // Only the version moves: Ivy ends up with the new version's
+                        // dependencies and neither version's artifact.
+                        pom = models
+                            .effective(&target.0, &target.1, &target.2, &path_text(&child_path), 0)
+                            .await?;
+                    } else {
+                        let edge = Edge {
+                            child: target.clone(),
+                            forced: true,
+                            wanted: Wanted::Main,
+                        };
+                        if !node.edges.contains(&edge) {
+                            node.edges.push(edge);
+                        }
+                        let key = (
+                            target.clone(),
+                            fingerprint(&*visit.overrides),
+                            fingerprint(&*visit.exclusions),
+                        );
+                        if seen.insert(key) {
+                            next.push(Visit {
+                                gav: target,
+                                path: child_path,
+                                overrides: visit.overrides.clone(),
+                                exclusions: visit.exclusions.clone(),
+                            });
+                        }
+                        continue;
                     }
-                    let key = (
-                        target.clone(),
-                        fingerprint(&*visit.overrides),
-                        fingerprint(&*visit.exclusions),
-                    );
-                    if seen.insert(key) {
-                        next.push(Visit {
-                            gav: target,
-                            path: child_path,
-                            overrides: visit.overrides.clone(),
-                            exclusions: visit.exclusions.clone(),
-                        });
-                    }
-                    continue;
                 }
             }
 
@@ -341,9 +349,23 @@ pub async fn resolve_spark<S: PomSource>(
     let reach = reachable(&nodes, &root_edges, &evicted);
     let selected = |gav: &Gav| reach.contains(gav) && !evicted.contains(gav);
 
-    // The artifacts each selected module is asked for, by the callers that stay.
+    // The artifacts each selected module is asked for, by the callers that stay. A module the
+    // request names twice with different versions gets none from the request: Spark's module
+    // then has two dependencies on it, and Ivy retrieves no artifact for the winner.
+    let mut root_versions: HashMap<Module, HashSet<&str>> = HashMap::new();
+    for e in &root_edges {
+        root_versions
+            .entry((e.child.0.clone(), e.child.1.clone()))
+            .or_default()
+            .insert(&e.child.2);
+    }
+    let root_edges_kept: Vec<Edge> = root_edges
+        .iter()
+        .filter(|e| root_versions[&(e.child.0.clone(), e.child.1.clone())].len() == 1)
+        .cloned()
+        .collect();
     let mut wanted: HashMap<Gav, Vec<Wanted>> = HashMap::new();
-    let callers = std::iter::once(&root_edges).chain(
+    let callers = std::iter::once(&root_edges_kept).chain(
         order
             .iter()
             .filter(|g| selected(g))

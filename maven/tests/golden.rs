@@ -18,6 +18,25 @@ use sparkstage_tests::maven_repo::MavenRepo;
 
 const DEBIAN: &str = "/usr/share/maven-repo";
 
+/// Where we differ from the tools on purpose: both resolve an artifact whose published `.sha256`
+/// is wrong (Ivy checks none, Maven 3.8 only `.sha1`/`.md5`, with the default `warn` policy); we
+/// refuse it, because a wrong checksum means a corrupt or tampered artifact. These cases must
+/// fail with a checksum mismatch.
+const CHECKSUM_REFUSED: [&str; 2] = ["checksum-bad-sha256-jar", "checksum-bad-sha256-only-jar"];
+
+/// `java.version` of the JVM the tools ran on (`${java.version}` in a POM reads it).
+fn java_version() -> Result<String> {
+    let out = std::process::Command::new("java")
+        .args(["-XshowSettings:properties", "-version"])
+        .output()
+        .context("java")?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("java.version = "))
+        .map(str::to_owned)
+        .context("no java.version in java -XshowSettings:properties")
+}
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
@@ -73,13 +92,14 @@ fn golden(case: &str, mode: Mode) -> Result<Option<Expected>> {
     if lines.first().map(String::as_str) != Some("error") {
         return Ok(Some(Expected::Lines(lines)));
     }
-    // Ivy names a module `g#a;v` (after `download failed: ` or alone); Maven `g:a:ext[:c]:v`.
+    // Ivy names a module `g#a;v` (in `download failed: g#a;v!file` or `unresolved dependency:
+    // g#a;v: not found`); Maven an artifact `g:a:ext[:c]:v`.
     let modules = lines[1..]
         .iter()
         .map(|l| {
-            let l = l.rsplit(": ").next().unwrap_or(l);
-            if let Some((ga, rest)) = l.split_once(';') {
-                let v = rest.split('!').next().unwrap_or(rest);
+            if let Some(ivy) = l.split(' ').find(|w| w.contains('#') && w.contains(';')) {
+                let (ga, rest) = ivy.split_once(';').unwrap_or((ivy, ""));
+                let v = rest.split(['!', ':']).next().unwrap_or(rest);
                 format!("{}:{v}", ga.replace('#', ":"))
             } else {
                 let parts: Vec<&str> = l.split(':').collect();
@@ -127,6 +147,10 @@ async fn every_case_matches_the_real_tools() -> Result<()> {
     let fixture = MavenRepo::serve(fixtures().join("repo"), Duration::ZERO).await?;
     let debian = MavenRepo::serve(DEBIAN, Duration::ZERO).await?;
     let cache = tempfile::tempdir()?;
+    let context = sparkstage_maven::model::Context {
+        jdk: java_version()?,
+        ..Default::default()
+    };
     let mut failures = Vec::new();
     let mut compared = 0;
     for case in cases()? {
@@ -143,11 +167,22 @@ async fn every_case_matches_the_real_tools() -> Result<()> {
             compared += 1;
             // A cache per case and mode: each resolution sees the repository as the tool did.
             let dir = cache.path().join(format!("{}-{mode}", case.name));
-            let resolver =
-                Resolver::new(std::slice::from_ref(url), &dir, false, 16).context("resolver")?;
+            let resolver = Resolver::new(std::slice::from_ref(url), &dir, false, 16)
+                .context("resolver")?
+                .with_context(context.clone());
             let got = resolver
                 .resolve(&case.coordinates, &case.excludes, mode)
                 .await;
+            if CHECKSUM_REFUSED.contains(&case.name.as_str()) {
+                match got {
+                    Err(e) if e.to_string().contains("checksum mismatch") => {}
+                    other => failures.push(format!(
+                        "{} ({mode}): a wrong .sha256 must be refused; got {other:?}",
+                        case.name
+                    )),
+                }
+                continue;
+            }
             match (expected, got) {
                 (Expected::Lines(want), Ok(resolution)) => {
                     let have = lines(&resolution, mode);
