@@ -1,4 +1,5 @@
-//! Maven dependency resolution for `spark-submit --packages` (issue 5, in progress).
+//! Maven dependency resolution for `spark-submit --packages`: what the staging server's
+//! `POST /v1/resolve` and `sparkstage resolve` run.
 //!
 //! - [`coords`]: coordinates (`group:artifact[:extension[:classifier]]:version`) and exclusions;
 //! - [`version`]: version ordering as Maven Resolver and as Apache Ivy order versions;
@@ -6,7 +7,11 @@
 //! - [`pom`]: POM files as written (before inheritance, interpolation and profiles);
 //! - [`model`]: profile activation, inheritance and interpolation, as Maven's model builder;
 //! - [`repo`]: repositories (http(s), file) through a verified, lock-free local cache;
-//! - [`resolve`]: effective POMs (parents, profiles, BOM imports) and the `maven` mode's graph.
+//! - [`resolve`]: effective POMs (parents, profiles, BOM imports) and the `maven` mode's graph;
+//! - [`spark`]: the `spark` mode's graph, as Ivy resolves `spark-submit --packages`;
+//! - [`resolver`]: a whole resolution over repositories, artifacts downloaded and hashed.
+//!
+//! Both modes are checked against the real tools on golden files (`maven/tests/golden.rs`).
 
 pub mod coords;
 pub mod model;
