@@ -98,23 +98,16 @@ pub async fn resolve_on_server(
 
 /// One `group:artifact:version[:classifier]` per line, sorted.
 pub fn render_list(response: &ResolveResponse) -> String {
-    let mut lines: Vec<&str> = response
-        .artifacts
-        .iter()
-        .map(|a| a.coordinate.as_str())
-        .collect();
-    lines.sort_unstable();
-    lines.dedup();
-    lines.iter().map(|l| format!("{l}\n")).collect()
+    sorted_lines(response.artifacts.iter().map(|a| a.coordinate.as_str()))
 }
 
 /// The jars' file names as Spark names them, sorted.
 pub fn render_files(response: &ResolveResponse) -> String {
-    let mut lines: Vec<&str> = response
-        .artifacts
-        .iter()
-        .map(|a| a.file_name.as_str())
-        .collect();
+    sorted_lines(response.artifacts.iter().map(|a| a.file_name.as_str()))
+}
+
+fn sorted_lines<'a>(lines: impl Iterator<Item = &'a str>) -> String {
+    let mut lines: Vec<&str> = lines.collect();
     lines.sort_unstable();
     lines.dedup();
     lines.iter().map(|l| format!("{l}\n")).collect()

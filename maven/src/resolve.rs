@@ -363,15 +363,23 @@ pub fn java_hash_map_order(keys: Vec<String>) -> Vec<String> {
     unique
 }
 
-/// The extension and classifier of a dependency `type` with Maven's default artifact handlers
-/// (an unknown type, `bundle` among them, is its own extension).
-pub fn maven_type_artifact(kind: &str, classifier: Option<&str>) -> (String, Option<String>) {
+/// Types whose artifact is a `.jar` besides the ones that imply a classifier: Maven's default
+/// artifact handlers (any other type, `bundle` among them, is its own extension).
+pub const MAVEN_JAR_TYPES: [&str; 2] = ["maven-plugin", "ejb"];
+
+/// The extension and classifier a dependency `type` (and `classifier`) stands for, where
+/// `jar_types` are the types that are plain jars for the tool at hand.
+pub fn type_artifact(
+    kind: &str,
+    classifier: Option<&str>,
+    jar_types: &[&str],
+) -> (String, Option<String>) {
     let (extension, implied) = match kind {
         "test-jar" => ("jar", Some("tests")),
         "ejb-client" => ("jar", Some("client")),
         "java-source" => ("jar", Some("sources")),
         "javadoc" => ("jar", Some("javadoc")),
-        "maven-plugin" | "ejb" => ("jar", None),
+        k if jar_types.contains(&k) => ("jar", None),
         k => (k, None),
     };
     (
@@ -555,8 +563,11 @@ async fn maven_pass<S: PomSource>(
                 .await?;
         }
         chosen.insert(key);
-        let (extension, classifier) =
-            maven_type_artifact(d.kind.as_deref().unwrap_or("jar"), d.classifier.as_deref());
+        let (extension, classifier) = type_artifact(
+            d.kind.as_deref().unwrap_or("jar"),
+            d.classifier.as_deref(),
+            &MAVEN_JAR_TYPES,
+        );
         let coordinate = Coordinate {
             group: group.clone(),
             artifact: artifact.clone(),

@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use crate::coords::{Coordinate, Exclusion};
 use crate::pom::Dependency;
-use crate::resolve::{Models, PomSource, ResolveError, Resolved};
+use crate::resolve::{Models, PomSource, ResolveError, Resolved, type_artifact};
 use crate::version::ivy_compare;
 
 /// Spark's own modules, which `--packages` never brings (`MavenUtils.addExclusionRules`).
@@ -78,22 +78,6 @@ const JAR_PACKAGINGS: [&str; 8] = [
     "hk2-jar",
 ];
 
-/// The extension and classifier a dependency `type` (and `classifier`) stands for.
-pub fn type_artifact(kind: &str, classifier: Option<&str>) -> (String, Option<String>) {
-    let (extension, implied) = match kind {
-        "test-jar" => ("jar", Some("tests")),
-        "ejb-client" => ("jar", Some("client")),
-        "java-source" => ("jar", Some("sources")),
-        "javadoc" => ("jar", Some("javadoc")),
-        k if JAR_PACKAGINGS.contains(&k) => ("jar", None),
-        k => (k, None),
-    };
-    (
-        extension.to_owned(),
-        classifier.or(implied).map(str::to_owned),
-    )
-}
-
 type Gav = (String, String, String);
 type Module = (String, String);
 
@@ -109,7 +93,7 @@ impl Wanted {
         match (kind.unwrap_or("jar"), classifier) {
             ("jar", None) => Self::Main,
             (kind, classifier) => {
-                let (extension, classifier) = type_artifact(kind, classifier);
+                let (extension, classifier) = type_artifact(kind, classifier, &JAR_PACKAGINGS);
                 Self::Artifact(extension, classifier)
             }
         }
