@@ -13,7 +13,8 @@
 #
 # Also installs the Debian packages curl and nginx (benchmarks), a JDK (java, javac, jar and javap,
 # for the Spark tests) and maven (its resolver jars are the reference for Maven version ordering)
-# when they are missing.
+# when they are missing, and DEBIAN_MAVEN_PACKAGES (below: maven-dependency-plugin and the Java
+# libraries whose real POMs and jars under /usr/share/maven-repo scripts/maven-golden.sh resolves).
 #
 # Idempotent: a stamp file keyed on this script's contents makes a second run a no-op (< 1 s);
 # each step also records what it installed and redoes itself when that changes.
@@ -40,6 +41,31 @@ AZURITE_SPEC='azurite@3.35.0'
 # Spark 4.x runs on Java 17. pyspark is large (~490 MB installed): it has its own marker so that
 # changing the other specs does not reinstall it.
 PYSPARK_SPEC='pyspark==4.3.0'
+# scripts/maven-golden.sh: maven-dependency-plugin 3.5.0 (it needs junit:junit:4.x from junit4) and
+# the Java libraries behind its `debian` cases (maven/fixtures/cases.tsv). The golden files were
+# made with exactly this list installed (--no-install-recommends): changing it can change them.
+DEBIAN_MAVEN_PACKAGES=(
+    libmaven-dependency-plugin-java junit4
+    libcommons-lang3-java libcommons-text-java libcommons-configuration2-java
+    libcommons-compress-java libcommons-io-java libcommons-codec-java libcommons-collections4-java
+    libcommons-beanutils-java libcommons-dbcp2-java libcommons-pool2-java libcommons-email-java
+    libcommons-vfs-java libcommons-math3-java libjackson2-core-java libjackson2-databind-java
+    libjackson2-dataformat-xml-java libjackson2-jaxrs-providers-java libjackson2-datatype-joda-java
+    libguava-java libhttpclient-java libhttpcore-java libslf4j-java liblog4j2-java libjetty9-java
+    libplexus-archiver-java libplexus-container-default-java libmaven3-core-java
+    libmaven-resolver-java libmaven-resolver-transport-http-java libwagon-http-java libnetty-java
+    libspring-context-java libspring-web-java libspring-jdbc-java libapache-poi-java
+    libpdfbox2-java libavro-java libokhttp-java libxstream-java libquartz2-java libjgit-java
+    libhibernate-validator-java libjersey1-client-java libjersey1-json-java libreflections-java
+    libjsonld-java libthrift-java libdropwizard-metrics-java libjsoup-java libwoodstox-java
+    libcaffeine-java libjoda-time-java libfreemarker-java libsnappy-java libzstd-jni-java
+    libxz-java
+)
+# Two files only those packages install, for the fast path.
+DEBIAN_MAVEN_MARKERS=(
+    /usr/share/maven-repo/org/apache/maven/plugins/maven-dependency-plugin/3.5.0/maven-dependency-plugin-3.5.0.pom
+    /usr/share/maven-repo/com/github/jsonld-java/jsonld-java/0.13.4/jsonld-java-0.13.4.pom
+)
 
 log() { printf 'test-deps: %s\n' "$*" >&2; }
 
@@ -57,7 +83,8 @@ if [[ "${SPARKSTAGE_TEST_DEPS_FORCE:-0}" != 1 && -f "$stamp" && "$(cat "$stamp")
     && -x "$venv/bin/spark-submit" && -f "$env_file" ]] && command -v curl >/dev/null \
     && command -v java >/dev/null && command -v javac >/dev/null && command -v jar >/dev/null \
     && { command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]]; } \
-    && [[ -f /usr/share/maven/lib/maven-resolver-util.jar ]]; then
+    && [[ -f /usr/share/maven/lib/maven-resolver-util.jar ]] \
+    && [[ -f "${DEBIAN_MAVEN_MARKERS[0]}" && -f "${DEBIAN_MAVEN_MARKERS[1]}" ]]; then
     print_env
     exit 0
 fi
@@ -79,6 +106,13 @@ if ! command -v java >/dev/null || ! command -v javac >/dev/null || ! command -v
     apt_missing+=(openjdk-17-jdk-headless)
 fi
 [[ -f /usr/share/maven/lib/maven-resolver-util.jar ]] || apt_missing+=(maven)
+# dpkg-query prints one status line per known package; anything not fully installed is missing.
+while read -r pkg status; do
+    [[ "$status" == "install ok installed" ]] || apt_missing+=("$pkg")
+done < <(dpkg-query -W -f='${Package} ${Status}\n' "${DEBIAN_MAVEN_PACKAGES[@]}" 2>/dev/null || true)
+for pkg in "${DEBIAN_MAVEN_PACKAGES[@]}"; do # never installed at all: dpkg-query says nothing
+    dpkg-query -W "$pkg" >/dev/null 2>&1 || apt_missing+=("$pkg")
+done
 if ((${#apt_missing[@]})); then
     if [[ $(id -u) -ne 0 ]]; then
         log "missing Debian packages (${apt_missing[*]}); run as root or install them" && exit 1

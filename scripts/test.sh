@@ -14,3 +14,4 @@ cargo fmt --all -- --check
 cargo build --workspace --bins
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace "$@"
+bash scripts/maven-golden.sh --check
