@@ -121,7 +121,10 @@ struct Visit {
     path: Vec<String>,
     /// Versions the ancestors' dependency management imposes (the farthest ancestor's wins).
     overrides: Arc<BTreeMap<Module, String>>,
+    /// The exclusions accumulated along the path (global ones included).
     exclusions: Arc<Vec<Exclusion>>,
+    /// The exclusions of the dependency that leads here, alone.
+    own: Arc<Vec<Exclusion>>,
 }
 
 fn fingerprint<T: Hash>(value: &T) -> u64 {
@@ -142,6 +145,140 @@ fn path_text(path: &[String]) -> String {
     }
 }
 
+/// What one visit of a node finds: the node's facts, its edges and the visits of its children.
+struct Expansion {
+    packaging: String,
+    relocated: bool,
+    edges: Vec<Edge>,
+    children: Vec<Visit>,
+}
+
+/// Reads `visit`'s module and lists its children (as seen on this visit's path: the
+/// ancestors' exclusions and managed versions apply).
+async fn expand<S: PomSource>(
+    models: &Models<'_, S>,
+    visit: &Visit,
+    path_exclusions: bool,
+) -> Result<Expansion, ResolveError> {
+    let here = gav_text(&visit.gav);
+    let mut pom = models
+        .effective(
+            &visit.gav.0,
+            &visit.gav.1,
+            &visit.gav.2,
+            &path_text(&visit.path),
+            0,
+        )
+        .await?;
+    let mut out = Expansion {
+        packaging: pom.packaging.clone().unwrap_or_else(|| "jar".to_owned()),
+        relocated: false,
+        edges: Vec::new(),
+        children: Vec::new(),
+    };
+    let mut child_path = visit.path.clone();
+    child_path.push(here);
+    if let Some(r) = pom.relocation.clone() {
+        let target = (
+            r.group.clone().unwrap_or_else(|| visit.gav.0.clone()),
+            r.artifact.clone().unwrap_or_else(|| visit.gav.1.clone()),
+            r.version.clone().unwrap_or_else(|| visit.gav.2.clone()),
+        );
+        if target != visit.gav {
+            out.relocated = true;
+            if target.0 == visit.gav.0 && target.1 == visit.gav.1 {
+                // Only the version moves: Ivy ends up with the new version's dependencies and
+                // neither version's artifact.
+                pom = models
+                    .effective(&target.0, &target.1, &target.2, &path_text(&child_path), 0)
+                    .await?;
+            } else {
+                out.edges.push(Edge {
+                    child: target.clone(),
+                    forced: true,
+                    wanted: Wanted::Main,
+                });
+                out.children.push(Visit {
+                    gav: target,
+                    path: child_path,
+                    overrides: visit.overrides.clone(),
+                    exclusions: visit.exclusions.clone(),
+                    own: Arc::new(Vec::new()),
+                });
+                return Ok(out);
+            }
+        }
+    }
+    // What this module manages overrides its subtree, under what its ancestors manage.
+    let managed: Vec<&Dependency> = pom
+        .dependency_management
+        .iter()
+        .filter(|m| m.version.is_some() && m.scope.as_deref() != Some("import"))
+        .collect();
+    let child_overrides = if managed.is_empty() {
+        visit.overrides.clone()
+    } else {
+        let mut map: BTreeMap<Module, String> = managed
+            .iter()
+            .map(|m| {
+                (
+                    (m.group.clone(), m.artifact.clone()),
+                    m.version.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        map.extend(visit.overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Arc::new(map)
+    };
+    let context = path_text(&child_path);
+    for dependency in &pom.dependencies {
+        if !matches!(
+            dependency.scope.as_deref().unwrap_or("compile"),
+            "compile" | "runtime"
+        ) || dependency.optional.as_deref() == Some("true")
+            || path_exclusions
+                && visit
+                    .exclusions
+                    .iter()
+                    .any(|e| e.matches(&dependency.group, &dependency.artifact))
+        {
+            continue;
+        }
+        let mut d = dependency.clone();
+        if let Some(v) = visit.overrides.get(&(d.group.clone(), d.artifact.clone())) {
+            d.version = Some(v.clone());
+        }
+        let version = models.pick_version(&d, &context).await?;
+        let child = (d.group.clone(), d.artifact.clone(), version);
+        let edge = Edge {
+            child: child.clone(),
+            forced: true,
+            wanted: Wanted::of(d.kind.as_deref(), d.classifier.as_deref()),
+        };
+        if !out.edges.contains(&edge) {
+            out.edges.push(edge);
+        }
+        if child_path.iter().any(|p| *p == gav_text(&child)) {
+            continue; // a cycle
+        }
+        let exclusions = if d.exclusions.is_empty() {
+            visit.exclusions.clone()
+        } else {
+            let mut all = (*visit.exclusions).clone();
+            all.extend(d.exclusions.iter().cloned());
+            Arc::new(all)
+        };
+        out.children.push(Visit {
+            gav: child,
+            path: child_path.clone(),
+            overrides: child_overrides.clone(),
+            exclusions,
+            own: Arc::new(d.exclusions.clone()),
+        });
+    }
+    Ok(out)
+}
+
 /// Resolves `roots` as `spark-submit --packages` does; `exclusions` are global (Spark's built-in
 /// ones are not added here: see [`builtin_exclusions`]). Returns every artifact of the selected
 /// modules, jars or not, in the order they were first reached.
@@ -151,11 +288,8 @@ pub async fn resolve_spark<S: PomSource>(
     exclusions: &[Exclusion],
 ) -> Result<Vec<Resolved>, ResolveError> {
     let global = Arc::new(exclusions.to_vec());
-    let mut nodes: HashMap<Gav, Node> = HashMap::new();
-    let mut order: Vec<Gav> = Vec::new();
     let mut root_edges: Vec<Edge> = Vec::new();
-    let mut seen: HashSet<(Gav, u64, u64)> = HashSet::new();
-    let mut frontier: Vec<Visit> = Vec::new();
+    let mut first: Vec<Visit> = Vec::new();
     let empty = Arc::new(BTreeMap::new());
     for c in roots {
         if global.iter().any(|e| e.matches(&c.group, &c.artifact)) {
@@ -179,154 +313,101 @@ pub async fn resolve_spark<S: PomSource>(
             forced: false,
             wanted,
         });
-        if seen.insert((gav.clone(), fingerprint(&*empty), fingerprint(&*global))) {
-            frontier.push(Visit {
-                gav,
-                path: Vec::new(),
-                overrides: empty.clone(),
-                exclusions: global.clone(),
-            });
-        }
+        first.push(Visit {
+            gav,
+            path: Vec::new(),
+            overrides: empty.clone(),
+            exclusions: global.clone(),
+            own: Arc::new(Vec::new()),
+        });
     }
 
-    // Breadth first, one level at a time: the POMs of a level are fetched concurrently.
+    // 1. Fetch: breadth first, every distinct visit, the POMs of a level concurrently. This
+    //    reads a superset of what Ivy reads, so that step 2 finds everything in memory.
+    let mut seen: HashSet<(Gav, u64, u64)> = HashSet::new();
+    let mut frontier: Vec<&Visit> = first.iter().collect();
+    let mut levels: Vec<Vec<Visit>> = Vec::new();
     while !frontier.is_empty() {
-        let loads = frontier.iter().map(|v| {
-            let text = path_text(&v.path);
-            async move {
-                models
-                    .effective(&v.gav.0, &v.gav.1, &v.gav.2, &text, 0)
-                    .await
-            }
-        });
-        let poms = futures::future::join_all(loads).await;
+        let expansions =
+            futures::future::join_all(frontier.iter().map(|v| expand(models, v, true))).await;
         let mut next = Vec::new();
-        for (visit, pom) in frontier.into_iter().zip(poms) {
-            let mut pom = pom?;
-            let here = gav_text(&visit.gav);
-            let node = nodes.entry(visit.gav.clone()).or_insert_with(|| {
-                order.push(visit.gav.clone());
-                Node {
-                    packaging: pom.packaging.clone().unwrap_or_else(|| "jar".to_owned()),
-                    path: visit.path.clone(),
-                    ..Node::default()
-                }
-            });
-            let mut child_path = visit.path.clone();
-            child_path.push(here.clone());
-
-            if let Some(r) = pom.relocation.clone() {
-                let target = (
-                    r.group.clone().unwrap_or_else(|| visit.gav.0.clone()),
-                    r.artifact.clone().unwrap_or_else(|| visit.gav.1.clone()),
-                    r.version.clone().unwrap_or_else(|| visit.gav.2.clone()),
+        for e in expansions {
+            for child in e?.children {
+                let key = (
+                    child.gav.clone(),
+                    fingerprint(&*child.overrides),
+                    fingerprint(&*child.exclusions),
                 );
-                if target != visit.gav {
-                    node.relocated = true;
-                    if target.0 == visit.gav.0 && target.1 == visit.gav.1 {
-                        // Only the version moves: Ivy ends up with the new version's
-                        // dependencies and neither version's artifact.
-                        pom = models
-                            .effective(&target.0, &target.1, &target.2, &path_text(&child_path), 0)
-                            .await?;
-                    } else {
-                        let edge = Edge {
-                            child: target.clone(),
-                            forced: true,
-                            wanted: Wanted::Main,
-                        };
-                        if !node.edges.contains(&edge) {
-                            node.edges.push(edge);
-                        }
-                        let key = (
-                            target.clone(),
-                            fingerprint(&*visit.overrides),
-                            fingerprint(&*visit.exclusions),
-                        );
-                        if seen.insert(key) {
-                            next.push(Visit {
-                                gav: target,
-                                path: child_path,
-                                overrides: visit.overrides.clone(),
-                                exclusions: visit.exclusions.clone(),
-                            });
-                        }
-                        continue;
-                    }
-                }
-            }
-
-            // What this module manages overrides its subtree, under what its ancestors manage.
-            let managed: Vec<&Dependency> = pom
-                .dependency_management
-                .iter()
-                .filter(|m| m.version.is_some() && m.scope.as_deref() != Some("import"))
-                .collect();
-            let child_overrides = if managed.is_empty() {
-                visit.overrides.clone()
-            } else {
-                let mut map: BTreeMap<Module, String> = managed
-                    .iter()
-                    .map(|m| {
-                        (
-                            (m.group.clone(), m.artifact.clone()),
-                            m.version.clone().unwrap_or_default(),
-                        )
-                    })
-                    .collect();
-                map.extend(visit.overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
-                Arc::new(map)
-            };
-            let overrides_print = fingerprint(&*child_overrides);
-            let context = path_text(&child_path);
-            for dependency in &pom.dependencies {
-                if !matches!(
-                    dependency.scope.as_deref().unwrap_or("compile"),
-                    "compile" | "runtime"
-                ) || dependency.optional.as_deref() == Some("true")
-                    || visit
-                        .exclusions
-                        .iter()
-                        .any(|e| e.matches(&dependency.group, &dependency.artifact))
-                {
-                    continue;
-                }
-                let mut d = dependency.clone();
-                if let Some(v) = visit.overrides.get(&(d.group.clone(), d.artifact.clone())) {
-                    d.version = Some(v.clone());
-                }
-                let version = models.pick_version(&d, &context).await?;
-                let child = (d.group.clone(), d.artifact.clone(), version);
-                let edge = Edge {
-                    child: child.clone(),
-                    forced: true,
-                    wanted: Wanted::of(d.kind.as_deref(), d.classifier.as_deref()),
-                };
-                let node = nodes.get_mut(&visit.gav).expect("inserted above");
-                if !node.edges.contains(&edge) {
-                    node.edges.push(edge);
-                }
-                if child_path.iter().any(|p| *p == gav_text(&child)) {
-                    continue; // a cycle
-                }
-                let exclusions = if d.exclusions.is_empty() {
-                    visit.exclusions.clone()
-                } else {
-                    let mut all = (*visit.exclusions).clone();
-                    all.extend(d.exclusions.iter().cloned());
-                    Arc::new(all)
-                };
-                if seen.insert((child.clone(), overrides_print, fingerprint(&*exclusions))) {
-                    next.push(Visit {
-                        gav: child,
-                        path: child_path.clone(),
-                        overrides: child_overrides.clone(),
-                        exclusions,
-                    });
+                if seen.insert(key) {
+                    next.push(child);
                 }
             }
         }
-        frontier = next;
+        levels.push(next);
+        frontier = levels
+            .last()
+            .map(|l| l.iter().collect())
+            .unwrap_or_default();
+    }
+    drop(levels);
+
+    // 2. Ivy's traversal: depth first in declaration order, each module version's dependencies
+    //    computed once, on its first visit. Computing them makes the module a caller of each
+    //    child at once (before any is visited), and a child is excluded when every caller known
+    //    at that moment excludes it: through its own dependency's exclusions, or, when that says
+    //    nothing, through all of that caller's callers (the root through the global ones).
+    let mut nodes: HashMap<Gav, Node> = HashMap::new();
+    let mut order: Vec<Gav> = Vec::new();
+    let mut callers: Callers = HashMap::new();
+    for v in &first {
+        callers
+            .entry(v.gav.clone())
+            .or_default()
+            .push((None, v.own.clone()));
+    }
+    let mut stack: Vec<Visit> = first.into_iter().rev().collect();
+    while let Some(visit) = stack.pop() {
+        if nodes.contains_key(&visit.gav) {
+            continue;
+        }
+        let e = expand(models, &visit, false).await?;
+        let excluded = |g: &Gav| {
+            excludes(
+                &callers,
+                &global,
+                &visit.gav,
+                &g.0,
+                &g.1,
+                &mut HashSet::new(),
+            )
+        };
+        let edges: Vec<Edge> = e
+            .edges
+            .into_iter()
+            .filter(|x| !excluded(&x.child))
+            .collect();
+        let children: Vec<Visit> = e
+            .children
+            .into_iter()
+            .filter(|c| !excluded(&c.gav))
+            .collect();
+        for c in &children {
+            callers
+                .entry(c.gav.clone())
+                .or_default()
+                .push((Some(visit.gav.clone()), c.own.clone()));
+        }
+        order.push(visit.gav.clone());
+        nodes.insert(
+            visit.gav.clone(),
+            Node {
+                edges,
+                packaging: e.packaging,
+                relocated: e.relocated,
+                path: visit.path,
+            },
+        );
+        stack.extend(children.into_iter().rev());
     }
 
     let evicted = settle(&nodes, &root_edges);
@@ -398,6 +479,36 @@ pub async fn resolve_spark<S: PomSource>(
         }
     }
     Ok(out)
+}
+
+/// Who depends on each module version (`None`: Spark's module), with that dependency's own
+/// exclusions.
+type Callers = HashMap<Gav, Vec<(Option<Gav>, Arc<Vec<Exclusion>>)>>;
+
+/// Whether every caller of `node` excludes `group:artifact` (Ivy's `doesCallersExclude`).
+fn excludes(
+    callers: &Callers,
+    global: &[Exclusion],
+    node: &Gav,
+    group: &str,
+    artifact: &str,
+    visiting: &mut HashSet<Gav>,
+) -> bool {
+    let Some(list) = callers.get(node).filter(|l| !l.is_empty()) else {
+        return false;
+    };
+    if !visiting.insert(node.clone()) {
+        return true; // a cycle decides nothing
+    }
+    let all = list.iter().all(|(caller, own)| {
+        own.iter().any(|e| e.matches(group, artifact))
+            || match caller {
+                None => global.iter().any(|e| e.matches(group, artifact)),
+                Some(c) => excludes(callers, global, c, group, artifact, visiting),
+            }
+    });
+    visiting.remove(node);
+    all
 }
 
 /// The nodes reachable from the root without going through an evicted one (evicted nodes
