@@ -56,7 +56,7 @@ pub struct Resolved {
 pub enum ResolveError {
     #[error("{module}: no POM in the repositories (pulled in by {path})")]
     Missing { module: String, path: String },
-    #[error("{module}: no version satisfies {requirement} (pulled in by {path})")]
+    #[error("{module}:{requirement}: no listed version satisfies it (pulled in by {path})")]
     NoVersion {
         module: String,
         requirement: String,

@@ -151,6 +151,8 @@ struct Expansion {
     relocated: bool,
     edges: Vec<Edge>,
     children: Vec<Visit>,
+    /// Dependencies whose version requirement nothing satisfies (Ivy reports them all).
+    unresolved: Vec<ResolveError>,
 }
 
 /// Reads `visit`'s module and lists its children (as seen on this visit's path: the
@@ -175,6 +177,7 @@ async fn expand<S: PomSource>(
         relocated: false,
         edges: Vec::new(),
         children: Vec::new(),
+        unresolved: Vec::new(),
     };
     let mut child_path = visit.path.clone();
     child_path.push(here);
@@ -248,7 +251,14 @@ async fn expand<S: PomSource>(
         if let Some(v) = visit.overrides.get(&(d.group.clone(), d.artifact.clone())) {
             d.version = Some(v.clone());
         }
-        let version = models.pick_version(&d, &context).await?;
+        let version = match models.pick_version(&d, &context).await {
+            Ok(v) => v,
+            Err(e @ ResolveError::NoVersion { .. }) => {
+                out.unresolved.push(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let child = (d.group.clone(), d.artifact.clone(), version);
         let edge = Edge {
             child: child.clone(),
@@ -365,12 +375,18 @@ pub async fn resolve_spark<S: PomSource>(
             .or_default()
             .push((None, v.own.clone()));
     }
+    let mut unresolved: Vec<ResolveError> = Vec::new();
     let mut stack: Vec<Visit> = first.into_iter().rev().collect();
     while let Some(visit) = stack.pop() {
         if nodes.contains_key(&visit.gav) {
             continue;
         }
         let e = expand(models, &visit, false).await?;
+        for u in e.unresolved {
+            if !unresolved.contains(&u) {
+                unresolved.push(u);
+            }
+        }
         let excluded = |g: &Gav| {
             excludes(
                 &callers,
@@ -410,6 +426,11 @@ pub async fn resolve_spark<S: PomSource>(
         stack.extend(children.into_iter().rev());
     }
 
+    match unresolved.len() {
+        0 => {}
+        1 => return Err(unresolved.remove(0)),
+        _ => return Err(ResolveError::Several(unresolved)),
+    }
     let evicted = settle(&nodes, &root_edges);
     let reach = reachable(&nodes, &root_edges, &evicted);
     let selected = |gav: &Gav| reach.contains(gav) && !evicted.contains(gav);
