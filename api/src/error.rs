@@ -23,3 +23,19 @@ pub fn describe_sources(kind: &str, error: &dyn std::error::Error) -> String {
     }
     message
 }
+
+/// A reqwest error as [`describe_sources`] tells it, with its kind: timed out, cannot connect,
+/// broken body, or request failed. Never its URL.
+#[cfg(feature = "reqwest")]
+pub fn describe_reqwest(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else if e.is_body() || e.is_decode() {
+        "broken body"
+    } else {
+        "request failed"
+    };
+    describe_sources(kind, e)
+}

@@ -19,6 +19,7 @@ use sparkstage_api::bundles::{
 use sparkstage_api::{Digest, ErrorBody};
 
 use crate::progress::Progress;
+use sparkstage_api::error::describe_reqwest;
 
 /// A file to stage: where it is, its name in the bundle, its kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +94,7 @@ impl ServerClient {
             anyhow::anyhow!(
                 "{what}: cannot reach the staging server {}: {}",
                 self.base,
-                describe(&e)
+                describe_reqwest(&e)
             )
         })?;
         let status = response.status();
@@ -198,18 +199,6 @@ impl ServerClient {
             .await?;
         Ok(response.json().await?)
     }
-}
-
-/// A reqwest error without its URL (whose query could carry a secret).
-fn describe(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "cannot connect"
-    } else {
-        "request failed"
-    };
-    sparkstage_api::error::describe_sources(kind, e)
 }
 
 /// Remembers the digest of a file by (path, size, mtime), so an unchanged file is not read again.

@@ -104,6 +104,7 @@ pub(crate) enum AttemptError {
 }
 
 use AttemptError::{Permanent, Transient};
+use sparkstage_api::error::describe_reqwest;
 
 impl AttemptError {
     fn message(self) -> String {
@@ -141,7 +142,7 @@ impl Transfer {
     ) -> Result<reqwest::Response, AttemptError> {
         match timeout_at(self.deadline, request.send()).await {
             Err(_) => Err(Permanent(self.deadline_message("request did not finish"))),
-            Ok(Err(e)) => Err(Transient(describe(&e))),
+            Ok(Err(e)) => Err(Transient(describe_reqwest(&e))),
             Ok(Ok(response)) => Ok(response),
         }
     }
@@ -501,7 +502,7 @@ impl Transfer {
                     return Err(Transient(format!(
                         "the body broke off after {} bytes: {}",
                         partial.written,
-                        describe(&e)
+                        describe_reqwest(&e)
                     )));
                 }
                 Ok(Ok(None)) => break,
@@ -619,20 +620,6 @@ async fn remove_if_exists(path: &Path) -> Result<(), String> {
 
 fn io_message(path: &Path, e: &std::io::Error) -> String {
     format!("{}: {e}", path.display())
-}
-
-/// A reqwest error without its URL (which may carry a query string with credentials).
-pub(crate) fn describe(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "cannot connect"
-    } else if e.is_body() || e.is_decode() {
-        "broken body"
-    } else {
-        "request failed"
-    };
-    sparkstage_api::error::describe_sources(kind, e)
 }
 
 /// `": <message>"` from a JSON error body of the staging server, or nothing.

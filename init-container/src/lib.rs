@@ -97,6 +97,7 @@ use crate::cache::Cache;
 use crate::fetch::{AttemptError, Failure, Fetched, Job, Origin, Transfer, error_detail};
 use crate::spec::{BundleSource, Config, redact};
 use crate::state::{Record, State};
+use sparkstage_api::error::describe_reqwest;
 
 /// Knobs a test turns; the binary uses the defaults. (The number of attempts and the timeouts
 /// are flags, in [`Config`].)
@@ -485,7 +486,7 @@ async fn fetch_manifest(
                 if status.is_success() {
                     match response.json::<BundleManifest>().await {
                         Ok(manifest) => return Ok(manifest),
-                        Err(e) => format!("cannot read the manifest: {}", fetch::describe(&e)),
+                        Err(e) => format!("cannot read the manifest: {}", describe_reqwest(&e)),
                     }
                 } else if status == reqwest::StatusCode::NOT_FOUND
                     || status == reqwest::StatusCode::UNAUTHORIZED

@@ -15,6 +15,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256};
+use sparkstage_api::error::describe_reqwest;
 use tokio::io::AsyncWriteExt;
 
 /// One remote or local repository.
@@ -231,13 +232,16 @@ impl Repository {
             url: shown(&url),
             message,
         };
-        let response = request.send().await.map_err(|e| fail(error_chain(&e)))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| fail(describe_reqwest(&e)))?;
         match response.status() {
             s if s.is_success() => Ok(Some(
                 response
                     .bytes()
                     .await
-                    .map_err(|e| fail(error_chain(&e)))?
+                    .map_err(|e| fail(describe_reqwest(&e)))?
                     .to_vec(),
             )),
             reqwest::StatusCode::NOT_FOUND | reqwest::StatusCode::GONE => Ok(None),
@@ -296,7 +300,10 @@ impl Repository {
                 if let Some(auth) = &self.authorization {
                     request = request.header(reqwest::header::AUTHORIZATION, auth);
                 }
-                let response = request.send().await.map_err(|e| fail(error_chain(&e)))?;
+                let response = request
+                    .send()
+                    .await
+                    .map_err(|e| fail(describe_reqwest(&e)))?;
                 match response.status() {
                     s if s.is_success() => {}
                     reqwest::StatusCode::NOT_FOUND | reqwest::StatusCode::GONE => return Ok(None),
@@ -316,7 +323,7 @@ impl Repository {
                         Ok(c) => c,
                         Err(e) => {
                             let _ = tokio::fs::remove_file(&tmp).await;
-                            return Err(fail(error_chain(&e)));
+                            return Err(fail(describe_reqwest(&e)));
                         }
                     };
                     h256.update(&chunk);
@@ -433,18 +440,6 @@ async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), RepoError> {
     let tmp = temp_name(path);
     tokio::fs::write(&tmp, bytes).await.map_err(cache_error)?;
     tokio::fs::rename(&tmp, path).await.map_err(cache_error)
-}
-
-/// A reqwest error without its URL (which may carry credentials).
-fn error_chain(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "cannot connect"
-    } else {
-        "request failed"
-    };
-    sparkstage_api::error::describe_sources(kind, e)
 }
 
 /// The versions a `maven-metadata.xml` lists.
