@@ -336,11 +336,7 @@ pub fn plan(
                 args.set_value(index, new);
             }
         } else if let Some(index) = args.conf_index(key) {
-            let value = args
-                .confs()
-                .find(|(i, _, _)| *i == index)
-                .map(|(_, _, v)| v.to_owned())
-                .unwrap_or_default();
+            let value = args.conf(key).unwrap_or_default().to_owned();
             if let Some(new) = planner.list(&value, kind, &format!("--conf {key}"))? {
                 args.set_value(index, format!("{key}={new}"));
             }

@@ -32,13 +32,7 @@ fn setting(
     let value = args
         .value(option)
         .map(str::to_owned)
-        .or_else(|| {
-            args.confs()
-                .filter(|(_, k, _)| *k == key)
-                .last()
-                .map(|(_, _, v)| v.to_owned())
-        })
-        .or_else(|| properties.get(key).cloned())
+        .or_else(|| args.effective_conf(key, properties))
         .unwrap_or_default();
     value
         .split(',')
@@ -54,13 +48,7 @@ pub fn find(args: &SubmitArgs, properties: &BTreeMap<String, String>) -> Result<
     if coordinates.is_empty() {
         return Ok(None);
     }
-    let ivy_settings = args
-        .confs()
-        .filter(|(_, k, _)| *k == IVY_SETTINGS)
-        .last()
-        .map(|(_, _, v)| v.to_owned())
-        .or_else(|| properties.get(IVY_SETTINGS).cloned());
-    if let Some(file) = ivy_settings {
+    if let Some(file) = args.effective_conf(IVY_SETTINGS, properties) {
         bail!(
             "{IVY_SETTINGS} is set ({file}): the staging server resolves --packages and does not \
              read Ivy settings files; give the repositories with --repositories instead"
@@ -104,11 +92,7 @@ pub fn add_jars(args: &mut SubmitArgs, properties: &BTreeMap<String, String>, ur
         let value = join(args.value("--jars").unwrap_or_default());
         args.set_value(index, value);
     } else if let Some(index) = args.conf_index("spark.jars") {
-        let existing = args
-            .confs()
-            .find(|(i, _, _)| *i == index)
-            .map(|(_, _, v)| v.to_owned())
-            .unwrap_or_default();
+        let existing = args.conf("spark.jars").unwrap_or_default().to_owned();
         args.set_value(index, format!("spark.jars={}", join(&existing)));
     } else {
         let existing = properties.get("spark.jars").cloned().unwrap_or_default();

@@ -56,12 +56,7 @@ struct Conf<'a> {
 
 impl Conf<'_> {
     fn get(&self, key: &str) -> Option<String> {
-        self.args
-            .confs()
-            .filter(|(_, k, _)| *k == key)
-            .last()
-            .map(|(_, _, v)| v.to_owned())
-            .or_else(|| self.properties.get(key).cloned())
+        self.args.effective_conf(key, self.properties)
     }
 }
 

@@ -235,6 +235,25 @@ impl SubmitArgs {
         })
     }
 
+    /// The value the last `--conf key=...` gives `key`.
+    pub fn conf(&self, key: &str) -> Option<&str> {
+        self.confs()
+            .filter(|(_, k, _)| *k == key)
+            .last()
+            .map(|(_, _, v)| v)
+    }
+
+    /// `key` as Spark sees it: the last `--conf`, else the properties file.
+    pub fn effective_conf(
+        &self,
+        key: &str,
+        properties: &std::collections::BTreeMap<String, String>,
+    ) -> Option<String> {
+        self.conf(key)
+            .map(str::to_owned)
+            .or_else(|| properties.get(key).cloned())
+    }
+
     /// The index of the `--conf key=...` that sets `key`, the last one.
     pub fn conf_index(&self, key: &str) -> Option<usize> {
         self.confs()
