@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use sparkstage_api::resolve::{ResolveRequest, ResolveResponse, ResolvedArtifact};
 use sparkstage_maven::coords::{Coordinate, Exclusion};
 use sparkstage_maven::resolver::{DEFAULT_CONCURRENCY, Mode, Resolver};
@@ -65,24 +65,9 @@ pub async fn resolve_locally(
     }
     let resolver = Resolver::new(&repositories, cache, offline, DEFAULT_CONCURRENCY)?;
     let resolution = resolver.resolve(&coordinates, &exclusions, mode).await?;
-    let artifacts = resolution
-        .artifacts
-        .into_iter()
-        .map(|a| {
-            Ok(ResolvedArtifact {
-                file_name: a.coordinate.spark_file_name(),
-                coordinate: a.coordinate.to_string(),
-                digest: format!("sha256:{}", a.sha256)
-                    .parse()
-                    .context("a resolved jar's digest")?,
-                size: a.size,
-                pulled_by: a.path,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
     Ok(ResolveResponse {
         mode: mode.to_string(),
-        artifacts,
+        artifacts: resolution.artifacts.iter().map(|a| a.to_wire()).collect(),
         skipped: resolution.skipped.iter().map(ToString::to_string).collect(),
     })
 }

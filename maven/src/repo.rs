@@ -255,10 +255,23 @@ impl Repository {
         &self,
         http: &reqwest::Client,
         path: &str,
-    ) -> Result<Option<PathBuf>, RepoError> {
+    ) -> Result<Option<CachedArtifact>, RepoError> {
         let cached = self.cached(path);
         if tokio::fs::try_exists(&cached).await.unwrap_or(false) {
-            return Ok(Some(cached));
+            let hashed = cached.clone();
+            let hashes = tokio::task::spawn_blocking(move || hash_file(&hashed))
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|r| r)
+                .map_err(|source| RepoError::Cache {
+                    path: cached.display().to_string(),
+                    source,
+                })?;
+            return Ok(Some(CachedArtifact {
+                path: cached,
+                sha256: hashes.sha256,
+                size: hashes.size,
+            }));
         }
         if self.offline {
             return Ok(None);
@@ -290,7 +303,7 @@ impl Repository {
                     .await
                     .map_err(|e| fail(e.to_string()))?;
                 let hashed = tmp.clone();
-                let digests = tokio::task::spawn_blocking(move || hash_streaming(&hashed))
+                let digests = tokio::task::spawn_blocking(move || hash_file(&hashed))
                     .await
                     .map_err(|e| fail(e.to_string()))?
                     .map_err(|e| fail(e.to_string()))?;
@@ -317,6 +330,7 @@ impl Repository {
                             source,
                         })?;
                 let (mut h256, mut h1) = (Sha256::new(), Sha1::new());
+                let mut size = 0u64;
                 let mut body = response.bytes_stream();
                 while let Some(chunk) = body.next().await {
                     let chunk = match chunk {
@@ -328,6 +342,7 @@ impl Repository {
                     };
                     h256.update(&chunk);
                     h1.update(&chunk);
+                    size += chunk.len() as u64;
                     if let Err(source) = file.write_all(&chunk).await {
                         let _ = tokio::fs::remove_file(&tmp).await;
                         return Err(RepoError::Cache {
@@ -340,20 +355,22 @@ impl Repository {
                     path: tmp.display().to_string(),
                     source,
                 })?;
-                Ok(Some((
-                    hex::encode(h256.finalize()),
-                    hex::encode(h1.finalize()),
-                )))
+                Ok(Some(Hashes {
+                    sha256: hex::encode(h256.finalize()),
+                    sha1: hex::encode(h1.finalize()),
+                    size,
+                }))
             }
         };
         let (downloaded, sums) = tokio::join!(download, sums);
-        let Some((sha256, sha1)) = downloaded.inspect_err(|_| {
+        let Some(hashes) = downloaded.inspect_err(|_| {
             let _ = std::fs::remove_file(&tmp);
         })?
         else {
             return Ok(None);
         };
-        if let Err(e) = sums.and_then(|sums| self.check(path, &sums, &sha256, &sha1)) {
+        if let Err(e) = sums.and_then(|sums| self.check(path, &sums, &hashes.sha256, &hashes.sha1))
+        {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(e);
         }
@@ -363,15 +380,34 @@ impl Repository {
                 path: cached.display().to_string(),
                 source,
             })?;
-        Ok(Some(cached))
+        Ok(Some(CachedArtifact {
+            path: cached,
+            sha256: hashes.sha256,
+            size: hashes.size,
+        }))
     }
 }
 
-/// sha256 and size of a file, read in chunks.
-pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
+/// An artifact in the local cache, with its sha256 (hex) and size.
+#[derive(Debug, Clone)]
+pub struct CachedArtifact {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// A file's digests and size.
+struct Hashes {
+    sha256: String,
+    sha1: String,
+    size: u64,
+}
+
+/// sha256, sha1 and size of a file, read in chunks.
+fn hash_file(path: &Path) -> std::io::Result<Hashes> {
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;
-    let mut hash = Sha256::new();
+    let (mut h256, mut h1) = (Sha256::new(), Sha1::new());
     let mut buffer = vec![0u8; 1 << 20];
     let mut size = 0u64;
     loop {
@@ -380,26 +416,14 @@ pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
             break;
         }
         size += n as u64;
-        hash.update(&buffer[..n]);
-    }
-    Ok((hex::encode(hash.finalize()), size))
-}
-
-/// sha256 and sha1 of a file, read in chunks.
-fn hash_streaming(path: &Path) -> std::io::Result<(String, String)> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
-    let (mut h256, mut h1) = (Sha256::new(), Sha1::new());
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buffer)?;
-        if n == 0 {
-            break;
-        }
         h256.update(&buffer[..n]);
         h1.update(&buffer[..n]);
     }
-    Ok((hex::encode(h256.finalize()), hex::encode(h1.finalize())))
+    Ok(Hashes {
+        sha256: hex::encode(h256.finalize()),
+        sha1: hex::encode(h1.finalize()),
+        size,
+    })
 }
 
 /// A checksum file's value: the first word (some files add the file name after it).

@@ -54,10 +54,23 @@ impl fmt::Display for Mode {
 pub struct Artifact {
     pub coordinate: Coordinate,
     pub file: PathBuf,
-    pub sha256: String,
+    pub digest: sparkstage_api::Digest,
     pub size: u64,
     /// The coordinates from the request to the one that pulled this in.
     pub path: Vec<String>,
+}
+
+impl Artifact {
+    /// As `POST /v1/resolve` answers it: Spark's file name, the digest, who pulled it in.
+    pub fn to_wire(&self) -> sparkstage_api::resolve::ResolvedArtifact {
+        sparkstage_api::resolve::ResolvedArtifact {
+            coordinate: self.coordinate.to_string(),
+            file_name: self.coordinate.spark_file_name(),
+            digest: self.digest,
+            size: self.size,
+            pulled_by: self.path.clone(),
+        }
+    }
 }
 
 /// What a resolution found.
@@ -190,23 +203,19 @@ impl Resolver {
         for repo in &self.repositories {
             let _permit = self.limit.acquire().await;
             match repo.artifact(&self.http, &repo_path).await {
-                Ok(Some(file)) => {
-                    let hashed = file.clone();
-                    let (sha256, size) =
-                        tokio::task::spawn_blocking(move || crate::repo::sha256_file(&hashed))
-                            .await
-                            .map_err(|e| e.to_string())
-                            .and_then(|r| r.map_err(|e| e.to_string()))
-                            .map_err(|message| ResolveError::Source {
-                                module: r.coordinate.to_string(),
-                                message,
-                                path: path_text.clone(),
-                            })?;
+                Ok(Some(cached)) => {
+                    let digest = format!("sha256:{}", cached.sha256).parse().map_err(
+                        |e: sparkstage_api::digest::DigestError| ResolveError::Source {
+                            module: r.coordinate.to_string(),
+                            message: e.to_string(),
+                            path: path_text.clone(),
+                        },
+                    )?;
                     return Ok(Some(Artifact {
                         coordinate: r.coordinate,
-                        file,
-                        sha256,
-                        size,
+                        file: cached.path,
+                        digest,
+                        size: cached.size,
                         path: r.path,
                     }));
                 }

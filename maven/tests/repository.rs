@@ -64,7 +64,8 @@ async fn debians_repository_over_http_and_file() -> Result<()> {
         let jar = repo
             .artifact(&http, JAR)
             .await?
-            .context("the jar is missing")?;
+            .context("the jar is missing")?
+            .path;
         assert_eq!(
             sha256_file(&jar)?,
             sha256_file(&Path::new(DEBIAN).join(JAR))?
@@ -112,7 +113,7 @@ async fn checksums_are_checked_where_published_and_concurrent_fetches_share_the_
     let fetches = (0..8).map(|_| repo.artifact(&http, "g/a/1/a-1.jar"));
     let results = futures::future::join_all(fetches).await;
     for result in results {
-        let path = result?.context("missing")?;
+        let path = result?.context("missing")?.path;
         assert_eq!(std::fs::read(path)?, jar);
     }
     let e = repo

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use sparkstage_api::Digest;
 use sparkstage_api::resolve::{ResolveRequest, ResolveResponse, ResolvedArtifact};
 use sparkstage_maven::coords::{Coordinate, Exclusion};
 use sparkstage_maven::resolver::{Artifact, DEFAULT_CONCURRENCY, Mode, Resolver};
@@ -280,9 +279,7 @@ async fn store(
     artifact: Artifact,
     max_blob_size: u64,
 ) -> Result<ResolvedArtifact, ApiError> {
-    let digest: Digest = format!("sha256:{}", artifact.sha256)
-        .parse()
-        .map_err(|e: sparkstage_api::digest::DigestError| ApiError::Internal(e.to_string()))?;
+    let digest = artifact.digest;
     if blobs.size(&digest).await?.is_none() {
         let file = tokio::fs::File::open(&artifact.file)
             .await
@@ -293,11 +290,5 @@ async fn store(
             .put(&digest, Some(artifact.size), max_blob_size, body)
             .await?;
     }
-    Ok(ResolvedArtifact {
-        coordinate: artifact.coordinate.to_string(),
-        file_name: artifact.coordinate.spark_file_name(),
-        digest,
-        size: artifact.size,
-        pulled_by: artifact.path,
-    })
+    Ok(artifact.to_wire())
 }
