@@ -9,11 +9,11 @@ cd "$root"
 # A one-shot build needs no incremental caches (they double the workspace crates' share of
 # target/); a developer's own `cargo` runs keep theirs.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
-# A clean build of the workspace and its tests takes about N GiB of target/, the test peers about
-# 1.5 GiB (.tools/, Debian's Java libraries): say so up front rather than fail on a full disk.
+# A clean build of the workspace and its tests takes about 1.7 GiB of target/, the test peers about
+# 1.2 GiB (.tools/, Debian's Java libraries): say so up front rather than fail on a full disk.
 free_kib=$(df -Pk . | awk 'NR == 2 { print $4 }')
-if ((free_kib < 6 * 1024 * 1024)); then
-    printf 'test: only %s MiB free on %s; the build and the test peers need about 6 GiB\n' \
+if ((free_kib < 4 * 1024 * 1024)); then
+    printf 'test: only %s MiB free on %s; the build and the test peers need about 3 GiB\n' \
         "$((free_kib / 1024))" "$(df -P . | awk 'NR == 2 { print $6 }')" >&2
 fi
 
