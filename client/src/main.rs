@@ -10,6 +10,7 @@ use sparkstage::resolve;
 use sparkstage::stage::{BundleSpec, DigestCache, ServerClient, StageFile, stage};
 use sparkstage::submit::{self, SubmitOptions};
 use sparkstage_api::bundles::EntryKind;
+use sparkstage_maven::credentials::Credentials;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -78,6 +79,10 @@ enum Command {
         #[arg(long = "maven-repository", env = "SPARKSTAGE_MAVEN_REPOSITORIES", value_delimiter = ',',
               default_value = sparkstage_maven::resolver::MAVEN_CENTRAL)]
         maven_repositories: Vec<String>,
+        /// `Authorization` header values for repositories, one `URL-prefix VALUE` per line
+        /// (`https://nexus.internal/repository/ Bearer ...`), for an in-process resolution.
+        #[arg(long, env = "SPARKSTAGE_MAVEN_CREDENTIALS_FILE")]
+        maven_credentials_file: Option<PathBuf>,
         /// The local cache of an in-process resolution [default: ~/.cache/sparkstage/maven].
         #[arg(long, env = "SPARKSTAGE_MAVEN_CACHE")]
         cache_dir: Option<PathBuf>,
@@ -275,6 +280,7 @@ async fn main_inner(cli: Cli) -> Result<i32> {
             tree,
             format,
             maven_repositories,
+            maven_credentials_file,
             cache_dir,
             offline,
         } => {
@@ -288,7 +294,17 @@ async fn main_inner(cli: Cli) -> Result<i32> {
                 resolve::resolve_on_server(&server_client(&cli)?, &request).await?
             } else {
                 let cache = cache_dir.clone().unwrap_or_else(resolve::default_cache);
-                resolve::resolve_locally(&request, maven_repositories, &cache, *offline).await?
+                let credentials = match maven_credentials_file {
+                    Some(path) => Credentials::read(path).map_err(anyhow::Error::msg)?,
+                    None => Credentials::default(),
+                };
+                let local = resolve::Local {
+                    repositories: maven_repositories,
+                    credentials: &credentials,
+                    cache: &cache,
+                    offline: *offline,
+                };
+                resolve::resolve_locally(&request, &local).await?
             };
             match (format.as_deref(), tree) {
                 (_, true) => print!("{}", resolve::render_tree(&response)),

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use sparkstage_api::resolve::{ResolveRequest, ResolveResponse, ResolvedArtifact};
 use sparkstage_maven::coords::{Coordinate, Exclusion};
+use sparkstage_maven::credentials::Credentials;
 use sparkstage_maven::resolver::{DEFAULT_CONCURRENCY, Mode, Resolver};
 
 use crate::stage::ServerClient;
@@ -49,21 +50,34 @@ pub fn validate(request: &ResolveRequest) -> Result<(Vec<Coordinate>, Vec<Exclus
     Ok((coordinates, exclusions, mode))
 }
 
-/// Resolves in this process: `base` repositories first, then the request's.
+/// Where an in-process resolution reads: `repositories` (asked before the request's own),
+/// `Authorization` values for them, the local cache, whether it may go to the network.
+pub struct Local<'a> {
+    pub repositories: &'a [String],
+    pub credentials: &'a Credentials,
+    pub cache: &'a Path,
+    pub offline: bool,
+}
+
+/// Resolves in this process: `local`'s repositories first, then the request's.
 pub async fn resolve_locally(
     request: &ResolveRequest,
-    base: &[String],
-    cache: &Path,
-    offline: bool,
+    local: &Local<'_>,
 ) -> Result<ResolveResponse> {
     let (coordinates, exclusions, mode) = validate(request)?;
-    let mut repositories = base.to_vec();
+    let mut repositories = local.repositories.to_vec();
     for r in &request.repositories {
         if !repositories.contains(r) {
             repositories.push(r.clone());
         }
     }
-    let resolver = Resolver::new(&repositories, cache, offline, DEFAULT_CONCURRENCY)?;
+    let resolver = Resolver::new(
+        &repositories,
+        local.cache,
+        local.offline,
+        DEFAULT_CONCURRENCY,
+    )?
+    .with_credentials(local.credentials);
     let resolution = resolver.resolve(&coordinates, &exclusions, mode).await?;
     Ok(ResolveResponse {
         mode: mode.to_string(),

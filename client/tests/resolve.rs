@@ -87,6 +87,10 @@ fn stderr(o: &Output) -> String {
 }
 
 async fn server(work: &Path, repo: &str) -> Result<Server> {
+    server_with(work, repo, &[]).await
+}
+
+async fn server_with(work: &Path, repo: &str, more: &[&str]) -> Result<Server> {
     let token_file = work.join("upload.token");
     std::fs::write(&token_file, UPLOAD_TOKEN)?;
     let cache = work.join("server-maven-cache");
@@ -100,7 +104,10 @@ async fn server(work: &Path, repo: &str) -> Result<Server> {
             repo,
             "--maven-cache",
             cache.to_str().context("utf-8")?,
-        ],
+        ]
+        .into_iter()
+        .chain(more.iter().copied())
+        .collect::<Vec<_>>(),
         &[],
     )
     .await
@@ -368,5 +375,166 @@ async fn submit_resolves_packages_on_the_server_and_spark_runs_no_ivy() -> Resul
         .text()
         .await?;
     ensure!(list.contains("\"entries\":3"), "{list}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_repositories_are_limited_to_the_allowed_prefixes() -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let root = work.path().join("repo");
+    repository(&root.join("maven"))?;
+    let repo = MavenRepo::serve(&root, Duration::ZERO).await?;
+    let mirror = format!("{}maven/", repo.url);
+    // The server's own repository has nothing: a resolution needs the request's repository.
+    let own = format!("{}empty/", repo.url);
+    let allowed = format!("{}maven", repo.url);
+    let server = server_with(
+        work.path(),
+        &own,
+        &["--maven-request-repositories", &allowed],
+    )
+    .await?;
+    let http = reqwest::Client::new();
+    let post = |repositories: Vec<String>| {
+        http.post(format!("{}/v1/resolve", server.url()))
+            .bearer_auth(UPLOAD_TOKEN)
+            .json(&ResolveRequest {
+                coordinates: vec!["t:lib:1".into()],
+                repositories,
+                exclusions: vec![],
+                mode: None,
+            })
+            .send()
+    };
+    let answer = post(vec![mirror.clone()]).await?;
+    ensure!(answer.status() == 200, "{}", answer.text().await?);
+    let body: ResolveResponse = answer.json().await?;
+    assert_eq!(body.artifacts.len(), 2);
+
+    let port = repo
+        .url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .context("port")?;
+    let before = repo.requests().len();
+    for refused in [
+        // A sibling path that only starts with the same characters.
+        format!("{}maven-evil/", repo.url),
+        // The same machine under another name, and another port.
+        format!("http://localhost:{port}/maven/"),
+        "http://127.0.0.1:1/maven/".to_owned(),
+        format!("https://127.0.0.1:{port}/maven/"),
+    ] {
+        let answer = post(vec![refused.clone()]).await?;
+        assert_eq!(answer.status(), 403, "{refused}");
+        let message = answer.text().await?;
+        ensure!(
+            message.contains("repository_not_allowed") && message.contains("not under"),
+            "{refused}: {message}"
+        );
+    }
+    assert_eq!(
+        repo.requests().len(),
+        before,
+        "a refused request reached a repository"
+    );
+
+    // `none`: only the server's own repositories; a request naming one is refused.
+    let none = work.path().join("none");
+    std::fs::create_dir_all(&none)?;
+    let closed = server_with(&none, &own, &["--maven-request-repositories", "none"]).await?;
+    let answer = http
+        .post(format!("{}/v1/resolve", closed.url()))
+        .bearer_auth(UPLOAD_TOKEN)
+        .json(&serde_json::json!({"coordinates": ["t:lib:1"], "repositories": [mirror]}))
+        .send()
+        .await?;
+    assert_eq!(answer.status(), 403);
+    ensure!(
+        answer
+            .text()
+            .await?
+            .contains("only its own Maven repositories")
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credentials_file_authorizes_the_server_and_the_client() -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let root = work.path().join("repo");
+    repository(&root)?;
+    let secret = "Bearer s3cret-repository-token";
+    let repo = MavenRepo::serve_authorized(&root, secret).await?;
+    let credentials = work.path().join("maven-credentials");
+    std::fs::write(
+        &credentials,
+        format!(
+            "# mirror\n{} {secret}\nhttp://elsewhere/ Basic eA==\n",
+            repo.url
+        ),
+    )?;
+    let credentials = credentials.to_str().context("utf-8")?;
+
+    // Without the file the repository answers 401: a 502 that names it, not the secret.
+    let bare = server(work.path(), &repo.url).await?;
+    let http = reqwest::Client::new();
+    let request = serde_json::json!({"coordinates": ["t:lib:1"]});
+    let refused = http
+        .post(format!("{}/v1/resolve", bare.url()))
+        .bearer_auth(UPLOAD_TOKEN)
+        .json(&request)
+        .send()
+        .await?;
+    assert_eq!(refused.status(), 502);
+    let message = refused.text().await?;
+    ensure!(message.contains("401"), "{message}");
+
+    let dir = work.path().join("with-file");
+    std::fs::create_dir_all(&dir)?;
+    let server = server_with(&dir, &repo.url, &["--maven-credentials-file", credentials]).await?;
+    let answer = http
+        .post(format!("{}/v1/resolve", server.url()))
+        .bearer_auth(UPLOAD_TOKEN)
+        .json(&request)
+        .send()
+        .await?;
+    ensure!(answer.status() == 200, "{}", answer.text().await?);
+    let body: ResolveResponse = answer.json().await?;
+    assert_eq!(body.artifacts.len(), 2);
+
+    // The client's in-process resolution takes the same file.
+    let local = sparkstage(
+        &[
+            "resolve",
+            "--maven-credentials-file",
+            credentials,
+            "t:lib:1",
+        ],
+        work.path(),
+        &repo.url,
+    )
+    .await?;
+    ensure!(local.status.success(), "{}", stderr(&local));
+    assert_eq!(stdout(&local), "t:lib:1\nt:x:2.0\n");
+
+    // A malformed file is refused, naming the line and not the value.
+    let bad = work.path().join("bad-credentials");
+    std::fs::write(&bad, "# mirror\nnexus.internal/maven/ Bearer s3cret\n")?;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_sparkstage"))
+        .args(["resolve", "--maven-credentials-file"])
+        .arg(&bad)
+        .args(["--maven-repository", &repo.url, "t:lib:1"])
+        .output()
+        .await?;
+    assert!(!output.status.success());
+    let said = stderr(&output);
+    ensure!(
+        said.contains("line 2: expected an http(s) repository URL") && !said.contains("s3cret"),
+        "{said}"
+    );
+    let logged = format!("{}{}", bare.log(), server.log());
+    ensure!(!logged.contains("s3cret"), "the secret reached a log line");
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! - [`pom`]: POM files as written (before inheritance, interpolation and profiles);
 //! - [`model`]: profile activation, inheritance and interpolation, as Maven's model builder;
 //! - [`repo`]: repositories (http(s), file) through a verified, lock-free local cache;
+//! - [`credentials`]: `Authorization` headers for repositories, by URL prefix;
 //! - [`resolve`]: effective POMs (parents, profiles, BOM imports) and the `maven` mode's graph;
 //! - [`spark`]: the `spark` mode's graph, as Ivy resolves `spark-submit --packages`;
 //! - [`resolver`]: a whole resolution over repositories, artifacts downloaded and hashed.
@@ -14,6 +15,7 @@
 //! Both modes are checked against the real tools on golden files (`maven/tests/golden.rs`).
 
 pub mod coords;
+pub mod credentials;
 pub mod model;
 pub mod pom;
 pub mod range;

@@ -102,6 +102,15 @@ impl Repository {
         })
     }
 
+    /// This repository with the `Authorization` value `credentials` give for its URL, unless
+    /// the URL carried its own credentials.
+    pub fn with_credentials(mut self, credentials: &crate::credentials::Credentials) -> Self {
+        if self.authorization.is_none() {
+            self.authorization = credentials.authorization(&self.base).map(str::to_owned);
+        }
+        self
+    }
+
     /// This repository, read from the cache only when `offline`.
     pub fn offline(mut self, offline: bool) -> Self {
         self.offline = offline;

@@ -10,6 +10,7 @@ use futures::StreamExt;
 use tokio::sync::Semaphore;
 
 use crate::coords::{Coordinate, Exclusion};
+use crate::credentials::Credentials;
 use crate::model::{Context, Flavor};
 use crate::pom::Pom;
 use crate::repo::{Fetched, RepoError, Repository, metadata_versions};
@@ -124,6 +125,16 @@ impl Resolver {
             concurrency: concurrency.max(1),
             context: Context::default(),
         })
+    }
+
+    /// Sends `credentials`' `Authorization` values to the repositories they cover (those whose
+    /// URL carries no credentials of its own).
+    pub fn with_credentials(mut self, credentials: &Credentials) -> Self {
+        self.repositories = std::mem::take(&mut self.repositories)
+            .into_iter()
+            .map(|r| r.with_credentials(credentials))
+            .collect();
+        self
     }
 
     /// The machine the resolution stands for (profile activation, `${java.version}`, ...);

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use sparkstage_api::size::parse_size;
+use sparkstage_maven::credentials::Credentials;
+
+use crate::resolutions::RequestRepositories;
 
 /// The sparkstage staging server: content-addressed blobs and bundles for Spark on Kubernetes.
 #[derive(Debug, Clone, Parser)]
@@ -89,6 +92,22 @@ pub struct Config {
           default_value = sparkstage_maven::resolver::MAVEN_CENTRAL)]
     pub maven_repositories: Vec<String>,
 
+    /// Which repositories a resolve request (`spark-submit --repositories`) may add after the
+    /// server's: `any` http(s) URL, `none`, or comma-separated URL prefixes (a shared cluster's
+    /// mirrors). The server fetches from them from inside the cluster.
+    #[arg(
+        long,
+        env = "SPARKSTAGE_MAVEN_REQUEST_REPOSITORIES",
+        default_value = "any"
+    )]
+    pub maven_request_repositories: RequestRepositories,
+
+    /// A file of `Authorization` header values for Maven repositories, one `URL-prefix VALUE`
+    /// per line (`https://nexus.internal/repository/ Bearer ...`): mount it from a Secret.
+    /// Credentials in a repository URL itself come first.
+    #[arg(long, env = "SPARKSTAGE_MAVEN_CREDENTIALS_FILE")]
+    pub maven_credentials_file: Option<PathBuf>,
+
     /// Local cache of POMs and jars for resolutions (shared safely by concurrent resolutions).
     #[arg(
         long,
@@ -139,6 +158,16 @@ impl Config {
             );
         }
         Ok(Some(token))
+    }
+
+    /// The `--maven-credentials-file`'s entries (none without one).
+    pub fn read_maven_credentials(&self) -> anyhow::Result<Credentials> {
+        match &self.maven_credentials_file {
+            Some(path) => {
+                Credentials::read(path).map_err(|e| anyhow::anyhow!("--maven-credentials-file {e}"))
+            }
+            None => Ok(Credentials::default()),
+        }
     }
 }
 

@@ -64,6 +64,8 @@ pub enum ApiError {
     #[error("the storage backend did not answer within {0:?}")]
     StorageTimeout(Duration),
     #[error("{0}")]
+    RepositoryNotAllowed(String),
+    #[error("{0}")]
     Unresolved(String),
     #[error("a Maven repository failed: {0}")]
     Upstream(String),
@@ -95,6 +97,7 @@ impl ApiError {
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyStalled(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::RepositoryNotAllowed(_) => StatusCode::FORBIDDEN,
             Self::BundleNotFound | Self::BlobNotInBundle(_) | Self::NoSuchEndpoint(_) => {
                 StatusCode::NOT_FOUND
             }
@@ -126,6 +129,7 @@ impl ApiError {
             Self::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Self::Storage(_) | Self::StorageTimeout(_) => "storage_unavailable",
             Self::Internal(_) => "internal",
+            Self::RepositoryNotAllowed(_) => "repository_not_allowed",
             Self::Unresolved(_) => "unresolved",
             Self::Upstream(_) => "repository_failed",
             Self::NoSuchEndpoint(_) => "not_found",

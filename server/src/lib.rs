@@ -86,6 +86,9 @@ impl Settings {
             upload_part_size: c.upload_part_size.map(|s| s as usize),
             maven: MavenSettings {
                 repositories: c.maven_repositories.clone(),
+                request_repositories: c.maven_request_repositories.clone(),
+                // Read from --maven-credentials-file by the caller (reading a file can fail).
+                credentials: Default::default(),
                 cache: c.maven_cache.clone(),
                 offline: c.maven_offline,
                 answer_ttl: c.resolve_cache_ttl,

@@ -37,6 +37,7 @@ fn init_logging(format: LogFormat) {
 
 async fn run(config: Config) -> anyhow::Result<()> {
     let upload_token = config.read_upload_token()?;
+    let maven_credentials = config.read_maven_credentials()?;
     let loopback = config.listen.ip().is_loopback();
     match (&upload_token, loopback, config.insecure) {
         (Some(_), _, _) => tracing::info!("uploads need the upload token"),
@@ -77,11 +78,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("storage {} is not usable", storage.display))?;
 
-    let state = AppState::new(
-        &storage,
-        Settings::from_config(&config),
-        upload_token.as_deref(),
-    );
+    let mut settings = Settings::from_config(&config);
+    settings.maven.credentials = maven_credentials;
+    let state = AppState::new(&storage, settings, upload_token.as_deref());
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -10,26 +10,87 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use sparkstage_api::resolve::{ResolveRequest, ResolveResponse, ResolvedArtifact};
 use sparkstage_maven::coords::{Coordinate, Exclusion};
+use sparkstage_maven::credentials::{Credentials, is_under};
 use sparkstage_maven::resolver::{Artifact, DEFAULT_CONCURRENCY, Mode, Resolver};
 use tokio::sync::OnceCell;
 
 use crate::blob_store::{BlobStore, BodyError};
 use crate::error::ApiError;
 
-/// How the server resolves: its repositories (asked before a request's own), its local cache of
-/// POMs and jars, whether it may go to the network, how long answers are kept.
+/// How the server resolves: its repositories (asked before a request's own), which repositories
+/// a request may add, its local cache of POMs and jars, whether it may go to the network, how
+/// long answers are kept.
 #[derive(Debug, Clone)]
 pub struct MavenSettings {
     pub repositories: Vec<String>,
+    pub request_repositories: RequestRepositories,
+    /// `Authorization` values by repository URL prefix (`--maven-credentials-file`).
+    pub credentials: Credentials,
     pub cache: PathBuf,
     pub offline: bool,
     pub answer_ttl: Duration,
+}
+
+/// Which repositories a request's `repositories` (`spark-submit --repositories`) may name. The
+/// server fetches from them inside the cluster, so a shared cluster limits them to its mirrors.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RequestRepositories {
+    /// Any http(s) URL (the default: `--repositories` works as with spark-submit).
+    #[default]
+    Any,
+    /// None: only the server's own repositories are asked.
+    None,
+    /// URLs under one of these ([`is_under`]: same scheme, host and port, and whole path
+    /// segments, so `/maven` admits `/maven/releases`, not `/maven-evil`).
+    Under(Vec<url::Url>),
+}
+
+impl std::str::FromStr for RequestRepositories {
+    type Err = String;
+
+    /// `any`, `none`, or comma-separated http(s) URL prefixes.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "any" => return Ok(Self::Any),
+            "none" => return Ok(Self::None),
+            _ => {}
+        }
+        let prefixes = s
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| match url::Url::parse(p) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(u),
+                _ => Err(format!(
+                    "{}: expected `any`, `none` or comma-separated http(s) URL prefixes",
+                    redact(p)
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if prefixes.is_empty() {
+            return Err("expected `any`, `none` or comma-separated http(s) URL prefixes".into());
+        }
+        Ok(Self::Under(prefixes))
+    }
+}
+
+impl RequestRepositories {
+    /// Whether a request may name `url` (an http(s) URL; its credentials are not compared).
+    pub fn allows(&self, url: &url::Url) -> bool {
+        match self {
+            Self::Any => true,
+            Self::None => false,
+            Self::Under(prefixes) => prefixes.iter().any(|p| is_under(url, p)),
+        }
+    }
 }
 
 impl Default for MavenSettings {
     fn default() -> Self {
         Self {
             repositories: vec![sparkstage_maven::resolver::MAVEN_CENTRAL.to_owned()],
+            request_repositories: RequestRepositories::Any,
+            credentials: Credentials::default(),
             cache: std::env::temp_dir().join("sparkstage-maven"),
             offline: false,
             answer_ttl: Duration::from_secs(600),
@@ -74,7 +135,7 @@ struct Parsed {
     mode: Mode,
 }
 
-fn parse(request: &ResolveRequest) -> Result<Parsed, ApiError> {
+fn parse(request: &ResolveRequest, allowed: &RequestRepositories) -> Result<Parsed, ApiError> {
     if request.coordinates.is_empty() {
         return Err(ApiError::bad_request(
             "no_coordinates",
@@ -95,15 +156,27 @@ fn parse(request: &ResolveRequest) -> Result<Parsed, ApiError> {
         .map_err(|e| ApiError::bad_request("bad_exclusion", e.to_string()))?;
     for r in &request.repositories {
         // A request may only add network repositories: file:// would read the server's disk.
-        let ok = url::Url::parse(r).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
-        if !ok {
-            return Err(ApiError::bad_request(
-                "bad_repository",
-                format!(
-                    "{}: a request's repositories must be http:// or https:// URLs",
-                    redact(r)
+        let url = url::Url::parse(r)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "bad_repository",
+                    format!(
+                        "{}: a request's repositories must be http:// or https:// URLs",
+                        redact(r)
+                    ),
+                )
+            })?;
+        if !allowed.allows(&url) {
+            let (r, what) = (redact(r), "this server's --maven-request-repositories");
+            return Err(ApiError::RepositoryNotAllowed(match allowed {
+                RequestRepositories::None => format!(
+                    "{r}: this server asks only its own Maven repositories ({what} is `none`); \
+                     leave --repositories out or ask its operators for a mirror"
                 ),
-            ));
+                _ => format!("{r}: not under any repository that {what} allows"),
+            }));
         }
     }
     let mode = match request.mode.as_deref() {
@@ -147,7 +220,7 @@ impl Resolutions {
         blobs: &BlobStore,
         max_blob_size: u64,
     ) -> (Served, Result<Arc<ResolveResponse>, ApiError>) {
-        let parsed = match parse(&request) {
+        let parsed = match parse(&request, &self.settings.request_repositories) {
             Ok(p) => p,
             Err(e) => return (Served::Failed, Err(e)),
         };
@@ -236,7 +309,8 @@ impl Resolutions {
             self.settings.offline,
             DEFAULT_CONCURRENCY,
         )
-        .map_err(|e| ApiError::bad_request("bad_repository", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request("bad_repository", e.to_string()))?
+        .with_credentials(&self.settings.credentials);
         let resolution = resolver
             .resolve(&parsed.coordinates, &parsed.exclusions, parsed.mode)
             .await
@@ -291,4 +365,57 @@ async fn store(
             .await?;
     }
     Ok(artifact.to_wire())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RequestRepositories;
+
+    fn url(s: &str) -> url::Url {
+        url::Url::parse(s).expect("test URL")
+    }
+
+    #[test]
+    fn policies_parse() {
+        assert_eq!("any".parse(), Ok(RequestRepositories::Any));
+        assert_eq!(" none ".parse(), Ok(RequestRepositories::None));
+        assert_eq!(
+            "https://nexus.example/maven, http://10.0.0.1:8081/".parse(),
+            Ok(RequestRepositories::Under(vec![
+                url("https://nexus.example/maven"),
+                url("http://10.0.0.1:8081/")
+            ]))
+        );
+        for bad in [
+            "",
+            ",",
+            "file:///srv/maven",
+            "nexus.example/maven",
+            "s3://bucket/",
+        ] {
+            let e = bad.parse::<RequestRepositories>().expect_err(bad);
+            assert!(e.contains("any`, `none`"), "{bad}: {e}");
+        }
+        // Credentials in a refused prefix are not echoed.
+        let e = "ftp://user:secret@host/".parse::<RequestRepositories>();
+        assert!(e.expect_err("ftp").contains("ftp://host/"));
+    }
+
+    #[test]
+    fn prefixes_admit_what_is_under_them() {
+        let policy: RequestRepositories = "https://nexus.example/maven,http://mirror:8081/"
+            .parse()
+            .expect("policy");
+        for ok in [
+            "https://nexus.example/maven/releases/",
+            "http://mirror:8081/a/",
+        ] {
+            assert!(policy.allows(&url(ok)), "{ok}");
+        }
+        for refused in ["https://nexus.example/maven-evil/", "http://mirror:8082/"] {
+            assert!(!policy.allows(&url(refused)), "{refused}");
+        }
+        assert!(RequestRepositories::Any.allows(&url("http://anywhere/")));
+        assert!(!RequestRepositories::None.allows(&url("https://nexus.example/maven/")));
+    }
 }

@@ -1,6 +1,8 @@
 //! A directory served over HTTP on loopback as a Maven repository manager serves it: files by
 //! path, 404 for what is missing, every request logged (so tests can count what a resolution
-//! asked for) and an optional delay per request (a repository far from the cluster).
+//! asked for), an optional delay per request (a repository far from the cluster) and an optional
+//! `Authorization` value every request must carry (401 otherwise, as Nexus and Artifactory
+//! answer).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -10,7 +12,8 @@ use anyhow::Result;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Path as UrlPath;
-use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -23,15 +26,40 @@ pub struct MavenRepo {
 impl MavenRepo {
     /// Serves `root`; each request waits `delay` before it is answered.
     pub async fn serve(root: impl Into<PathBuf>, delay: Duration) -> Result<Self> {
+        Self::serve_with(root, delay, None).await
+    }
+
+    /// Serves `root` to requests whose `Authorization` header is `authorization` only.
+    pub async fn serve_authorized(root: impl Into<PathBuf>, authorization: &str) -> Result<Self> {
+        Self::serve_with(root, Duration::ZERO, Some(authorization.into())).await
+    }
+
+    async fn serve_with(
+        root: impl Into<PathBuf>,
+        delay: Duration,
+        authorization: Option<Arc<str>>,
+    ) -> Result<Self> {
         let root: PathBuf = root.into();
         let log = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&log);
         let app = Router::new().route(
             "/{*path}",
-            get(move |UrlPath(path): UrlPath<String>| {
+            get(move |UrlPath(path): UrlPath<String>, headers: HeaderMap| {
                 let root = root.clone();
                 let seen = Arc::clone(&seen);
-                async move { answer(root, path, delay, seen).await }
+                let required = authorization.clone();
+                async move {
+                    let given = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+                    match required {
+                        Some(r) if given != Some(&*r) => {
+                            if let Ok(mut l) = seen.lock() {
+                                l.push(format!("(refused) {path}"));
+                            }
+                            StatusCode::UNAUTHORIZED.into_response()
+                        }
+                        _ => answer(root, path, delay, seen).await,
+                    }
+                }
             }),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
