@@ -491,6 +491,63 @@ pub fn metadata_versions(xml: &str) -> Result<Vec<String>, String> {
         .collect())
 }
 
+/// The timestamped version (`1.0-20240102.030405-2`) of a SNAPSHOT's `extension` and
+/// `classifier` that a version directory's `maven-metadata.xml` names: its `snapshotVersions`
+/// entry, else `<snapshot>`'s timestamp and build number on `base_version` (Maven 2's
+/// metadata). `None` when it names no timestamped build (a non-unique snapshot).
+pub fn snapshot_version(
+    xml: &str,
+    base_version: &str,
+    extension: &str,
+    classifier: Option<&str>,
+) -> Result<Option<String>, String> {
+    let doc = roxmltree::Document::parse(xml).map_err(|e| e.to_string())?;
+    let child_text = |node: roxmltree::Node, name: &str| {
+        node.children()
+            .find(|c| c.is_element() && c.tag_name().name() == name)
+            .and_then(|c| c.text())
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+    };
+    let Some(versioning) = doc
+        .root_element()
+        .children()
+        .find(|c| c.is_element() && c.tag_name().name() == "versioning")
+    else {
+        return Ok(None);
+    };
+    let listed = versioning
+        .descendants()
+        .filter(|n| n.is_element() && n.tag_name().name() == "snapshotVersion")
+        .find(|n| {
+            child_text(*n, "extension").as_deref() == Some(extension)
+                && child_text(*n, "classifier").as_deref() == classifier
+        })
+        .and_then(|n| child_text(n, "value"));
+    if listed.is_some() {
+        return Ok(listed);
+    }
+    let Some(snapshot) = versioning
+        .children()
+        .find(|c| c.is_element() && c.tag_name().name() == "snapshot")
+    else {
+        return Ok(None);
+    };
+    let base = base_version
+        .strip_suffix("-SNAPSHOT")
+        .unwrap_or(base_version);
+    Ok(
+        match (
+            child_text(snapshot, "timestamp"),
+            child_text(snapshot, "buildNumber"),
+        ) {
+            (Some(timestamp), Some(build)) => Some(format!("{base}-{timestamp}-{build}")),
+            _ => None,
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -506,6 +563,51 @@ mod tests {
             ["1.0", "1.5", "2.0"]
         );
         assert_eq!(checksum_value(b"abc123  a-1.0.jar\n"), "abc123");
+    }
+
+    #[test]
+    fn snapshot_metadata_names_the_timestamped_build() {
+        let xml = r#"<metadata modelVersion="1.1.0"><groupId>g</groupId><artifactId>a</artifactId>
+            <version>1.0-SNAPSHOT</version><versioning>
+            <snapshot><timestamp>20240102.030405</timestamp><buildNumber>2</buildNumber></snapshot>
+            <snapshotVersions>
+              <snapshotVersion><extension>jar</extension><value>1.0-20240102.030405-2</value>
+              </snapshotVersion>
+              <snapshotVersion><classifier>sources</classifier><extension>jar</extension>
+                <value>1.0-20240101.000000-1</value></snapshotVersion>
+            </snapshotVersions></versioning></metadata>"#;
+        let version = |ext, classifier| {
+            snapshot_version(xml, "1.0-SNAPSHOT", ext, classifier).expect("parses")
+        };
+        assert_eq!(
+            version("jar", None).as_deref(),
+            Some("1.0-20240102.030405-2")
+        );
+        assert_eq!(
+            version("jar", Some("sources")).as_deref(),
+            Some("1.0-20240101.000000-1")
+        );
+        // Not listed: <snapshot>'s build.
+        assert_eq!(
+            version("pom", None).as_deref(),
+            Some("1.0-20240102.030405-2")
+        );
+        let maven2 = "<metadata><versioning><snapshot><timestamp>20200101.000000</timestamp>\
+                      <buildNumber>7</buildNumber></snapshot></versioning></metadata>";
+        assert_eq!(
+            snapshot_version(maven2, "2.0-SNAPSHOT", "jar", None)
+                .expect("parses")
+                .as_deref(),
+            Some("2.0-20200101.000000-7")
+        );
+        // Non-unique snapshots (`<localCopy>`) name no build.
+        let local = "<metadata><versioning><snapshot><localCopy>true</localCopy></snapshot>\
+                     </versioning></metadata>";
+        assert_eq!(
+            snapshot_version(local, "1.0-SNAPSHOT", "jar", None),
+            Ok(None)
+        );
+        assert!(snapshot_version("<metadata", "1.0-SNAPSHOT", "jar", None).is_err());
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! One resolution from coordinates to verified jars in the local cache: the repositories as a
 //! [`PomSource`], either mode's graph, then the artifacts downloaded concurrently.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use tokio::sync::Semaphore;
@@ -13,7 +14,7 @@ use crate::coords::{Coordinate, Exclusion};
 use crate::credentials::Credentials;
 use crate::model::{Context, Flavor};
 use crate::pom::Pom;
-use crate::repo::{Fetched, RepoError, Repository, metadata_versions};
+use crate::repo::{Fetched, RepoError, Repository, metadata_versions, snapshot_version};
 use crate::resolve::{Models, PomSource, ResolveError, Resolved, resolve_maven};
 use crate::spark::{builtin_exclusions, resolve_spark};
 
@@ -90,6 +91,9 @@ pub struct Resolver {
     limit: Arc<Semaphore>,
     concurrency: usize,
     context: Context,
+    /// SNAPSHOT version directories' `maven-metadata.xml`, by repository and directory, read
+    /// once per resolution (`None`: the repository has none).
+    snapshots: Mutex<HashMap<(usize, String), Option<String>>>,
 }
 
 /// Requests in flight at once, per resolution.
@@ -124,6 +128,7 @@ impl Resolver {
             limit: Arc::new(Semaphore::new(concurrency.max(1))),
             concurrency: concurrency.max(1),
             context: Context::default(),
+            snapshots: Mutex::new(HashMap::new()),
         })
     }
 
@@ -211,9 +216,16 @@ impl Resolver {
         };
         let repo_path = r.coordinate.path();
         let mut failure = None;
-        for repo in &self.repositories {
+        for (index, repo) in self.repositories.iter().enumerate() {
+            let path = match self.path_in(index, repo, &r.coordinate).await {
+                Ok(p) => p,
+                Err(e) => {
+                    failure = Some(e.to_string());
+                    continue;
+                }
+            };
             let _permit = self.limit.acquire().await;
-            match repo.artifact(&self.http, &repo_path).await {
+            match repo.artifact(&self.http, &path).await {
                 Ok(Some(cached)) => {
                     let digest = format!("sha256:{}", cached.sha256).parse().map_err(
                         |e: sparkstage_api::digest::DigestError| ResolveError::Source {
@@ -251,14 +263,96 @@ impl Resolver {
     }
 }
 
+impl Resolver {
+    /// The path of `coordinate`'s file in `repo`. A SNAPSHOT's file is the timestamped build
+    /// (`a-1.0-20240102.030405-2.jar`) that its version directory's `maven-metadata.xml`
+    /// names, as `mvn deploy` leaves a snapshot repository and as both Ivy and Maven read it;
+    /// without that file, the plain `-SNAPSHOT` name (a non-unique snapshot). The metadata is
+    /// asked for once per resolution and repository.
+    async fn path_in(
+        &self,
+        index: usize,
+        repo: &Repository,
+        coordinate: &Coordinate,
+    ) -> Result<String, RepoError> {
+        let plain = coordinate.path();
+        if !coordinate.version.ends_with("-SNAPSHOT") {
+            return Ok(plain);
+        }
+        let dir = plain
+            .rsplit_once('/')
+            .map(|(d, _)| d.to_owned())
+            .unwrap_or_default();
+        let key = (index, dir.clone());
+        let known = self
+            .snapshots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        let xml = match known {
+            Some(xml) => xml,
+            None => {
+                let metadata = format!("{dir}/maven-metadata.xml");
+                let fetched = {
+                    let _permit = self.limit.acquire().await;
+                    repo.fetch_fresh(&self.http, &metadata).await?
+                };
+                let xml = match fetched {
+                    Fetched::Found(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+                    Fetched::Missing => None,
+                };
+                self.snapshots
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key, xml.clone());
+                xml
+            }
+        };
+        let Some(xml) = xml else {
+            return Ok(plain);
+        };
+        let unique = snapshot_version(
+            &xml,
+            &coordinate.version,
+            &coordinate.extension,
+            coordinate.classifier.as_deref(),
+        )
+        .map_err(|e| RepoError::Fetch {
+            url: format!("{}{dir}/maven-metadata.xml", repo.url()),
+            message: format!("not readable metadata: {e}"),
+        })?;
+        Ok(match unique {
+            Some(version) => {
+                let timestamped = Coordinate {
+                    version,
+                    ..coordinate.clone()
+                };
+                format!("{dir}/{}", timestamped.file_name())
+            }
+            None => plain,
+        })
+    }
+}
+
 impl PomSource for Resolver {
     async fn pom(&self, group: &str, artifact: &str, version: &str) -> Result<Option<Pom>, String> {
-        let path = format!(
-            "{}/{artifact}/{version}/{artifact}-{version}.pom",
-            group.replace('.', "/")
-        );
+        let coordinate = Coordinate {
+            group: group.to_owned(),
+            artifact: artifact.to_owned(),
+            version: version.to_owned(),
+            extension: "pom".to_owned(),
+            classifier: None,
+        };
         let mut failure = None;
-        for repo in &self.repositories {
+        for (index, repo) in self.repositories.iter().enumerate() {
+            let path = match self.path_in(index, repo, &coordinate).await {
+                Ok(p) => p,
+                Err(e) => {
+                    failure = Some(e.to_string());
+                    continue;
+                }
+            };
             let fetched = {
                 let _permit = self.limit.acquire().await;
                 repo.fetch(&self.http, &path).await
