@@ -86,6 +86,19 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// `POST /v1/resolve` on `server` with the upload token.
+async fn post_resolve(
+    http: &reqwest::Client,
+    server: &Server,
+    request: &serde_json::Value,
+) -> reqwest::Result<reqwest::Response> {
+    http.post(format!("{}/v1/resolve", server.url()))
+        .bearer_auth(UPLOAD_TOKEN)
+        .json(request)
+        .send()
+        .await
+}
+
 async fn server(work: &Path, repo: &str) -> Result<Server> {
     server_with(work, repo, &[]).await
 }
@@ -189,10 +202,8 @@ async fn the_server_shares_resolutions_stores_jars_and_names_what_is_missing() -
     let server = server(work.path(), &repo.url).await?;
     let http = reqwest::Client::new();
     let post = |request: serde_json::Value| {
-        http.post(format!("{}/v1/resolve", server.url()))
-            .bearer_auth(UPLOAD_TOKEN)
-            .json(&request)
-            .send()
+        let (http, server) = (&http, &server);
+        async move { post_resolve(http, server, &request).await }
     };
 
     // Four identical requests at once: one resolution, every POM fetched once.
@@ -396,15 +407,9 @@ async fn request_repositories_are_limited_to_the_allowed_prefixes() -> Result<()
     .await?;
     let http = reqwest::Client::new();
     let post = |repositories: Vec<String>| {
-        http.post(format!("{}/v1/resolve", server.url()))
-            .bearer_auth(UPLOAD_TOKEN)
-            .json(&ResolveRequest {
-                coordinates: vec!["t:lib:1".into()],
-                repositories,
-                exclusions: vec![],
-                mode: None,
-            })
-            .send()
+        let request = serde_json::json!({"coordinates": ["t:lib:1"], "repositories": repositories});
+        let (http, server) = (&http, &server);
+        async move { post_resolve(http, server, &request).await }
     };
     let answer = post(vec![mirror.clone()]).await?;
     ensure!(answer.status() == 200, "{}", answer.text().await?);
@@ -444,12 +449,8 @@ async fn request_repositories_are_limited_to_the_allowed_prefixes() -> Result<()
     let none = work.path().join("none");
     std::fs::create_dir_all(&none)?;
     let closed = server_with(&none, &own, &["--maven-request-repositories", "none"]).await?;
-    let answer = http
-        .post(format!("{}/v1/resolve", closed.url()))
-        .bearer_auth(UPLOAD_TOKEN)
-        .json(&serde_json::json!({"coordinates": ["t:lib:1"], "repositories": [mirror]}))
-        .send()
-        .await?;
+    let request = serde_json::json!({"coordinates": ["t:lib:1"], "repositories": [mirror]});
+    let answer = post_resolve(&http, &closed, &request).await?;
     assert_eq!(answer.status(), 403);
     ensure!(
         answer
@@ -481,12 +482,7 @@ async fn a_credentials_file_authorizes_the_server_and_the_client() -> Result<()>
     let bare = server(work.path(), &repo.url).await?;
     let http = reqwest::Client::new();
     let request = serde_json::json!({"coordinates": ["t:lib:1"]});
-    let refused = http
-        .post(format!("{}/v1/resolve", bare.url()))
-        .bearer_auth(UPLOAD_TOKEN)
-        .json(&request)
-        .send()
-        .await?;
+    let refused = post_resolve(&http, &bare, &request).await?;
     assert_eq!(refused.status(), 502);
     let message = refused.text().await?;
     ensure!(message.contains("401"), "{message}");
@@ -494,12 +490,7 @@ async fn a_credentials_file_authorizes_the_server_and_the_client() -> Result<()>
     let dir = work.path().join("with-file");
     std::fs::create_dir_all(&dir)?;
     let server = server_with(&dir, &repo.url, &["--maven-credentials-file", credentials]).await?;
-    let answer = http
-        .post(format!("{}/v1/resolve", server.url()))
-        .bearer_auth(UPLOAD_TOKEN)
-        .json(&request)
-        .send()
-        .await?;
+    let answer = post_resolve(&http, &server, &request).await?;
     ensure!(answer.status() == 200, "{}", answer.text().await?);
     let body: ResolveResponse = answer.json().await?;
     assert_eq!(body.artifacts.len(), 2);
