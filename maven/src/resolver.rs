@@ -92,7 +92,7 @@ pub struct Resolver {
     concurrency: usize,
     context: Context,
     /// SNAPSHOT version directories' `maven-metadata.xml`, by repository and directory, read
-    /// once per resolution (`None`: the repository has none).
+    /// and kept for the resolution (`None`: the repository has none).
     snapshots: Mutex<HashMap<(usize, String), Option<String>>>,
 }
 
@@ -268,7 +268,8 @@ impl Resolver {
     /// (`a-1.0-20240102.030405-2.jar`) that its version directory's `maven-metadata.xml`
     /// names, as `mvn deploy` leaves a snapshot repository and as both Ivy and Maven read it;
     /// without that file, the plain `-SNAPSHOT` name (a non-unique snapshot). The metadata is
-    /// asked for once per resolution and repository.
+    /// kept for the rest of the resolution once read (two files of one SNAPSHOT asked for at the
+    /// same moment may both read it).
     async fn path_in(
         &self,
         index: usize,
