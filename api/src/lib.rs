@@ -10,13 +10,15 @@
 //! - [`bundles`]: `POST /v1/bundles`, `GET`/`DELETE /v1/bundles/{id}` and their entries;
 //! - [`resolve`]: `POST /v1/resolve` (Maven coordinates resolved by the server);
 //! - [`error`]: the JSON error body every endpoint answers with;
-//! - [`size`]: byte sizes (`512MiB`) as flags and spec files write them.
+//! - [`size`]: byte sizes (`512MiB`) as flags and spec files write them;
+//! - [`shown`]: what messages and logs may show of URLs (no credentials) and outside text.
 
 pub mod blobs;
 pub mod bundles;
 pub mod digest;
 pub mod error;
 pub mod resolve;
+pub mod shown;
 pub mod size;
 
 pub use digest::Digest;

@@ -293,7 +293,7 @@ impl Config {
             if !source.headers.is_empty() && !http {
                 bail!(
                     "source {}: headers apply to http(s) sources only",
-                    redact(&source.url)
+                    sparkstage_api::shown::url(&source.url)
                 );
             }
             if http {
@@ -367,21 +367,11 @@ fn read_spec(path: &Path) -> Result<SpecFile> {
         .with_context(|| format!("the spec file {} is not a valid spec", path.display()))
 }
 
-/// A URL for messages: no user info, no query, no fragment.
-pub fn redact(url: &Url) -> String {
-    let mut url = url.clone();
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-    url.set_query(None);
-    url.set_fragment(None);
-    url.to_string()
-}
-
 /// Parses one positional source: `http(s)://host/path/name[?query][#sha256=<hex>]`.
 pub fn parse_source(index: usize, source: &str) -> Result<UrlSource> {
     let mut url = Url::parse(source)
         .map_err(|e| anyhow::anyhow!("source #{} is not a URL: {e}", index + 1))?;
-    let shown = redact(&url);
+    let shown = sparkstage_api::shown::url(&url);
     match url.scheme() {
         "http" | "https" | "s3" | "s3a" | "gs" | "az" | "abfs" | "abfss" | "hdfs" | "webhdfs"
         | "swebhdfs" => {}
@@ -450,7 +440,7 @@ mod tests {
         assert_eq!(s.name, "app.jar");
         assert_eq!(s.sha256.map(|d| d.hex()), Some(hex));
         assert_eq!(s.url.fragment(), None);
-        assert_eq!(redact(&s.url), "https://h/x/app.jar");
+        assert_eq!(sparkstage_api::shown::url(&s.url), "https://h/x/app.jar");
     }
 
     #[test]

@@ -86,11 +86,11 @@ pub struct OpenOptions {
 /// `AZURE_*`) as object_store reads it, then apply `options.config`.
 pub fn open(url: &str, options: &OpenOptions) -> Result<Storage, StorageError> {
     let invalid = |message: String| StorageError::Invalid {
-        url: redact(url),
+        url: sparkstage_api::shown::url_text(url),
         message,
     };
     let backend_err = |source| StorageError::Backend {
-        url: redact(url),
+        url: sparkstage_api::shown::url_text(url),
         source,
     };
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -161,7 +161,7 @@ pub fn open(url: &str, options: &OpenOptions) -> Result<Storage, StorageError> {
     Ok(Storage {
         store,
         backend,
-        display: redact(url),
+        display: sparkstage_api::shown::url_text(url),
         _lock: None,
     })
 }
@@ -237,19 +237,6 @@ fn is_staging_name(name: &str) -> bool {
     }
 }
 
-/// Removes a password or query string from a storage URL before it is logged.
-pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.has_host() => {
-            let _ = u.set_password(None);
-            let _ = u.set_username("");
-            u.set_query(None);
-            u.to_string()
-        }
-        _ => url.split('?').next().unwrap_or_default().to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,11 +295,5 @@ mod tests {
             open("s3://b/p", &opts),
             Err(StorageError::Invalid { .. })
         ));
-    }
-
-    #[test]
-    fn redacts_credentials() {
-        assert_eq!(redact("s3://key:secret@bucket/p?sig=x"), "s3://bucket/p");
-        assert_eq!(redact("./data"), "./data");
     }
 }
