@@ -89,6 +89,8 @@ enum Command {
         /// Resolve from the local cache only (in-process).
         #[arg(long)]
         offline: bool,
+        #[command(flatten)]
+        limits: sparkstage_maven::limits::LimitsArgs,
     },
     /// List the server's bundles (needs the upload token when the server has one).
     Ls,
@@ -283,6 +285,7 @@ async fn main_inner(cli: Cli) -> Result<i32> {
             maven_credentials_file,
             cache_dir,
             offline,
+            limits,
         } => {
             let request = sparkstage_api::resolve::ResolveRequest {
                 coordinates: coordinates.clone(),
@@ -303,6 +306,7 @@ async fn main_inner(cli: Cli) -> Result<i32> {
                     credentials: &credentials,
                     cache: &cache,
                     offline: *offline,
+                    limits: limits.limits(),
                 };
                 resolve::resolve_locally(&request, &local).await?
             };

@@ -8,6 +8,7 @@ use anyhow::Result;
 use sparkstage_api::resolve::{ResolveRequest, ResolveResponse, ResolvedArtifact};
 use sparkstage_maven::coords::{Coordinate, Exclusion};
 use sparkstage_maven::credentials::Credentials;
+use sparkstage_maven::limits::Limits;
 use sparkstage_maven::resolver::{DEFAULT_CONCURRENCY, Mode, Resolver};
 
 use crate::stage::ServerClient;
@@ -57,6 +58,7 @@ pub struct Local<'a> {
     pub credentials: &'a Credentials,
     pub cache: &'a Path,
     pub offline: bool,
+    pub limits: Limits,
 }
 
 /// Resolves in this process: `local`'s repositories first, then the request's.
@@ -77,8 +79,12 @@ pub async fn resolve_locally(
         local.offline,
         DEFAULT_CONCURRENCY,
     )?
-    .with_credentials(local.credentials);
+    .with_credentials(local.credentials)
+    .with_limits(local.limits);
     let resolution = resolver.resolve(&coordinates, &exclusions, mode).await?;
+    for warning in &resolution.warnings {
+        eprintln!("sparkstage: warning: {warning}");
+    }
     Ok(ResolveResponse {
         mode: mode.to_string(),
         artifacts: resolution.artifacts.iter().map(|a| a.to_wire()).collect(),

@@ -11,7 +11,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use sha2::{Digest as _, Sha256};
 use sparkstage_api::resolve::{ResolveRequest, ResolveResponse};
+use sparkstage_tests::hostile_repo::HostileRepo;
 use sparkstage_tests::maven_repo::MavenRepo;
+use sparkstage_tests::rss::{peak_kib, run_measured};
 use sparkstage_tests::server::Server;
 
 const UPLOAD_TOKEN: &str = "resolve-upload-token-0123456789";
@@ -64,6 +66,12 @@ fn repository(root: &Path) -> Result<()> {
 }
 
 async fn sparkstage(args: &[&str], work: &Path, repo: &str) -> Result<Output> {
+    Ok(sparkstage_command(args, work, repo).output().await?)
+}
+
+/// `sparkstage ARGS` in `work`, with `repo` as its repositories and no other `SPARKSTAGE_`
+/// setting from the environment.
+fn sparkstage_command(args: &[&str], work: &Path, repo: &str) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_sparkstage"));
     command.args(args).current_dir(work);
     for (name, _) in std::env::vars_os() {
@@ -75,7 +83,7 @@ async fn sparkstage(args: &[&str], work: &Path, repo: &str) -> Result<Output> {
         .env("SPARKSTAGE_UPLOAD_TOKEN", UPLOAD_TOKEN)
         .env("SPARKSTAGE_MAVEN_REPOSITORIES", repo)
         .env("SPARKSTAGE_MAVEN_CACHE", work.join("maven-cache"));
-    Ok(command.output().await?)
+    command
 }
 
 fn stdout(o: &Output) -> String {
@@ -527,5 +535,168 @@ async fn a_credentials_file_authorizes_the_server_and_the_client() -> Result<()>
     );
     let logged = format!("{}{}", bare.log(), server.log());
     ensure!(!logged.contains("s3cret"), "the secret reached a log line");
+    Ok(())
+}
+
+/// A hostile repository (`sparkstage_tests::hostile_repo`): each attack ends in a clear error
+/// within seconds, the process's peak memory stays small, and what the repository sent reaches
+/// the terminal neither whole nor with its control characters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_repositories_end_in_clear_errors_with_bounded_memory() -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let hostile = HostileRepo::serve().await?;
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("bomb", &[], "--maven-max-value-length"),
+        ("endless", &[], "larger than 4194304 bytes"),
+        ("laughs", &[], "declares entities"),
+        ("huge", &[], "larger than 4194304 bytes"),
+        ("sum", &[], "the limit for a checksum file"),
+        ("ansi", &[], "not a checksum file"),
+        ("deep-0", &[], "nest more than 32 deep"),
+        (
+            "hugejar",
+            &["--maven-max-artifact-size", "8MiB"],
+            "--maven-max-artifact-size",
+        ),
+        (
+            "trickle",
+            &["--resolve-timeout", "3s"],
+            "did not finish within 3s",
+        ),
+    ];
+    for (module, flags, expected) in cases {
+        let coordinate = format!("t:{module}:1");
+        let mut args = vec!["resolve", "-q", coordinate.as_str()];
+        args.extend_from_slice(flags);
+        let command = sparkstage_command(&args, work.path(), &hostile.url);
+        let started = std::time::Instant::now();
+        let (output, peak_kib) = run_measured(&command, work.path()).await?;
+        let elapsed = started.elapsed();
+        let err = stderr(&output);
+        eprintln!("{module}: {elapsed:?}, peak RSS {} MiB", peak_kib >> 10);
+        ensure!(!output.status.success(), "{module}: resolved: {err}");
+        ensure!(
+            err.contains(expected),
+            "{module}: expected {expected:?} in: {err}"
+        );
+        ensure!(
+            elapsed < Duration::from_secs(20),
+            "{module}: took {elapsed:?}"
+        );
+        ensure!(
+            peak_kib < 100 << 10,
+            "{module}: peak RSS {} MiB",
+            peak_kib >> 10
+        );
+        ensure!(
+            err.len() < 2_000 && !err.contains('\u{1b}'),
+            "{module}: {} bytes of stderr: {:?}",
+            err.len(),
+            err.chars().take(300).collect::<String>()
+        );
+    }
+    Ok(())
+}
+
+/// Through the server: every hostile resolution at once answers 422 or 502 naming the limit,
+/// `/healthz` keeps answering meanwhile, and the server's peak memory stays small.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_survives_hostile_repositories() -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let hostile = HostileRepo::serve().await?;
+    let server = server_with(work.path(), &hostile.url, &["--resolve-timeout", "4s"]).await?;
+    let http = reqwest::Client::new();
+    let cases = [
+        ("bomb", 422, "resolution_limit"),
+        ("endless", 502, "repository_failed"),
+        ("laughs", 502, "repository_failed"),
+        ("huge", 502, "repository_failed"),
+        ("sum", 502, "repository_failed"),
+        ("deep-0", 422, "resolution_limit"),
+        ("trickle", 502, "repository_failed"),
+    ];
+    let requests = cases.iter().map(|(module, _, _)| {
+        let request = serde_json::json!({ "coordinates": [format!("t:{module}:1")] });
+        let (http, server) = (&http, &server);
+        async move {
+            let response = post_resolve(http, server, &request).await?;
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await?;
+            anyhow::Ok((status, body))
+        }
+    });
+    let health = async {
+        // While the resolutions run, the server answers at once.
+        let mut slowest = Duration::ZERO;
+        for _ in 0..20 {
+            let started = std::time::Instant::now();
+            let status = http
+                .get(format!("{}/healthz", server.url()))
+                .send()
+                .await?
+                .status();
+            ensure!(status.is_success(), "/healthz: {status}");
+            slowest = slowest.max(started.elapsed());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        anyhow::Ok(slowest)
+    };
+    let (answers, slowest) = tokio::join!(futures::future::join_all(requests), health);
+    ensure!(slowest? < Duration::from_secs(1), "/healthz stalled");
+    for ((module, status, code), answer) in cases.iter().zip(answers) {
+        let (got, body) = answer?;
+        ensure!(
+            got == *status && body["code"] == *code,
+            "{module}: {got} {body}"
+        );
+        let message = body["message"].as_str().unwrap_or_default();
+        ensure!(
+            message.len() < 2_000,
+            "{module}: a {} byte message",
+            message.len()
+        );
+    }
+    let peak_mib = peak_kib(server.process.id())? >> 10;
+    ensure!(peak_mib < 150, "the server's peak RSS is {peak_mib} MiB");
+    Ok(())
+}
+
+/// A repository that cannot be connected to is asked once per resolution: the rest of the
+/// resolution goes to the next repository, with one warning naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_repository_is_skipped_after_its_first_failure() -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let root = work.path().join("repo");
+    repository(&root)?;
+    let repo = MavenRepo::serve(&root, Duration::ZERO).await?;
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        format!("http://{}/closed/", listener.local_addr()?)
+    };
+    let repositories = format!("{closed},{}", repo.url);
+    let output = sparkstage(&["resolve", "t:lib:1"], work.path(), &repositories).await?;
+    let err = stderr(&output);
+    ensure!(output.status.success(), "{err}");
+    ensure!(
+        stdout(&output) == "t:lib:1\nt:x:2.0\n",
+        "{}",
+        stdout(&output)
+    );
+    ensure!(
+        err.matches("skipped for the rest of this resolution")
+            .count()
+            == 1
+            && err.contains("/closed/")
+            && err.contains("cannot connect"),
+        "{err}"
+    );
+    // What only the unreachable repository could have had fails with its reason.
+    let output = sparkstage(&["resolve", "t:absent:1"], work.path(), &repositories).await?;
+    let err = stderr(&output);
+    ensure!(!output.status.success(), "{err}");
+    ensure!(
+        err.contains("/closed/") && err.contains("cannot connect"),
+        "{err}"
+    );
     Ok(())
 }

@@ -8,6 +8,8 @@
 //! - [`model`]: profile activation, inheritance and interpolation, as Maven's model builder;
 //! - [`repo`]: repositories (http(s), file) through a verified, lock-free local cache;
 //! - [`credentials`]: `Authorization` headers for repositories, by URL prefix;
+//! - [`limits`]: what one resolution may cost (file sizes, values, modules, time), whatever a
+//!   repository sends;
 //! - [`resolve`]: effective POMs (parents, profiles, BOM imports) and the `maven` mode's graph;
 //! - [`spark`]: the `spark` mode's graph, as Ivy resolves `spark-submit --packages`;
 //! - [`resolver`]: a whole resolution over repositories, artifacts downloaded and hashed.
@@ -16,6 +18,7 @@
 
 pub mod coords;
 pub mod credentials;
+pub mod limits;
 pub mod model;
 pub mod pom;
 pub mod range;

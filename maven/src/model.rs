@@ -340,11 +340,28 @@ pub fn inherit(child: &Pom, parent: &Pom) -> Pom {
     out
 }
 
+/// A value that grew past its limit while `${...}` expressions were expanded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a value grows past {limit} bytes when its ${{...}} properties are expanded (it starts {start:?}); \
+     the limit is --maven-max-value-length"
+)]
+pub struct TooLong {
+    pub limit: usize,
+    pub start: String,
+}
+
 /// Replaces `${name}` in `text`: `project.*`/`pom.*` (groupId, artifactId, version, packaging,
 /// parent.*), then `context` (user and system properties), then the model's properties;
 /// unresolved expressions stay as written, as Maven leaves them. Nested values are expanded up to
-/// a fixed depth, so a cycle ends.
-pub fn interpolate(text: &str, pom: &Pom, context: &Context) -> String {
+/// a fixed depth, so a cycle ends; a value that grows past `max_len` bytes is an error (a
+/// property that names another ten times per level grows tenfold with each).
+pub fn interpolate(
+    text: &str,
+    pom: &Pom,
+    context: &Context,
+    max_len: usize,
+) -> Result<String, TooLong> {
     let lookup = |name: &str| -> Option<String> {
         let name = name
             .strip_prefix("pom.")
@@ -379,9 +396,13 @@ pub fn interpolate(text: &str, pom: &Pom, context: &Context) -> String {
             },
         }
     };
+    let too_long = || TooLong {
+        limit: max_len,
+        start: sparkstage_api::shown::outside(text, 60),
+    };
     let mut current = text.to_owned();
     for _ in 0..16 {
-        let mut out = String::with_capacity(current.len());
+        let mut out = String::with_capacity(current.len().min(max_len));
         let mut rest = current.as_str();
         let mut changed = false;
         while let Some(start) = rest.find("${") {
@@ -392,6 +413,9 @@ pub fn interpolate(text: &str, pom: &Pom, context: &Context) -> String {
                     let name = &after[..end];
                     match lookup(name) {
                         Some(value) => {
+                            if out.len() + value.len() > max_len {
+                                return Err(too_long());
+                            }
                             out.push_str(&value);
                             changed = true;
                         }
@@ -410,38 +434,98 @@ pub fn interpolate(text: &str, pom: &Pom, context: &Context) -> String {
             }
         }
         out.push_str(rest);
+        if out.len() > max_len {
+            return Err(too_long());
+        }
         if !changed || out == current {
-            return out;
+            return Ok(out);
         }
         current = out;
     }
-    current
+    Ok(current)
 }
 
 /// Interpolates every value resolution reads: coordinates, versions, scopes, optional flags,
-/// types, classifiers and exclusions of dependencies and managed dependencies.
-pub fn interpolate_pom(pom: &Pom, context: &Context) -> Pom {
+/// types, classifiers and exclusions of dependencies and managed dependencies; each value at
+/// most `max_len` bytes once expanded.
+pub fn interpolate_pom(pom: &Pom, context: &Context, max_len: usize) -> Result<Pom, TooLong> {
     let mut out = pom.clone();
-    let i = |s: &str| interpolate(s, pom, context);
-    out.group = pom.group.as_deref().map(i);
-    out.version = pom.version.as_deref().map(i);
-    out.packaging = pom.packaging.as_deref().map(i);
+    let i = |s: &str| interpolate(s, pom, context, max_len);
+    let o = |s: &Option<String>| s.as_deref().map(i).transpose();
+    out.group = o(&pom.group)?;
+    out.version = o(&pom.version)?;
+    out.packaging = o(&pom.packaging)?;
     for list in [&mut out.dependencies, &mut out.dependency_management] {
         for d in list.iter_mut() {
-            d.group = i(&d.group);
-            d.artifact = i(&d.artifact);
-            d.version = d.version.as_deref().map(i);
-            d.kind = d.kind.as_deref().map(i);
-            d.classifier = d.classifier.as_deref().map(i);
-            d.scope = d.scope.as_deref().map(i);
-            d.optional = d.optional.as_deref().map(i);
+            d.group = i(&d.group)?;
+            d.artifact = i(&d.artifact)?;
+            d.version = o(&d.version)?;
+            d.kind = o(&d.kind)?;
+            d.classifier = o(&d.classifier)?;
+            d.scope = o(&d.scope)?;
+            d.optional = o(&d.optional)?;
             for e in &mut d.exclusions {
-                e.group = i(&e.group);
-                e.artifact = i(&e.artifact);
+                e.group = i(&e.group)?;
+                e.artifact = i(&e.artifact)?;
             }
         }
     }
-    out
+    Ok(out)
+}
+
+impl Pom {
+    /// About how many bytes this model holds: the text of its values (for
+    /// [`crate::limits::Limits::max_model_bytes`]).
+    pub fn text_size(&self) -> usize {
+        let s = |v: &Option<String>| v.as_ref().map_or(0, String::len);
+        let deps = |list: &[Dependency]| -> usize {
+            list.iter()
+                .map(|d| {
+                    d.group.len()
+                        + d.artifact.len()
+                        + s(&d.version)
+                        + s(&d.kind)
+                        + s(&d.classifier)
+                        + s(&d.scope)
+                        + s(&d.optional)
+                        + d.exclusions
+                            .iter()
+                            .map(|e| e.group.len() + e.artifact.len())
+                            .sum::<usize>()
+                        + 64
+                })
+                .sum()
+        };
+        s(&self.group)
+            + s(&self.artifact)
+            + s(&self.version)
+            + s(&self.packaging)
+            + self
+                .properties
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 32)
+                .sum::<usize>()
+            + deps(&self.dependencies)
+            + deps(&self.dependency_management)
+            + self
+                .profiles
+                .iter()
+                .map(|p| {
+                    p.properties
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len() + 32)
+                        .sum::<usize>()
+                        + deps(&p.dependencies)
+                        + deps(&p.dependency_management)
+                })
+                .sum::<usize>()
+            + self
+                .repositories
+                .iter()
+                .map(|(a, b)| a.len() + b.len())
+                .sum::<usize>()
+            + 256
+    }
 }
 
 #[cfg(test)]
@@ -550,7 +634,8 @@ mod tests {
         )
         .expect("child");
         let context = Context::default();
-        let effective = interpolate_pom(&inherit(&child, &parent), &context);
+        let max = crate::limits::Limits::default().max_value_length;
+        let effective = interpolate_pom(&inherit(&child, &parent), &context, max).expect("fits");
         assert_eq!(effective.group.as_deref(), Some("org.example"));
         assert_eq!(effective.version.as_deref(), Some("2.1"));
         // The child's property wins over the parent's, also inside the parent's management.
@@ -567,7 +652,7 @@ mod tests {
         // A user property (-D) wins over the POM's.
         let mut user = Context::default();
         user.properties.insert("lib.version".into(), "9".into());
-        let effective = interpolate_pom(&inherit(&child, &parent), &user);
+        let effective = interpolate_pom(&inherit(&child, &parent), &user, max).expect("fits");
         assert_eq!(
             effective.dependency_management[0].version.as_deref(),
             Some("9")
@@ -576,6 +661,31 @@ mod tests {
         let mut cyclic = Pom::default();
         cyclic.properties.insert("a".into(), "${b}".into());
         cyclic.properties.insert("b".into(), "${a}".into());
-        let _ = interpolate("${a}", &cyclic, &context);
+        assert!(interpolate("${a}", &cyclic, &context, max).is_ok());
+    }
+
+    #[test]
+    fn a_property_bomb_stops_at_the_value_limit() {
+        // p0 = "x", p(n) = ten times ${p(n-1)}: p12 would be 10^12 characters.
+        let mut bomb = Pom::default();
+        bomb.properties.insert("p0".into(), "x".into());
+        for level in 1..=12 {
+            bomb.properties.insert(
+                format!("p{level}"),
+                format!("${{p{}}}", level - 1).repeat(10),
+            );
+        }
+        let context = Context::default();
+        let started = std::time::Instant::now();
+        let e = interpolate("${p12}", &bomb, &context, 64 << 10).expect_err("too long");
+        assert_eq!(e.limit, 64 << 10);
+        assert!(e.to_string().contains("--maven-max-value-length"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        // Within the limit it expands: p4 is 10^4 characters.
+        let p4 = interpolate("${p4}", &bomb, &context, 64 << 10).expect("fits");
+        assert_eq!(p4.len(), 10_000);
+        let mut bomb_pom = bomb.clone();
+        bomb_pom.version = Some("${p12}".into());
+        assert!(interpolate_pom(&bomb_pom, &context, 64 << 10).is_err());
     }
 }

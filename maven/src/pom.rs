@@ -94,6 +94,11 @@ pub enum PomError {
     IncompleteDependency,
     #[error("a <parent> without groupId, artifactId or version")]
     IncompleteParent,
+    #[error(
+        "the document type declares entities, which Maven does not expand (and which can make a \
+         small file expand without bound); refused"
+    )]
+    Entities,
 }
 
 type Node<'a, 'i> = roxmltree::Node<'a, 'i>;
@@ -172,12 +177,24 @@ fn management(node: Node<'_, '_>) -> Result<Vec<Dependency>, PomError> {
 
 impl Pom {
     pub fn parse(xml: &str) -> Result<Self, PomError> {
+        // A `<!DOCTYPE project>` line is accepted, as Maven's parser accepts it; entity
+        // declarations are not (one entity referenced many times is the "billion laughs").
+        if xml
+            .find("<!DOCTYPE")
+            .is_some_and(|at| xml[at..].contains("<!ENTITY"))
+        {
+            return Err(PomError::Entities);
+        }
         let options = roxmltree::ParsingOptions {
             allow_dtd: true,
             ..roxmltree::ParsingOptions::default()
         };
-        let doc = roxmltree::Document::parse_with_options(xml, options)
-            .map_err(|e| PomError::Xml(e.to_string()))?;
+        let doc = roxmltree::Document::parse_with_options(xml, options).map_err(|e| {
+            PomError::Xml(sparkstage_api::shown::outside(
+                &e.to_string(),
+                sparkstage_api::shown::OUTSIDE_TEXT_CHARS,
+            ))
+        })?;
         let root = doc.root_element();
         if root.tag_name().name() != "project" {
             return Err(PomError::NotAProject(root.tag_name().name().to_owned()));
@@ -332,6 +349,18 @@ mod tests {
     #[test]
     fn bad_poms_are_errors() {
         assert!(matches!(Pom::parse("<project>"), Err(PomError::Xml(_))));
+        let doctype =
+            "<?xml version=\"1.0\"?>\n<!DOCTYPE project>\n<project><groupId>g</groupId></project>";
+        assert_eq!(
+            Pom::parse(doctype).map(|p| p.group),
+            Ok(Some("g".to_owned()))
+        );
+        let laughs = format!(
+            "<!DOCTYPE project [<!ENTITY big \"{}\">]><project><groupId>{}</groupId></project>",
+            "x".repeat(100),
+            "&big;".repeat(1000)
+        );
+        assert_eq!(Pom::parse(&laughs), Err(PomError::Entities));
         assert!(matches!(
             Pom::parse("<settings/>"),
             Err(PomError::NotAProject(_))

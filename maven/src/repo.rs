@@ -1,8 +1,12 @@
 //! Maven repositories: `http(s)://` (credentials in the URL or a header) and `file://`, read
 //! through a verified local cache that concurrent resolutions share without a global lock.
 //!
-//! - Small files (POMs, `maven-metadata.xml`) are read into memory; artifacts (jars) are streamed
-//!   to the cache and hashed on the way.
+//! - Small files (POMs, `maven-metadata.xml`) are read into memory, cut off while streaming past
+//!   [`Limits::max_file_size`]; artifacts (jars) are streamed to the cache and hashed on the way,
+//!   cut off past [`Limits::max_artifact_size`]. Checksum files are read up to
+//!   [`CHECKSUM_FILE_MAX`] bytes and must hold a hex digest.
+//! - A repository that cannot be connected to answers [`RepoError::Unreachable`], so that a
+//!   resolution can stop asking it.
 //! - Where the repository publishes `.sha256` or `.sha1` next to a file, the file is checked
 //!   against it (sha256 preferred) and a mismatch is an error; where it publishes none (Debian's
 //!   repository), the file is taken as it is.
@@ -16,7 +20,10 @@ use futures::StreamExt;
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256};
 use sparkstage_api::error::describe_reqwest;
-use tokio::io::AsyncWriteExt;
+use sparkstage_api::shown::url as shown;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt};
+
+use crate::limits::{CHECKSUM_FILE_MAX, Limits};
 
 /// One remote or local repository.
 #[derive(Debug, Clone)]
@@ -29,6 +36,7 @@ pub struct Repository {
     cache: PathBuf,
     /// Only the cache is read; what it lacks is missing.
     offline: bool,
+    limits: Limits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +45,17 @@ pub enum RepoError {
     BadUrl(String),
     #[error("{url}: {message}")]
     Fetch { url: String, message: String },
+    #[error("{url}: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("{url}: larger than {limit} bytes, the limit for {what}{flag}")]
+    TooLarge {
+        url: String,
+        limit: u64,
+        what: &'static str,
+        flag: &'static str,
+    },
+    #[error("{url}: not a checksum file (expected a hex digest, found {found:?})")]
+    BadChecksumFile { url: String, found: String },
     #[error("{url}: checksum mismatch: the repository says {expected}, the file is {actual}")]
     Checksum {
         url: String,
@@ -48,15 +67,6 @@ pub enum RepoError {
         path: String,
         source: std::io::Error,
     },
-}
-
-/// A repository URL for messages: without credentials or query.
-fn shown(url: &url::Url) -> String {
-    let mut url = url.clone();
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-    url.set_query(None);
-    url.to_string()
 }
 
 /// What fetching a file found.
@@ -99,6 +109,7 @@ impl Repository {
             authorization,
             cache: cache_root.join(id),
             offline: false,
+            limits: Limits::default(),
         })
     }
 
@@ -108,6 +119,12 @@ impl Repository {
         if self.authorization.is_none() {
             self.authorization = credentials.authorization(&self.base).map(str::to_owned);
         }
+        self
+    }
+
+    /// This repository with `limits` on the files it reads.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -164,7 +181,12 @@ impl Repository {
         path: &str,
         cached: &Path,
     ) -> Result<Fetched, RepoError> {
-        let (body, sums) = tokio::join!(self.get(http, path), self.checksums(http, path));
+        let max = (
+            self.limits.max_file_size,
+            "a POM or metadata file",
+            SMALL_FILE_FLAG,
+        );
+        let (body, sums) = tokio::join!(self.get(http, path, max), self.checksums(http, path));
         let Some(bytes) = body? else {
             return Ok(Fetched::Missing);
         };
@@ -184,10 +206,23 @@ impl Repository {
         path: &str,
     ) -> Result<(Option<String>, Option<String>), RepoError> {
         let (sha256_path, sha1_path) = (format!("{path}.sha256"), format!("{path}.sha1"));
-        let (sha256, sha1) = tokio::join!(self.get(http, &sha256_path), self.get(http, &sha1_path));
+        let max = (CHECKSUM_FILE_MAX, "a checksum file", "");
+        let (sha256, sha1) = tokio::join!(
+            self.get(http, &sha256_path, max),
+            self.get(http, &sha1_path, max)
+        );
+        let value = |path: &str, file: Option<Vec<u8>>, hex_len: usize| {
+            file.map(|bytes| {
+                checksum_value(&bytes, hex_len).ok_or_else(|| RepoError::BadChecksumFile {
+                    url: format!("{}{path}", self.url()),
+                    found: sparkstage_api::shown::outside_bytes(&bytes, 80),
+                })
+            })
+            .transpose()
+        };
         Ok((
-            sha256?.map(|b| checksum_value(&b)),
-            sha1?.map(|b| checksum_value(&b)),
+            value(&sha256_path, sha256?, 64)?,
+            value(&sha1_path, sha1?, 40)?,
         ))
     }
 
@@ -214,47 +249,80 @@ impl Repository {
         })
     }
 
-    /// The bytes at `path`, `None` on 404 or a missing file.
-    async fn get(&self, http: &reqwest::Client, path: &str) -> Result<Option<Vec<u8>>, RepoError> {
+    /// The bytes at `path`, `None` on 404 or a missing file; a body larger than `max.0` bytes
+    /// is cut off while it streams (`max.1` says what it is, `max.2` which flag raises it).
+    async fn get(
+        &self,
+        http: &reqwest::Client,
+        path: &str,
+        max: (u64, &'static str, &'static str),
+    ) -> Result<Option<Vec<u8>>, RepoError> {
+        let (limit, what, flag) = max;
         if self.offline {
             return Ok(None);
         }
         let url = self.file_url(path)?;
+        let too_large = || RepoError::TooLarge {
+            url: shown(&url),
+            limit,
+            what,
+            flag,
+        };
+        let fail = |message: String| RepoError::Fetch {
+            url: shown(&url),
+            message,
+        };
         if url.scheme() == "file" {
             let file = url
                 .to_file_path()
                 .map_err(|_| RepoError::BadUrl(url.to_string()))?;
-            return match tokio::fs::read(&file).await {
-                Ok(bytes) => Ok(Some(bytes)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(RepoError::Fetch {
-                    url: shown(&url),
-                    message: e.to_string(),
-                }),
+            let file = match tokio::fs::File::open(&file).await {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(fail(e.to_string())),
+            };
+            let mut bytes = Vec::new();
+            file.take(limit + 1)
+                .read_to_end(&mut bytes)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            return match bytes.len() as u64 > limit {
+                true => Err(too_large()),
+                false => Ok(Some(bytes)),
             };
         }
         let mut request = http.get(url.clone());
         if let Some(auth) = &self.authorization {
             request = request.header(reqwest::header::AUTHORIZATION, auth);
         }
-        let fail = |message: String| RepoError::Fetch {
-            url: shown(&url),
-            message,
-        };
-        let response = request
-            .send()
-            .await
-            .map_err(|e| fail(describe_reqwest(&e)))?;
+        let response = request.send().await.map_err(|e| self.failed(&url, &e))?;
         match response.status() {
-            s if s.is_success() => Ok(Some(
-                response
-                    .bytes()
-                    .await
-                    .map_err(|e| fail(describe_reqwest(&e)))?
-                    .to_vec(),
-            )),
-            reqwest::StatusCode::NOT_FOUND | reqwest::StatusCode::GONE => Ok(None),
-            s => Err(fail(format!("HTTP {s}"))),
+            s if s.is_success() => {}
+            reqwest::StatusCode::NOT_FOUND | reqwest::StatusCode::GONE => return Ok(None),
+            s => return Err(fail(format!("HTTP {s}"))),
+        }
+        if response.content_length().is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::new();
+        let mut body = response.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| self.failed(&url, &e))?;
+            if (bytes.len() + chunk.len()) as u64 > limit {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Some(bytes))
+    }
+
+    /// A request that failed: [`RepoError::Unreachable`] when no connection could be made.
+    fn failed(&self, url: &url::Url, e: &reqwest::Error) -> RepoError {
+        let (url, message) = (shown(url), describe_reqwest(e));
+        if e.is_connect() {
+            RepoError::Unreachable { url, message }
+        } else {
+            RepoError::Fetch { url, message }
         }
     }
 
@@ -305,8 +373,11 @@ impl Repository {
                 let file = url
                     .to_file_path()
                     .map_err(|_| RepoError::BadUrl(url.to_string()))?;
-                if !file.exists() {
+                let Ok(metadata) = tokio::fs::metadata(&file).await else {
                     return Ok(None);
+                };
+                if metadata.len() > self.limits.max_artifact_size {
+                    return Err(self.artifact_too_large(&url));
                 }
                 tokio::fs::copy(&file, &tmp)
                     .await
@@ -322,14 +393,15 @@ impl Repository {
                 if let Some(auth) = &self.authorization {
                     request = request.header(reqwest::header::AUTHORIZATION, auth);
                 }
-                let response = request
-                    .send()
-                    .await
-                    .map_err(|e| fail(describe_reqwest(&e)))?;
+                let response = request.send().await.map_err(|e| self.failed(&url, &e))?;
                 match response.status() {
                     s if s.is_success() => {}
                     reqwest::StatusCode::NOT_FOUND | reqwest::StatusCode::GONE => return Ok(None),
                     s => return Err(fail(format!("HTTP {s}"))),
+                }
+                let max = self.limits.max_artifact_size;
+                if response.content_length().is_some_and(|n| n > max) {
+                    return Err(self.artifact_too_large(&url));
                 }
                 let mut file =
                     tokio::fs::File::create(&tmp)
@@ -346,9 +418,13 @@ impl Repository {
                         Ok(c) => c,
                         Err(e) => {
                             let _ = tokio::fs::remove_file(&tmp).await;
-                            return Err(fail(describe_reqwest(&e)));
+                            return Err(self.failed(&url, &e));
                         }
                     };
+                    if size + chunk.len() as u64 > max {
+                        let _ = tokio::fs::remove_file(&tmp).await;
+                        return Err(self.artifact_too_large(&url));
+                    }
                     h256.update(&chunk);
                     h1.update(&chunk);
                     size += chunk.len() as u64;
@@ -397,6 +473,20 @@ impl Repository {
     }
 }
 
+impl Repository {
+    fn artifact_too_large(&self, url: &url::Url) -> RepoError {
+        RepoError::TooLarge {
+            url: shown(url),
+            limit: self.limits.max_artifact_size,
+            what: "an artifact",
+            flag: " (--maven-max-artifact-size)",
+        }
+    }
+}
+
+/// The flag that raises [`Limits::max_file_size`], for messages.
+const SMALL_FILE_FLAG: &str = " (--maven-max-file-size)";
+
 /// An artifact in the local cache, with its sha256 (hex) and size.
 #[derive(Debug, Clone)]
 pub struct CachedArtifact {
@@ -435,13 +525,13 @@ fn hash_file(path: &Path) -> std::io::Result<Hashes> {
     })
 }
 
-/// A checksum file's value: the first word (some files add the file name after it).
-fn checksum_value(file: &[u8]) -> String {
-    String::from_utf8_lossy(file)
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_owned()
+/// A checksum file's value: its first word (some files add the file name after it), which must
+/// be `hex_len` hex digits; `None` when it is not.
+fn checksum_value(file: &[u8], hex_len: usize) -> Option<String> {
+    let text = std::str::from_utf8(file).ok()?;
+    let value = text.split_whitespace().next()?;
+    (value.len() == hex_len && value.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| value.to_owned())
 }
 
 /// A user name or password from a URL, percent-decoded.
@@ -562,7 +652,14 @@ mod tests {
             metadata_versions(xml).expect("parses"),
             ["1.0", "1.5", "2.0"]
         );
-        assert_eq!(checksum_value(b"abc123  a-1.0.jar\n"), "abc123");
+        let sha1 = "a9993e364706816aba3e25717850c26c9cd0d89d";
+        assert_eq!(
+            checksum_value(format!("{sha1}  a-1.0.jar\n").as_bytes(), 40).as_deref(),
+            Some(sha1)
+        );
+        assert_eq!(checksum_value(sha1.as_bytes(), 64), None);
+        assert_eq!(checksum_value(b"<html>not found</html>", 40), None);
+        assert_eq!(checksum_value(b"", 40), None);
     }
 
     #[test]

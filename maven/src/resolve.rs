@@ -15,8 +15,10 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::coords::{Coordinate, Exclusion};
+use crate::limits::{Limits, MAX_PARENT_DEPTH};
 use crate::model::{Context, Flavor, inherit, interpolate_pom, management_key, with_profiles};
 use crate::pom::{Dependency, Pom};
 use crate::range::Requirement;
@@ -74,6 +76,17 @@ pub enum ResolveError {
     Several(Vec<ResolveError>),
     #[error("{0}: the parent chain loops")]
     ParentCycle(String),
+    #[error("{module}: {message} (pulled in by {path})")]
+    Limit {
+        module: String,
+        message: String,
+        path: String,
+    },
+    #[error(
+        "the resolution did not finish within {0:?} (--resolve-timeout); a repository is \
+         slow or sends too little"
+    )]
+    Deadline(std::time::Duration),
 }
 
 type Effective = Result<Pom, ResolveError>;
@@ -85,6 +98,11 @@ pub struct Models<'s, S: PomSource> {
     flavor: Flavor,
     cache: Mutex<HashMap<(String, String, String), Pom>>,
     versions: Mutex<HashMap<(String, String), Vec<String>>>,
+    limits: Limits,
+    /// POMs read so far.
+    modules: AtomicUsize,
+    /// [`Pom::text_size`] of the effective models built so far.
+    model_bytes: AtomicU64,
 }
 
 fn maven_cmp(a: &str, b: &str) -> std::cmp::Ordering {
@@ -99,7 +117,16 @@ impl<'s, S: PomSource> Models<'s, S> {
             flavor,
             cache: Mutex::new(HashMap::new()),
             versions: Mutex::new(HashMap::new()),
+            limits: Limits::default(),
+            modules: AtomicUsize::new(0),
+            model_bytes: AtomicU64::new(0),
         }
+    }
+
+    /// These models, built within `limits` (values, model bytes, modules).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     pub fn flavor(&self) -> Flavor {
@@ -107,13 +134,24 @@ impl<'s, S: PomSource> Models<'s, S> {
     }
 
     /// The effective POM of `group:artifact:version`; `path` names who asked, for messages.
-    pub fn effective<'a>(
+    pub async fn effective(
+        &self,
+        group: &str,
+        artifact: &str,
+        version: &str,
+        path: &str,
+    ) -> Effective {
+        self.build(group, artifact, version, path, &[]).await
+    }
+
+    /// [`Models::effective`] below `chain`, the modules whose parents or BOMs lead here.
+    fn build<'a>(
         &'a self,
         group: &'a str,
         artifact: &'a str,
         version: &'a str,
         path: &'a str,
-        depth: usize,
+        chain: &'a [String],
     ) -> Pin<Box<dyn Future<Output = Effective> + Send + 'a>>
     where
         S: 's,
@@ -124,9 +162,30 @@ impl<'s, S: PomSource> Models<'s, S> {
                 return Ok(pom);
             }
             let module = format!("{group}:{artifact}:{version}");
-            if depth > 32 {
+            let limit = |message: String| ResolveError::Limit {
+                module: module.clone(),
+                message,
+                path: path.to_owned(),
+            };
+            if chain.contains(&module) {
                 return Err(ResolveError::ParentCycle(module));
             }
+            if chain.len() >= MAX_PARENT_DEPTH {
+                return Err(limit(format!(
+                    "parents and BOM imports nest more than {MAX_PARENT_DEPTH} deep (from {})",
+                    chain.first().map_or("", String::as_str)
+                )));
+            }
+            let read = self.modules.fetch_add(1, Ordering::Relaxed) + 1;
+            if read > self.limits.max_modules {
+                return Err(limit(format!(
+                    "the resolution reads more than {} POMs, the limit \
+                     (--maven-max-modules)",
+                    self.limits.max_modules
+                )));
+            }
+            let chain = [chain, std::slice::from_ref(&module)].concat();
+            let depth = chain.len() - 1;
             let raw = self
                 .source
                 .pom(group, artifact, version)
@@ -157,19 +216,21 @@ impl<'s, S: PomSource> Models<'s, S> {
             let (inherited, parent_management) = match &raw.parent {
                 Some(parent) => {
                     let parent_pom = self
-                        .effective(
+                        .build(
                             &parent.group,
                             &parent.artifact,
                             &parent.version,
                             &module,
-                            depth + 1,
+                            &chain,
                         )
                         .await?;
                     (inherit(&own, &parent_pom), parent_pom.dependency_management)
                 }
                 None => (own.clone(), Vec::new()),
             };
-            let mut pom = interpolate_pom(&inherited, &self.context);
+            let max_value = self.limits.max_value_length;
+            let mut pom = interpolate_pom(&inherited, &self.context, max_value)
+                .map_err(|e| limit(e.to_string()))?;
             if self.flavor == Flavor::Maven {
                 // Maven's model normalizer: a dependency declared twice keeps its first place and
                 // takes the last declaration.
@@ -203,7 +264,7 @@ impl<'s, S: PomSource> Models<'s, S> {
                     for bom in imports {
                         let version = bom.version.clone().unwrap_or_default();
                         let bom_pom = self
-                            .effective(&bom.group, &bom.artifact, &version, &module, depth + 1)
+                            .build(&bom.group, &bom.artifact, &version, &module, &chain)
                             .await?;
                         for d in bom_pom.dependency_management {
                             if !management
@@ -226,7 +287,9 @@ impl<'s, S: PomSource> Models<'s, S> {
                             ..inherited.clone()
                         },
                         &self.context,
+                        max_value,
                     )
+                    .map_err(|e| limit(e.to_string()))?
                     .dependency_management;
                     let upsert = |management: &mut Vec<Dependency>, d: Dependency| match management
                         .iter_mut()
@@ -242,7 +305,7 @@ impl<'s, S: PomSource> Models<'s, S> {
                         if is_import(&d) {
                             let version = d.version.clone().unwrap_or_default();
                             let bom_pom = self
-                                .effective(&d.group, &d.artifact, &version, &module, depth + 1)
+                                .build(&d.group, &d.artifact, &version, &module, &chain)
                                 .await?;
                             for m in bom_pom.dependency_management {
                                 upsert(&mut management, m);
@@ -272,6 +335,17 @@ impl<'s, S: PomSource> Models<'s, S> {
                         d.exclusions = m.exclusions.clone();
                     }
                 }
+            }
+            let held = self
+                .model_bytes
+                .fetch_add(pom.text_size() as u64, Ordering::Relaxed)
+                + pom.text_size() as u64;
+            if held > self.limits.max_model_bytes {
+                return Err(limit(format!(
+                    "the resolution's POMs hold more than {} bytes, the limit \
+                     (--maven-max-model-bytes)",
+                    self.limits.max_model_bytes
+                )));
             }
             if let Ok(mut cache) = self.cache.lock() {
                 cache.insert(key, pom.clone());
@@ -510,12 +584,8 @@ async fn maven_pass<S: PomSource>(
                         .then(|| (d.group.clone(), d.artifact.clone(), v.to_owned()))
                 })
                 .collect();
-            futures::future::join_all(
-                wanted
-                    .iter()
-                    .map(|(g, a, v)| models.effective(g, a, v, "", 0)),
-            )
-            .await;
+            futures::future::join_all(wanted.iter().map(|(g, a, v)| models.effective(g, a, v, "")))
+                .await;
         }
         let d = &node.dependency;
         let key = management_key(d);
@@ -548,7 +618,7 @@ async fn maven_pass<S: PomSource>(
         let mut group = d.group.clone();
         let mut artifact = d.artifact.clone();
         let mut pom = models
-            .effective(&group, &artifact, &version, &path_text, 0)
+            .effective(&group, &artifact, &version, &path_text)
             .await?;
         // Relocations (bounded, a relocation may point at another).
         for _ in 0..8 {
@@ -559,7 +629,7 @@ async fn maven_pass<S: PomSource>(
             artifact = r.artifact.unwrap_or(artifact);
             version = r.version.unwrap_or(version);
             pom = models
-                .effective(&group, &artifact, &version, &path_text, 0)
+                .effective(&group, &artifact, &version, &path_text)
                 .await?;
         }
         chosen.insert(key);

@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 
 use crate::coords::{Coordinate, Exclusion};
 use crate::credentials::Credentials;
+use crate::limits::Limits;
 use crate::model::{Context, Flavor};
 use crate::pom::Pom;
 use crate::repo::{Fetched, RepoError, Repository, metadata_versions, snapshot_version};
@@ -82,6 +83,9 @@ pub struct Resolution {
     pub artifacts: Vec<Artifact>,
     /// Artifacts that are not jars (`aar`, `pom`, ...), which Spark skips.
     pub skipped: Vec<Coordinate>,
+    /// What went wrong without failing the resolution: repositories that could not be reached
+    /// and were skipped after their first failure.
+    pub warnings: Vec<String>,
 }
 
 /// Repositories, a shared HTTP client (connections are reused) and a bound on requests in flight.
@@ -94,6 +98,11 @@ pub struct Resolver {
     /// SNAPSHOT version directories' `maven-metadata.xml`, by repository and directory, read
     /// and kept for the resolution (`None`: the repository has none).
     snapshots: Mutex<HashMap<(usize, String), Option<String>>>,
+    limits: Limits,
+    /// Why each repository could not be reached, once it could not: it is not asked again in
+    /// this resolution (as Maven's resolver blocks an offline repository), so an unreachable
+    /// Maven Central costs one connection attempt, not one per POM.
+    unreachable: Vec<Mutex<Option<String>>>,
 }
 
 /// Requests in flight at once, per resolution.
@@ -123,13 +132,47 @@ impl Resolver {
                 message: e.to_string(),
             })?;
         Ok(Self {
+            unreachable: repositories.iter().map(|_| Mutex::new(None)).collect(),
             repositories,
             http,
             limit: Arc::new(Semaphore::new(concurrency.max(1))),
             concurrency: concurrency.max(1),
             context: Context::default(),
             snapshots: Mutex::new(HashMap::new()),
+            limits: Limits::default(),
         })
+    }
+
+    /// Resolves within `limits` (file sizes, values, modules, the deadline).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.repositories = std::mem::take(&mut self.repositories)
+            .into_iter()
+            .map(|r| r.with_limits(limits))
+            .collect();
+        self.limits = limits;
+        self
+    }
+
+    /// Why repository `index` was found unreachable earlier in this resolution, if it was.
+    fn skipped(&self, index: usize) -> Option<String> {
+        self.unreachable[index]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Notes what `result` says of repository `index`: one that could not be connected to is
+    /// skipped from now on.
+    fn observe<T>(&self, index: usize, result: Result<T, RepoError>) -> Result<T, RepoError> {
+        if let Err(RepoError::Unreachable { url, message }) = &result {
+            let mut why = self.unreachable[index]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            why.get_or_insert_with(|| {
+                format!("{url}: {message} (skipped for the rest of this resolution)")
+            });
+        }
+        result
     }
 
     /// Sends `credentials`' `Authorization` values to the repositories they cover (those whose
@@ -162,6 +205,20 @@ impl Resolver {
         exclusions: &[Exclusion],
         mode: Mode,
     ) -> Result<Resolution, ResolveError> {
+        tokio::time::timeout(
+            self.limits.deadline,
+            self.resolve_within(roots, exclusions, mode),
+        )
+        .await
+        .unwrap_or(Err(ResolveError::Deadline(self.limits.deadline)))
+    }
+
+    async fn resolve_within(
+        &self,
+        roots: &[Coordinate],
+        exclusions: &[Exclusion],
+        mode: Mode,
+    ) -> Result<Resolution, ResolveError> {
         let graph = self.graph(roots, exclusions, mode).await?;
         // Every artifact is fetched and verified, as both tools do (a missing `aar` fails the
         // resolution too); only jars are reported as the class path.
@@ -180,6 +237,11 @@ impl Resolver {
                 Err(e) => failures.push(e),
             }
         }
+        resolution.warnings = self
+            .unreachable
+            .iter()
+            .filter_map(|why| why.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .collect();
         match failures.len() {
             0 => Ok(resolution),
             1 => Err(failures.remove(0)),
@@ -196,13 +258,15 @@ impl Resolver {
     ) -> Result<Vec<Resolved>, ResolveError> {
         match mode {
             Mode::Spark => {
-                let models = Models::new(self, self.context.clone(), Flavor::Ivy);
+                let models =
+                    Models::new(self, self.context.clone(), Flavor::Ivy).with_limits(self.limits);
                 let mut all = builtin_exclusions();
                 all.extend(exclusions.iter().cloned());
                 resolve_spark(&models, roots, &all).await
             }
             Mode::Maven => {
-                let models = Models::new(self, self.context.clone(), Flavor::Maven);
+                let models =
+                    Models::new(self, self.context.clone(), Flavor::Maven).with_limits(self.limits);
                 resolve_maven(&models, roots, exclusions).await
             }
         }
@@ -217,6 +281,10 @@ impl Resolver {
         let repo_path = r.coordinate.path();
         let mut failure = None;
         for (index, repo) in self.repositories.iter().enumerate() {
+            if let Some(why) = self.skipped(index) {
+                failure = Some(why);
+                continue;
+            }
             let path = match self.path_in(index, repo, &r.coordinate).await {
                 Ok(p) => p,
                 Err(e) => {
@@ -225,7 +293,7 @@ impl Resolver {
                 }
             };
             let _permit = self.limit.acquire().await;
-            match repo.artifact(&self.http, &path).await {
+            match self.observe(index, repo.artifact(&self.http, &path).await) {
                 Ok(Some(cached)) => {
                     let digest = format!("sha256:{}", cached.sha256).parse().map_err(
                         |e: sparkstage_api::digest::DigestError| ResolveError::Source {
@@ -297,7 +365,7 @@ impl Resolver {
                 let metadata = format!("{dir}/maven-metadata.xml");
                 let fetched = {
                     let _permit = self.limit.acquire().await;
-                    repo.fetch_fresh(&self.http, &metadata).await?
+                    self.observe(index, repo.fetch_fresh(&self.http, &metadata).await)?
                 };
                 let xml = match fetched {
                     Fetched::Found(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
@@ -347,6 +415,10 @@ impl PomSource for Resolver {
         };
         let mut failure = None;
         for (index, repo) in self.repositories.iter().enumerate() {
+            if let Some(why) = self.skipped(index) {
+                failure = Some(why);
+                continue;
+            }
             let path = match self.path_in(index, repo, &coordinate).await {
                 Ok(p) => p,
                 Err(e) => {
@@ -356,7 +428,7 @@ impl PomSource for Resolver {
             };
             let fetched = {
                 let _permit = self.limit.acquire().await;
-                repo.fetch(&self.http, &path).await
+                self.observe(index, repo.fetch(&self.http, &path).await)
             };
             match fetched {
                 Ok(Fetched::Found(bytes)) => {
@@ -378,13 +450,18 @@ impl PomSource for Resolver {
     async fn versions(&self, group: &str, artifact: &str) -> Result<Vec<String>, String> {
         let path = format!("{}/{artifact}/maven-metadata.xml", group.replace('.', "/"));
         let mut all: Vec<String> = Vec::new();
-        for repo in &self.repositories {
+        for (index, repo) in self.repositories.iter().enumerate() {
+            if self.skipped(index).is_some() {
+                continue;
+            }
             let fetched = {
                 let _permit = self.limit.acquire().await;
-                repo.fetch_fresh(&self.http, &path).await
+                self.observe(index, repo.fetch_fresh(&self.http, &path).await)
             };
             if let Ok(Fetched::Found(bytes)) = fetched {
-                for v in metadata_versions(&String::from_utf8_lossy(&bytes))? {
+                for v in metadata_versions(&String::from_utf8_lossy(&bytes))
+                    .map_err(|e| format!("{}{path}: not readable metadata: {e}", repo.url()))?
+                {
                     if !all.contains(&v) {
                         all.push(v);
                     }

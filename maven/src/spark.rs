@@ -169,7 +169,6 @@ async fn expand<S: PomSource>(
             &visit.gav.1,
             &visit.gav.2,
             &path_text(&visit.path),
-            0,
         )
         .await?;
     let mut out = Expansion {
@@ -193,7 +192,7 @@ async fn expand<S: PomSource>(
                 // Only the version moves: Ivy ends up with the new version's dependencies and
                 // neither version's artifact.
                 pom = models
-                    .effective(&target.0, &target.1, &target.2, &path_text(&child_path), 0)
+                    .effective(&target.0, &target.1, &target.2, &path_text(&child_path))
                     .await?;
             } else {
                 out.edges.push(Edge {

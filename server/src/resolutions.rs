@@ -11,6 +11,8 @@ use futures::StreamExt;
 use sparkstage_api::resolve::{ResolveRequest, ResolveResponse, ResolvedArtifact};
 use sparkstage_maven::coords::{Coordinate, Exclusion};
 use sparkstage_maven::credentials::{Credentials, is_under};
+use sparkstage_maven::limits::Limits;
+use sparkstage_maven::resolve::ResolveError;
 use sparkstage_maven::resolver::{Artifact, DEFAULT_CONCURRENCY, Mode, Resolver};
 use tokio::sync::OnceCell;
 
@@ -29,6 +31,8 @@ pub struct MavenSettings {
     pub cache: PathBuf,
     pub offline: bool,
     pub answer_ttl: Duration,
+    /// What one resolution may cost, whatever a repository sends.
+    pub limits: Limits,
 }
 
 /// Which repositories a request's `repositories` (`spark-submit --repositories`) may name. The
@@ -63,7 +67,7 @@ impl std::str::FromStr for RequestRepositories {
                 Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(u),
                 _ => Err(format!(
                     "{}: expected `any`, `none` or comma-separated http(s) URL prefixes",
-                    redact(p)
+                    sparkstage_api::shown::url_text(p)
                 )),
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -94,6 +98,7 @@ impl Default for MavenSettings {
             cache: std::env::temp_dir().join("sparkstage-maven"),
             offline: false,
             answer_ttl: Duration::from_secs(600),
+            limits: Limits::default(),
         }
     }
 }
@@ -164,12 +169,15 @@ fn parse(request: &ResolveRequest, allowed: &RequestRepositories) -> Result<Pars
                     "bad_repository",
                     format!(
                         "{}: a request's repositories must be http:// or https:// URLs",
-                        redact(r)
+                        sparkstage_api::shown::url_text(r)
                     ),
                 )
             })?;
         if !allowed.allows(&url) {
-            let (r, what) = (redact(r), "this server's --maven-request-repositories");
+            let (r, what) = (
+                sparkstage_api::shown::url_text(r),
+                "this server's --maven-request-repositories",
+            );
             return Err(ApiError::RepositoryNotAllowed(match allowed {
                 RequestRepositories::None => format!(
                     "{r}: this server asks only its own Maven repositories ({what} is `none`); \
@@ -190,18 +198,6 @@ fn parse(request: &ResolveRequest, allowed: &RequestRepositories) -> Result<Pars
         exclusions,
         mode,
     })
-}
-
-/// A repository URL without credentials, for messages.
-fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.to_string()
-        }
-        Err(_) => "(not a URL)".to_owned(),
-    }
 }
 
 impl Resolutions {
@@ -310,16 +306,21 @@ impl Resolutions {
             DEFAULT_CONCURRENCY,
         )
         .map_err(|e| ApiError::bad_request("bad_repository", e.to_string()))?
-        .with_credentials(&self.settings.credentials);
+        .with_credentials(&self.settings.credentials)
+        .with_limits(self.settings.limits);
         let resolution = resolver
             .resolve(&parsed.coordinates, &parsed.exclusions, parsed.mode)
             .await
             .map_err(|e| match e {
-                sparkstage_maven::resolve::ResolveError::Source { .. } => {
+                ResolveError::Source { .. } | ResolveError::Deadline(_) => {
                     ApiError::Upstream(e.to_string())
                 }
+                ResolveError::Limit { .. } => ApiError::ResolutionLimit(e.to_string()),
                 other => ApiError::Unresolved(other.to_string()),
             })?;
+        for warning in &resolution.warnings {
+            tracing::warn!(%warning, "Maven resolution went on without a repository");
+        }
         let stored = futures::stream::iter(
             resolution
                 .artifacts
@@ -342,6 +343,7 @@ fn rebuild(e: &ApiError) -> ApiError {
     match e {
         ApiError::BadRequest { code, message } => ApiError::bad_request(code, message.clone()),
         ApiError::Unresolved(m) => ApiError::Unresolved(m.clone()),
+        ApiError::ResolutionLimit(m) => ApiError::ResolutionLimit(m.clone()),
         ApiError::Upstream(m) => ApiError::Upstream(m.clone()),
         other => ApiError::Internal(other.to_string()),
     }

@@ -7,7 +7,9 @@
 
 pub mod conformance;
 pub mod faults;
+pub mod hostile_repo;
 pub mod maven_repo;
 pub mod peers;
+pub mod rss;
 pub mod server;
 pub mod spark;
