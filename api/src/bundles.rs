@@ -5,7 +5,7 @@
 //! which kind. Creating one needs the upload token; reading, downloading and deleting need the
 //! bundle's own token, sent as `Authorization: Bearer <token>`, returned once at creation.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -52,6 +52,42 @@ impl EntryKind {
         }
     }
 }
+
+/// The directory of a pod an entry is written to. Jars go to the jars directory; files, Python
+/// files and archives to the files directory, as the fork's init container laid them out. The
+/// submit hook rewrites paths with this mapping and the init container writes by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TargetDir {
+    Jars,
+    Files,
+}
+
+impl TargetDir {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Jars => "jars",
+            Self::Files => "files",
+        }
+    }
+}
+
+impl EntryKind {
+    /// Where entries of this kind go in a pod.
+    pub fn target_dir(self) -> TargetDir {
+        match self {
+            Self::Jar => TargetDir::Jars,
+            Self::File | Self::Pyfile | Self::Archive => TargetDir::Files,
+        }
+    }
+}
+
+/// Names that start with this belong to the init container in its target directories (its
+/// state file `.sparkstage-verified.json`, and what it writes on the way); no entry may take one.
+pub const RESERVED_PREFIX: &str = ".sparkstage";
+
+/// The init container writes each file under a temporary name ending in this; no entry may end
+/// in it.
+pub const TEMP_SUFFIX: &str = ".sparkstage-tmp";
 
 impl fmt::Display for EntryKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -140,11 +176,22 @@ pub enum NameError {
     Dots { index: usize, name: String },
     #[error("entry {index}: the name {name:?} contains a NUL or control character")]
     Control { index: usize, name: String },
-    #[error("entry {index}: the name {name:?} appears twice among the {kind} entries")]
+    #[error(
+        "entry {index}: the name {name:?} is reserved for the init container (names starting \
+         with {RESERVED_PREFIX:?} or ending in {TEMP_SUFFIX:?}); rename the file"
+    )]
+    Reserved { index: usize, name: String },
+    #[error(
+        "entry {index}: the name {name:?} appears twice in the pods' {} directory (a {kind} \
+         and a {other}); jars go to the jars directory, files, pyfiles and archives to the \
+         files directory; rename one", dir.as_str()
+    )]
     Duplicate {
         index: usize,
         name: String,
         kind: EntryKind,
+        other: EntryKind,
+        dir: TargetDir,
     },
 }
 
@@ -181,20 +228,31 @@ pub fn validate_entry_name(index: usize, name: &str) -> Result<(), NameError> {
             name: shown(),
         });
     }
+    if name.starts_with(RESERVED_PREFIX) || name.ends_with(TEMP_SUFFIX) {
+        return Err(NameError::Reserved {
+            index,
+            name: shown(),
+        });
+    }
     Ok(())
 }
 
-/// Checks every name of a manifest, and that no name appears twice within one kind (jars and
-/// files go to different directories, so `a.txt` may be both a file and a pyfile).
+/// Checks every name of a manifest, and that no two entries land in one directory of the pod
+/// under one name (a jar and a file may share a name: they go to different directories; a file
+/// and a pyfile may not). The server refuses such a bundle and the init container refuses such
+/// a manifest, with this one rule.
 pub fn validate_entries(entries: &[BundleEntry]) -> Result<(), NameError> {
-    let mut seen = HashSet::new();
+    let mut seen: HashMap<(TargetDir, &str), EntryKind> = HashMap::new();
     for (index, entry) in entries.iter().enumerate() {
         validate_entry_name(index, &entry.name)?;
-        if !seen.insert((entry.kind, entry.name.as_str())) {
+        let dir = entry.kind.target_dir();
+        if let Some(other) = seen.insert((dir, entry.name.as_str()), entry.kind) {
             return Err(NameError::Duplicate {
                 index,
                 name: entry.name.clone(),
                 kind: entry.kind,
+                other,
+                dir,
             });
         }
     }
@@ -223,6 +281,8 @@ mod tests {
             "über.jar",
             ".hidden",
             "..x",
+            "sparkstage.jar",
+            "a.sparkstage-tmp.jar",
         ] {
             assert_eq!(validate_entry_name(0, name), Ok(()), "{name}");
         }
@@ -243,6 +303,11 @@ mod tests {
             "a\nb",
             "\u{7f}",
             long.as_str(),
+            ".sparkstage-verified.json",
+            ".sparkstage-verified.json.tmp",
+            ".sparkstage",
+            ".real.jar.sparkstage-tmp",
+            "x.sparkstage-tmp",
         ];
         for name in cases {
             assert!(
@@ -253,10 +318,10 @@ mod tests {
     }
 
     #[test]
-    fn duplicates_only_within_a_kind() {
+    fn duplicates_within_a_target_directory() {
         let ok = [
+            entry("a.txt", EntryKind::Jar),
             entry("a.txt", EntryKind::File),
-            entry("a.txt", EntryKind::Pyfile),
         ];
         assert_eq!(validate_entries(&ok), Ok(()));
         let dup = [
@@ -267,6 +332,27 @@ mod tests {
             validate_entries(&dup),
             Err(NameError::Duplicate { index: 1, .. })
         ));
+        // A file and a pyfile both go to the files directory.
+        let collide = [
+            entry("b.txt", EntryKind::Jar),
+            entry("a.py", EntryKind::File),
+            entry("a.py", EntryKind::Pyfile),
+        ];
+        let e = validate_entries(&collide).expect_err("collide");
+        assert!(
+            matches!(
+                e,
+                NameError::Duplicate {
+                    index: 2,
+                    kind: EntryKind::Pyfile,
+                    other: EntryKind::File,
+                    dir: TargetDir::Files,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("files directory"), "{e}");
     }
 
     #[test]

@@ -13,10 +13,11 @@
 //! `local://<dir>/<name>`, `<dir>` being the jars directory for jars and the files directory for
 //! the rest, as the init container sorts them.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use sparkstage_api::bundles::EntryKind;
+use sparkstage_api::bundles::{EntryKind, TargetDir};
 
 use crate::submit_args::SubmitArgs;
 
@@ -37,9 +38,9 @@ pub struct Layout {
 
 impl Layout {
     pub fn dir(&self, kind: EntryKind) -> &str {
-        match kind {
-            EntryKind::Jar => &self.jars_dir,
-            EntryKind::File | EntryKind::Pyfile | EntryKind::Archive => &self.files_dir,
+        match kind.target_dir() {
+            TargetDir::Jars => &self.jars_dir,
+            TargetDir::Files => &self.files_dir,
         }
     }
 }
@@ -83,7 +84,7 @@ pub enum PlanError {
 /// What an entry of a dependency list is.
 enum Entry<'a> {
     Local {
-        path: &'a str,
+        path: Cow<'a, str>,
         fragment: Option<&'a str>,
     },
     Other,
@@ -95,18 +96,21 @@ fn classify(entry: &str) -> Entry<'_> {
         None => (entry, None),
     };
     if let Some(rest) = body.strip_prefix("file:") {
-        // file:/abs, file:///abs, file://localhost/abs
+        // file:/abs, file:///abs, file://localhost/abs; a URI's path is percent-encoded
+        // (`a%20b.jar` names `a b.jar`), as java.net.URI decodes it for Spark. A plain path is
+        // taken as written.
         let path = rest
             .strip_prefix("//localhost")
             .or_else(|| rest.strip_prefix("//"))
             .unwrap_or(rest);
+        let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
         return Entry::Local { path, fragment };
     }
     if has_scheme(body) {
         Entry::Other
     } else {
         Entry::Local {
-            path: body,
+            path: Cow::Borrowed(body),
             fragment,
         }
     }
@@ -261,7 +265,7 @@ impl Planner<'_> {
         for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             match classify(entry) {
                 Entry::Local { path, fragment } => {
-                    out.push(self.local(path, fragment, kind, named_by)?);
+                    out.push(self.local(&path, fragment, kind, named_by)?);
                     changed = true;
                 }
                 Entry::Other if self.fetch_remote => match self.remote(entry, named_by)? {
@@ -322,7 +326,7 @@ pub fn plan(
         && let Entry::Local { path, fragment } = classify(&primary)
     {
         let uri = planner.local(
-            path,
+            &path,
             fragment,
             primary_kind(&primary),
             "the primary resource",
@@ -529,6 +533,25 @@ mod tests {
         )
         .expect_err("clash");
         assert!(matches!(e, PlanError::Clash { .. }), "{e}");
+        Ok(())
+    }
+
+    #[test]
+    fn file_uris_are_percent_decoded_and_plain_paths_are_not() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("a b.jar"), "x")?;
+        std::fs::write(dir.path().join("c%20d.jar"), "y")?;
+        std::fs::write(dir.path().join("app.jar"), "z")?;
+        let uri = format!("file://{}/a%20b.jar", dir.path().display());
+        let p = plan(
+            SubmitArgs::parse(&["--jars", &format!("{uri},c%20d.jar"), "app.jar"])?,
+            &BTreeMap::new(),
+            &layout(),
+            dir.path(),
+            false,
+        )?;
+        let names: Vec<&str> = p.deps.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["app.jar", "a b.jar", "c%20d.jar"]);
         Ok(())
     }
 

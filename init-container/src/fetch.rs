@@ -58,8 +58,20 @@ impl Job {
         self.dir.join(&self.name)
     }
 
+    /// A fresh temporary name next to the final one: `.<name>.<random>.sparkstage-tmp`, with the
+    /// name cut to 64 bytes so that the whole stays a valid file name. No entry can take such a
+    /// name (the server reserves the suffix) and the random part keeps two runs apart.
     pub fn temp_path(&self) -> PathBuf {
-        self.dir.join(format!(".{}.sparkstage-tmp", self.name))
+        let mut cut = self.name.len().min(64);
+        while !self.name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        self.dir.join(format!(
+            ".{}.{:016x}{}",
+            &self.name[..cut],
+            rand::random::<u64>(),
+            sparkstage_api::bundles::TEMP_SUFFIX
+        ))
     }
 }
 
@@ -157,9 +169,11 @@ impl Transfer {
         let tmp = job.temp_path();
         let cache = cache.zip(job.sha256);
         let result = async {
-            // A leftover of a killed run: its origin is unknown, so start afresh.
-            remove_if_exists(&tmp).await?;
-            let mut file = tokio::fs::File::create(&tmp)
+            // create_new: a name that exists (a leftover, or anything else) is never reused.
+            let mut file = tokio::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
                 .await
                 .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
             // A hit needs no lock. A miss takes the digest's lock, so that one process of the
@@ -611,11 +625,21 @@ async fn copy_entry(
     Ok(job.size.is_none_or(|size| size == partial.written) && job.sha256 == Some(partial.digest()))
 }
 
-async fn remove_if_exists(path: &Path) -> Result<(), String> {
-    match tokio::fs::remove_file(path).await {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_message(path, &e)),
-        _ => Ok(()),
+/// Removes what a killed run left in `dir`: files under temporary names (which no entry can
+/// have). A pod runs one init container at a time, so none of them is being written.
+pub fn remove_leftovers(dir: &Path) -> std::io::Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let name = entry.file_name();
+        if name
+            .to_str()
+            .is_some_and(|n| n.ends_with(sparkstage_api::bundles::TEMP_SUFFIX))
+            && std::fs::remove_file(entry.path()).is_ok()
+        {
+            removed += 1;
+        }
     }
+    Ok(removed)
 }
 
 fn io_message(path: &Path, e: &std::io::Error) -> String {

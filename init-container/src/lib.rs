@@ -25,13 +25,15 @@
 //! expected digest as for http sources. The spec file takes the same settings as
 //! `webhdfs_address`, `hdfs_user` and `hdfs_delegation_token_file`.
 //!
-//! Every file is downloaded to `.<name>.sparkstage-tmp` in its target directory, hashed while it
+//! Every file is downloaded to a fresh `.<name>.<random>.sparkstage-tmp` (created exclusively;
+//! the server refuses entry names under `.sparkstage` or ending in `.sparkstage-tmp`, so no entry
+//! can collide with it or with the state file) in its target directory, hashed while it
 //! is written, checked against the expected sha256 and size, fsynced and renamed: a file at its
 //! final name is always complete and verified. Downloads run in parallel (`--parallelism`), retry
 //! transient failures (connection errors, 5xx, 429, truncated or stalled bodies) with exponential
 //! backoff and full jitter ([`backoff`]), resume with `Range` within a run when the origin
-//! supports it, and share one deadline (`--timeout`, default 5 minutes). A temporary file left by
-//! a killed run is discarded, not resumed.
+//! supports it, and share one deadline (`--timeout`, default 5 minutes). Temporary files left by
+//! a killed run are removed at start, not resumed.
 //!
 //! A restarted pod downloads nothing again: each target directory keeps
 //! `.sparkstage-verified.json` (name → digest, size, mtime) and a file still matching its record
@@ -89,15 +91,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::StreamExt;
-use sparkstage_api::bundles::{BundleManifest, EntryKind, bundle_blob_path, bundle_path};
+use sparkstage_api::bundles::{BundleManifest, TargetDir, bundle_blob_path, bundle_path};
 use tokio::time::Instant;
 
 use crate::backoff::{Backoff, Jitter, RetryPolicy, random_jitter};
 use crate::cache::Cache;
 use crate::fetch::{AttemptError, Failure, Fetched, Job, Origin, Transfer, error_detail};
-use crate::spec::{BundleSource, Config, redact};
+use crate::spec::{BundleSource, Config};
 use crate::state::{Record, State};
 use sparkstage_api::error::describe_reqwest;
+use sparkstage_api::shown::url as redact;
 
 /// Knobs a test turns; the binary uses the defaults. (The number of attempts and the timeouts
 /// are flags, in [`Config`].)
@@ -277,6 +280,8 @@ pub async fn run(config: &Config, options: &Options) -> Result<Summary, RunError
             std::fs::create_dir_all(&job.dir).map_err(|e| {
                 RunError::Setup(format!("cannot create {}: {e}", job.dir.display()))
             })?;
+            fetch::remove_leftovers(&job.dir)
+                .map_err(|e| RunError::Setup(format!("cannot read {}: {e}", job.dir.display())))?;
             states.insert(job.dir.clone(), State::load(&job.dir));
         }
     }
@@ -447,12 +452,12 @@ async fn bundle_jobs(
             }])
         })?;
     let mut jobs = Vec::new();
-    for (index, entry) in manifest.entries.iter().enumerate() {
-        sparkstage_api::bundles::validate_entry_name(index, &entry.name)
-            .map_err(|e| RunError::Setup(format!("{source}: {e}")))?;
-        let dir = match entry.kind {
-            EntryKind::Jar => &config.jars_dir,
-            EntryKind::File | EntryKind::Pyfile | EntryKind::Archive => &config.files_dir,
+    sparkstage_api::bundles::validate_entries(&manifest.entries)
+        .map_err(|e| RunError::Setup(format!("{source}: {e}")))?;
+    for entry in &manifest.entries {
+        let dir = match entry.kind.target_dir() {
+            TargetDir::Jars => &config.jars_dir,
+            TargetDir::Files => &config.files_dir,
         };
         jobs.push(Job {
             source: format!("bundle {} entry {} ({})", bundle.id, entry.name, entry.kind),

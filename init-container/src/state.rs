@@ -94,6 +94,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_state_file_is_a_name_no_entry_can_take() {
+        assert!(STATE_FILE.starts_with(sparkstage_api::bundles::RESERVED_PREFIX));
+        assert!(sparkstage_api::bundles::validate_entry_name(0, STATE_FILE).is_err());
+    }
+
+    #[test]
     fn a_changed_file_is_no_longer_verified() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("a.jar");
