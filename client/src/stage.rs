@@ -17,6 +17,7 @@ use sparkstage_api::bundles::{
     ListBundlesResponse, Owner, bundle_path,
 };
 use sparkstage_api::{Digest, ErrorBody};
+use tokio::io::AsyncReadExt as _;
 
 use crate::progress::Progress;
 use sparkstage_api::error::describe_reqwest;
@@ -131,9 +132,12 @@ impl ServerClient {
         size: u64,
         progress: impl Fn(u64) + Send + Sync + 'static,
     ) -> Result<()> {
+        // No more than the bytes that were hashed: a file that grew since is refused by the
+        // server's digest check, not sent without end.
         let file = tokio::fs::File::open(path)
             .await
-            .with_context(|| format!("cannot open {}", path.display()))?;
+            .with_context(|| format!("cannot open {}", path.display()))?
+            .take(size);
         let mut sent = 0u64;
         let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).inspect_ok(
             move |chunk| {
@@ -147,6 +151,13 @@ impl ServerClient {
             .body(reqwest::Body::wrap_stream(stream));
         self.send(&format!("uploading {}", path.display()), request)
             .await?;
+        let now = stat(path)?.0;
+        anyhow::ensure!(
+            now == size,
+            "{} changed while it was staged ({size} bytes hashed and uploaded, {now} bytes now); \
+             stage it once it is complete",
+            path.display()
+        );
         Ok(())
     }
 
@@ -224,9 +235,18 @@ struct CachedDigest {
 /// How much older than its hashing a file's mtime must be for its cached digest to be trusted.
 pub const RACY: Duration = Duration::from_secs(2);
 
+/// A file's size and mtime; only a regular file can be staged (a FIFO, a device such as
+/// `/dev/zero` or a socket has no fixed content: reading it could hang or never end).
 fn stat(path: &Path) -> Result<(u64, u128)> {
     let meta =
         std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    anyhow::ensure!(
+        meta.is_file(),
+        "{} is not a regular file (a {}); only regular files can be staged: copy it to a file \
+         first",
+        path.display(),
+        file_type_name(&meta.file_type())
+    );
     let mtime = meta
         .modified()
         .ok()
@@ -234,6 +254,21 @@ fn stat(path: &Path) -> Result<(u64, u128)> {
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     Ok((meta.len(), mtime))
+}
+
+fn file_type_name(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    if t.is_dir() {
+        "directory"
+    } else if t.is_fifo() {
+        "FIFO"
+    } else if t.is_char_device() || t.is_block_device() {
+        "device"
+    } else if t.is_socket() {
+        "socket"
+    } else {
+        "special file"
+    }
 }
 
 fn now_ns() -> u128 {
@@ -342,6 +377,15 @@ pub async fn digests(
         .await;
     for result in results {
         let (i, path, mtime_ns, hashed_at_ns, digest, size) = result?;
+        // A file written to while it was hashed would be staged as whatever was read.
+        let after = stat(&path)?;
+        anyhow::ensure!(
+            after == (size, mtime_ns),
+            "{} changed while it was hashed ({size} bytes read, {} bytes now); stage it once it \
+             is complete",
+            path.display(),
+            after.0
+        );
         cache.files.insert(
             path,
             CachedDigest {
@@ -436,4 +480,70 @@ pub async fn stage(
         uploaded_bytes,
         elapsed: started.elapsed(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &Path) -> StageFile {
+        StageFile {
+            path: path.to_owned(),
+            name: "x.jar".into(),
+            kind: EntryKind::Jar,
+        }
+    }
+
+    #[tokio::test]
+    async fn only_regular_files_are_staged() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let fifo = dir.path().join("pipe.jar");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status()?;
+        anyhow::ensure!(made.success(), "mkfifo failed");
+        for (path, what) in [
+            (fifo.as_path(), "a FIFO"),
+            (Path::new("/dev/zero"), "a device"),
+        ] {
+            let started = Instant::now();
+            let e = digests(&[file(path)], &mut DigestCache::default())
+                .await
+                .expect_err("not a regular file");
+            let e = e.to_string();
+            anyhow::ensure!(e.contains("not a regular file") && e.contains(what), "{e}");
+            anyhow::ensure!(started.elapsed() < Duration::from_secs(2));
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_file_that_grows_while_it_is_hashed_is_refused() -> anyhow::Result<()> {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("growing.jar");
+        std::fs::write(&path, vec![7u8; 64 << 20])?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (path, stop) = (path.clone(), stop.clone());
+            std::thread::spawn(move || -> std::io::Result<()> {
+                let mut f = std::fs::OpenOptions::new().append(true).open(&path)?;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    f.write_all(b"more")?;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Ok(())
+            })
+        };
+        std::thread::sleep(Duration::from_millis(5));
+        let result = digests(&[file(&path)], &mut DigestCache::default()).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("writer panicked"))??;
+        let e = result.expect_err("grew").to_string();
+        anyhow::ensure!(e.contains("changed while it was hashed"), "{e}");
+        // Once it is complete, it stages.
+        let (sums, hashed) = digests(&[file(&path)], &mut DigestCache::default()).await?;
+        anyhow::ensure!(hashed == 1 && sums[0].1 == std::fs::metadata(&path)?.len());
+        Ok(())
+    }
 }

@@ -9,7 +9,6 @@
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
@@ -22,14 +21,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::error::ApiError;
 
-/// How a request body failed before it ended.
-#[derive(Debug)]
-pub enum BodyError {
-    /// No data arrived for this long.
-    Stalled(Duration),
-    /// The connection broke or the body was malformed.
-    Aborted(String),
-}
+pub use crate::request_body::BodyError;
 
 impl From<BodyError> for ApiError {
     fn from(e: BodyError) -> Self {

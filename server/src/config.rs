@@ -72,6 +72,20 @@ pub struct Config {
     #[arg(long, env = "SPARKSTAGE_BUNDLE_CACHE_TTL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub bundle_cache_ttl: Duration,
 
+    /// The most connections served at once; one more is answered 503 and closed.
+    #[arg(long, env = "SPARKSTAGE_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// How long a connection may take to send a request's headers, counted from when the server
+    /// waits for them: a client that trickles its headers is cut off, and so is a keep-alive
+    /// connection idle this long.
+    #[arg(long, env = "SPARKSTAGE_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// The largest request head (request line and headers) accepted; larger ones get 431.
+    #[arg(long, env = "SPARKSTAGE_MAX_HEADER_SIZE", default_value = "64KiB", value_parser = parse_size)]
+    pub max_header_size: u64,
+
     /// On SIGTERM, how long in-flight transfers may take to finish before the server exits.
     #[arg(long, env = "SPARKSTAGE_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
@@ -125,6 +139,9 @@ pub struct Config {
     #[arg(long, env = "SPARKSTAGE_RESOLVE_CACHE_TTL", default_value = "10m", value_parser = humantime::parse_duration)]
     pub resolve_cache_ttl: Duration,
 
+    #[command(flatten)]
+    pub maven_limits: sparkstage_maven::limits::LimitsArgs,
+
     /// Log format.
     #[arg(long, env = "SPARKSTAGE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -137,6 +154,15 @@ pub enum LogFormat {
 }
 
 impl Config {
+    /// The connection limits these flags set.
+    pub fn connection_limits(&self) -> crate::connections::ConnectionLimits {
+        crate::connections::ConnectionLimits {
+            max_connections: self.max_connections.max(1),
+            header_read_timeout: self.header_read_timeout,
+            max_header_bytes: usize::try_from(self.max_header_size).unwrap_or(usize::MAX),
+        }
+    }
+
     /// The upload token, read from the file or the environment; `None` when neither is set.
     pub fn read_upload_token(&self) -> anyhow::Result<Option<String>> {
         let token = match (&self.upload_token_file, &self.upload_token) {

@@ -46,6 +46,10 @@ pub enum ApiError {
     BodyStalled(Duration),
     #[error("the request body could not be read ({0}); the upload was discarded")]
     BodyAborted(String),
+    #[error(
+        "the request body did not arrive within {0:?}; the request was discarded, send it again"
+    )]
+    BodyTooSlow(Duration),
     #[error("{0}")]
     Unauthorized(&'static str),
     #[error(
@@ -67,6 +71,8 @@ pub enum ApiError {
     RepositoryNotAllowed(String),
     #[error("{0}")]
     Unresolved(String),
+    #[error("{0}")]
+    ResolutionLimit(String),
     #[error("a Maven repository failed: {0}")]
     Upstream(String),
     #[error("internal error")]
@@ -75,6 +81,17 @@ pub enum ApiError {
     NoSuchEndpoint(String),
     #[error("{0} is not allowed on this path; the API is described in the README")]
     MethodNotAllowed(String),
+    #[error(
+        "the server has {0} connections open, its limit (--max-connections); try again in a \
+         moment"
+    )]
+    TooManyConnections(usize),
+    #[error("the request is not valid HTTP (its request line or a header could not be parsed)")]
+    BadHttp,
+    #[error("the request's URI is too long")]
+    UriTooLong,
+    #[error("the request's headers are larger than this server accepts (--max-header-size)")]
+    HeadersTooLarge,
 }
 
 impl ApiError {
@@ -92,10 +109,14 @@ impl ApiError {
             | Self::BadRequest { .. }
             | Self::DigestMismatch { .. }
             | Self::SizeMismatch { .. }
-            | Self::BodyAborted(_) => StatusCode::BAD_REQUEST,
+            | Self::BodyAborted(_)
+            | Self::BadHttp => StatusCode::BAD_REQUEST,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::TooManyConnections(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadJson(_, status) => *status,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::BodyStalled(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::BodyStalled(_) | Self::BodyTooSlow(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::RepositoryNotAllowed(_) => StatusCode::FORBIDDEN,
             Self::BundleNotFound | Self::BlobNotInBundle(_) | Self::NoSuchEndpoint(_) => {
@@ -105,7 +126,7 @@ impl ApiError {
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::Storage(_) | Self::StorageTimeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Unresolved(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unresolved(_) | Self::ResolutionLimit(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
         }
@@ -120,7 +141,7 @@ impl ApiError {
             Self::DigestMismatch { .. } => "digest_mismatch",
             Self::SizeMismatch { .. } => "size_mismatch",
             Self::TooLarge { .. } => "too_large",
-            Self::BodyStalled(_) => "body_timeout",
+            Self::BodyStalled(_) | Self::BodyTooSlow(_) => "body_timeout",
             Self::BodyAborted(_) => "body_aborted",
             Self::Unauthorized(_) => "unauthorized",
             Self::BundleNotFound => "bundle_not_found",
@@ -131,10 +152,41 @@ impl ApiError {
             Self::Internal(_) => "internal",
             Self::RepositoryNotAllowed(_) => "repository_not_allowed",
             Self::Unresolved(_) => "unresolved",
+            Self::ResolutionLimit(_) => "resolution_limit",
             Self::Upstream(_) => "repository_failed",
             Self::NoSuchEndpoint(_) => "not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::TooManyConnections(_) => "too_many_connections",
+            Self::BadHttp => "bad_http",
+            Self::UriTooLong => "uri_too_long",
+            Self::HeadersTooLarge => "headers_too_large",
         }
+    }
+
+    /// This error as a whole HTTP/1.1 answer that closes the connection, for the places that
+    /// answer below the router (a connection past the limit, a request hyper cannot parse).
+    pub fn to_http1_bytes(&self) -> Vec<u8> {
+        let status = self.status();
+        let body = serde_json::to_vec(&ErrorBody {
+            code: self.code().to_owned(),
+            message: self.to_string(),
+        })
+        .unwrap_or_default();
+        let retry = if status == StatusCode::SERVICE_UNAVAILABLE {
+            "retry-after: 1\r\n"
+        } else {
+            ""
+        };
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+             {retry}connection: close\r\n\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            body.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(&body);
+        out
     }
 }
 
@@ -146,6 +198,12 @@ impl From<object_store::Error> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
+        // A body that stalled is the client's timeout, whichever extractor met it.
+        if let crate::request_body::BodyError::Stalled(d) =
+            crate::request_body::BodyError::of(&rejection)
+        {
+            return Self::BodyStalled(d);
+        }
         let status = match rejection {
             JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             JsonRejection::BytesRejection(_) => rejection.status(),

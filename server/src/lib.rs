@@ -14,9 +14,11 @@ pub mod auth;
 pub mod blob_store;
 pub mod bundle;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod metrics;
 pub mod range;
+pub mod request_body;
 pub mod resolutions;
 pub mod routes;
 pub mod storage;
@@ -92,6 +94,7 @@ impl Settings {
                 cache: c.maven_cache.clone(),
                 offline: c.maven_offline,
                 answer_ttl: c.resolve_cache_ttl,
+                limits: c.maven_limits.limits(),
             },
         }
     }
@@ -180,6 +183,7 @@ pub async fn ensure_layout(store: &dyn ObjectStore) -> anyhow::Result<()> {
 pub fn app(state: AppState) -> Router {
     let json_limit = state.settings.json_body_limit();
     let timeout = state.settings.request_timeout;
+    let body_idle = state.settings.body_idle_timeout;
     // Routes whose handlers finish quickly get a deadline to their response head; blob uploads
     // stream their body inside the handler and are bounded by the body idle timeout instead.
     let bounded = Router::new()
@@ -196,6 +200,9 @@ pub fn app(state: AppState) -> Router {
         .merge(bounded)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            request_body::limit_idle(body_idle, req, next)
+        }))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -210,9 +217,15 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The JSON calls' deadline: past it, the answer is 408 when the request's body had not all
+/// arrived (the client is slow), else 503 (the storage did not answer).
 async fn deadline(timeout: Duration, req: Request, next: Next) -> Response {
+    let body = req.extensions().get::<request_body::BodyDone>().cloned();
     match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(response) => response,
+        Err(_) if body.is_some_and(|b| !b.is_done()) => {
+            ApiError::BodyTooSlow(timeout).into_response()
+        }
         Err(_) => ApiError::StorageTimeout(timeout).into_response(),
     }
 }

@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::Parser;
 use sparkstage_server::config::{Config, LogFormat};
 use sparkstage_server::storage::{self, Backend, OpenOptions};
-use sparkstage_server::{AppState, Settings, app, ensure_layout};
+use sparkstage_server::{AppState, Settings, app, connections, ensure_layout};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -88,13 +88,18 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(%address, storage = %storage.display, "sparkstage-server listening");
 
     let (shutdown_started_tx, shutdown_started_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: draining in-flight requests");
-        let _ = shutdown_started_tx.send(());
-    });
+    let server = connections::serve(
+        listener,
+        app(state),
+        config.connection_limits(),
+        async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: draining in-flight requests");
+            let _ = shutdown_started_tx.send(());
+        },
+    );
     let drain_limit = config.shutdown_timeout;
-    let serving = tokio::spawn(async move { server.await });
+    let serving = tokio::spawn(server);
     let forced = async move {
         if shutdown_started_rx.await.is_ok() {
             tokio::time::sleep(drain_limit).await;

@@ -35,6 +35,9 @@ impl Answer {
     fn code(&self) -> String {
         self.json()["code"].as_str().unwrap_or("").to_owned()
     }
+    fn message(&self) -> String {
+        self.json()["message"].as_str().unwrap_or("").to_owned()
+    }
 }
 
 async fn send(app: &Router, request: Request<Body>) -> Answer {
@@ -195,6 +198,51 @@ async fn a_stalled_body_times_out_with_408() -> TestResult {
     let answer = tokio::time::timeout(Duration::from_secs(10), send(&app, request)).await?;
     assert_eq!(answer.status, StatusCode::REQUEST_TIMEOUT);
     assert_eq!(answer.code(), "body_timeout");
+    // The JSON calls too, resolve included: the client's stall, never the storage's.
+    for path in ["/v1/bundles", "/v1/blobs/missing", "/v1/resolve"] {
+        let first: Result<Bytes, std::io::Error> = Ok(Bytes::from_static(b"{\"entr"));
+        let stream = futures::StreamExt::chain(
+            futures::stream::iter(vec![first]),
+            futures::stream::pending(),
+        );
+        let request = Request::post(path)
+            .header("content-type", "application/json")
+            .body(Body::from_stream(stream))?;
+        let answer = tokio::time::timeout(Duration::from_secs(10), send(&app, request)).await?;
+        assert_eq!(
+            (answer.status, answer.code().as_str()),
+            (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
+            "{path}: {}",
+            answer.message()
+        );
+    }
+    Ok(())
+}
+
+/// A body that trickles (never idle for long, never done) meets the JSON calls' deadline: 408,
+/// not the 503 that blames the storage.
+#[tokio::test]
+async fn a_trickling_body_meets_the_deadline_with_408() -> TestResult {
+    let settings = Settings {
+        body_idle_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_millis(300),
+        ..Settings::default()
+    };
+    let app = server(settings, None).await;
+    let stream = futures::stream::unfold((), |()| async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Some((Ok::<_, std::io::Error>(Bytes::from_static(b" ")), ()))
+    });
+    let request = Request::post("/v1/bundles")
+        .header("content-type", "application/json")
+        .body(Body::from_stream(stream))?;
+    let answer = tokio::time::timeout(Duration::from_secs(10), send(&app, request)).await?;
+    assert_eq!(
+        (answer.status, answer.code().as_str()),
+        (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
+        "{}",
+        answer.message()
+    );
     Ok(())
 }
 
@@ -243,12 +291,41 @@ async fn bundle_rejections() -> TestResult {
         (dup.status, dup.code().as_str()),
         (StatusCode::BAD_REQUEST, "bad_name")
     );
-    let same_name_other_kind = bundle(
+    // A file and a pyfile land in one directory of the pod: no init container could write both.
+    let one_dir = bundle(
         &app,
         json!([entry("a.py", "file"), entry("a.py", "pyfile")]),
     )
     .await;
-    assert_eq!(same_name_other_kind.status, StatusCode::CREATED);
+    assert_eq!(
+        (one_dir.status, one_dir.code().as_str()),
+        (StatusCode::BAD_REQUEST, "bad_name")
+    );
+    // A jar and a file go to different directories.
+    let other_dirs = bundle(&app, json!([entry("a.py", "jar"), entry("a.py", "file")])).await;
+    assert_eq!(other_dirs.status, StatusCode::CREATED);
+    // The names the init container writes itself are reserved.
+    for reserved in [
+        ".real.jar.sparkstage-tmp",
+        ".sparkstage-verified.json",
+        ".sparkstage-verified.json.tmp",
+    ] {
+        let answer = bundle(
+            &app,
+            json!([entry("real.jar", "jar"), entry(reserved, "jar")]),
+        )
+        .await;
+        assert_eq!(
+            (answer.status, answer.code().as_str()),
+            (StatusCode::BAD_REQUEST, "bad_name"),
+            "{reserved}"
+        );
+        assert!(
+            answer.message().contains("reserved"),
+            "{}",
+            answer.message()
+        );
+    }
 
     let too_many = bundle(
         &app,

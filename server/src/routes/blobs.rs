@@ -1,23 +1,24 @@
 //! `PUT /v1/blobs/sha256:<hex>`, `HEAD /v1/blobs/sha256:<hex>`, `POST /v1/blobs/missing`.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, put};
 use axum::{Json, Router};
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{StreamExt, TryStreamExt};
 use sparkstage_api::Digest;
 use sparkstage_api::blobs::{FindMissingRequest, FindMissingResponse, PutBlobResponse};
 
 use crate::AppState;
 use crate::auth::UploadAuth;
-use crate::blob_store::{BodyError, PutOutcome};
+use crate::blob_store::PutOutcome;
 use crate::error::{ApiError, ApiJson};
 use crate::metrics::UploadLabels;
+use crate::request_body::idle_limited;
 
 /// Concurrent existence checks of one request.
 const HEAD_CONCURRENCY: usize = 32;
@@ -49,9 +50,10 @@ async fn put_blob(
     let digest: Digest = digest.parse()?;
     let declared = content_length(&headers)?;
     let received = state.metrics.bytes_received.clone();
-    let body = idle_limited(body, state.settings.body_idle_timeout).inspect_ok(move |chunk| {
-        received.inc_by(chunk.len() as u64);
-    });
+    let body =
+        idle_limited(body, state.settings.body_idle_timeout, None).inspect_ok(move |chunk| {
+            received.inc_by(chunk.len() as u64);
+        });
     let outcome = state
         .blobs
         .put(&digest, declared, state.settings.max_blob_size, body)
@@ -156,18 +158,4 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
                 })
         })
         .transpose()
-}
-
-/// The body as a stream that fails with [`BodyError::Stalled`] when no data arrives for `idle`.
-fn idle_limited(body: Body, idle: Duration) -> impl Stream<Item = Result<Bytes, BodyError>> {
-    let stream = body.into_data_stream();
-    futures::stream::unfold(Some(stream), move |state| async move {
-        let mut stream = state?;
-        match tokio::time::timeout(idle, stream.next()).await {
-            Err(_) => Some((Err(BodyError::Stalled(idle)), None)),
-            Ok(None) => None,
-            Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(stream))),
-            Ok(Some(Err(e))) => Some((Err(BodyError::Aborted(e.to_string())), None)),
-        }
-    })
 }
