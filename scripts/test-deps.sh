@@ -60,6 +60,9 @@ DEBIAN_MAVEN_PACKAGES=(
     libjsonld-java libthrift-java libdropwizard-metrics-java libjsoup-java libwoodstox-java
     libcaffeine-java libjoda-time-java libfreemarker-java libsnappy-java libzstd-jni-java
     libxz-java
+    # maven-shade-plugin, and what its maven-plugin-annotations needs (that POM's parent imports
+    # org.junit:junit-bom:debian, from junit5)
+    libmaven-shade-plugin-java libmaven-plugin-tools-java junit5
 )
 # Two files only those packages install, for the fast path.
 DEBIAN_MAVEN_MARKERS=(

@@ -3,7 +3,7 @@
 //! BOMs and applying dependency management need POMs from a repository and come with the
 //! resolver.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use crate::pom::{Activation, Dependency, Pom};
 use crate::range::Requirement;
@@ -302,7 +302,14 @@ pub fn with_profiles(pom: &Pom, context: &Context) -> Pom {
                 out.properties.insert(name.clone(), value.clone());
             }
         }
-        merge_dependencies(&mut out.dependencies, &profile.dependencies);
+        match context.flavor {
+            Flavor::Maven => merge_dependencies(&mut out.dependencies, &profile.dependencies),
+            // Ivy adds a profile's dependencies after the POM's own, replacing none (see
+            // `inherit`).
+            Flavor::Ivy => out
+                .dependencies
+                .extend(profile.dependencies.iter().cloned()),
+        }
         merge_dependencies(
             &mut out.dependency_management,
             &profile.dependency_management,
@@ -313,8 +320,9 @@ pub fn with_profiles(pom: &Pom, context: &Context) -> Pom {
 }
 
 /// `child` inheriting from its (already effective) `parent`: group and version when absent,
-/// properties, dependency management and dependencies, the child's own winning.
-pub fn inherit(child: &Pom, parent: &Pom) -> Pom {
+/// properties, dependency management and dependencies, the child's own winning (Maven); Ivy
+/// keeps the parent's dependencies beside the child's.
+pub fn inherit(child: &Pom, parent: &Pom, flavor: Flavor) -> Pom {
     let mut out = child.clone();
     if out.group.is_none() {
         out.group = parent
@@ -334,9 +342,31 @@ pub fn inherit(child: &Pom, parent: &Pom) -> Pom {
     let mut management = parent.dependency_management.clone();
     merge_dependencies(&mut management, &child.dependency_management);
     out.dependency_management = management;
-    let mut dependencies = parent.dependencies.clone();
-    merge_dependencies(&mut dependencies, &child.dependencies);
-    out.dependencies = dependencies;
+    out.dependencies = match flavor {
+        Flavor::Maven => {
+            let mut dependencies = parent.dependencies.clone();
+            merge_dependencies(&mut dependencies, &child.dependencies);
+            dependencies
+        }
+        // Ivy 2.5's PomModuleDescriptorParser adds the child's own dependencies, its profiles',
+        // then each of the parent's descriptor's dependencies, and none replaces another: in
+        // PomModuleDescriptorBuilder.addDependency a module revision already declared gets the
+        // configurations of the new declaration's scope added to its first descriptor. So a
+        // module the child declares `provided` (or `test`, or optional) and the parent plainly is
+        // a runtime dependency, and one the parent declares in another version is a second
+        // dependency. The parent's descriptor keeps its first declaration of each module
+        // revision (its scope and flags), and that is what it passes on.
+        Flavor::Ivy => {
+            let mut dependencies = child.dependencies.clone();
+            let mut seen = HashSet::new();
+            for d in &parent.dependencies {
+                if seen.insert((&d.group, &d.artifact, &d.version)) {
+                    dependencies.push(d.clone());
+                }
+            }
+            dependencies
+        }
+    };
     out
 }
 
@@ -635,7 +665,8 @@ mod tests {
         .expect("child");
         let context = Context::default();
         let max = crate::limits::Limits::default().max_value_length;
-        let effective = interpolate_pom(&inherit(&child, &parent), &context, max).expect("fits");
+        let effective =
+            interpolate_pom(&inherit(&child, &parent, Flavor::Maven), &context, max).expect("fits");
         assert_eq!(effective.group.as_deref(), Some("org.example"));
         assert_eq!(effective.version.as_deref(), Some("2.1"));
         // The child's property wins over the parent's, also inside the parent's management.
@@ -652,7 +683,8 @@ mod tests {
         // A user property (-D) wins over the POM's.
         let mut user = Context::default();
         user.properties.insert("lib.version".into(), "9".into());
-        let effective = interpolate_pom(&inherit(&child, &parent), &user, max).expect("fits");
+        let effective =
+            interpolate_pom(&inherit(&child, &parent, Flavor::Maven), &user, max).expect("fits");
         assert_eq!(
             effective.dependency_management[0].version.as_deref(),
             Some("9")

@@ -224,7 +224,10 @@ impl<'s, S: PomSource> Models<'s, S> {
                             &chain,
                         )
                         .await?;
-                    (inherit(&own, &parent_pom), parent_pom.dependency_management)
+                    (
+                        inherit(&own, &parent_pom, self.flavor),
+                        parent_pom.dependency_management,
+                    )
                 }
                 None => (own.clone(), Vec::new()),
             };

@@ -603,7 +603,10 @@ fn survivors(
     let mut forced = None;
     for e in edges.iter().filter(|e| reach.contains(&e.child)) {
         if is_module(&e.child) {
-            if e.forced && forced.is_none() {
+            // Of two versions this module declares, the later wins: Ivy's
+            // `ResolveEngine.computeConflicts` puts the node being visited first and
+            // `LatestConflictManager` keeps the first forced one.
+            if e.forced {
                 forced = Some(e.child.2.clone());
             }
             found.push(e.child.2.clone());
