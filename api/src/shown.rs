@@ -22,7 +22,7 @@ pub fn url(url: &url::Url) -> String {
 /// but does not parse shows its scheme only, since where its credentials end cannot be told.
 pub fn url_text(text: &str) -> String {
     match url::Url::parse(text) {
-        Ok(u) if u.has_host() || u.scheme() == "file" => url(&u),
+        Ok(u) => url(&u),
         _ => match text.split_once("://") {
             Some((scheme, _)) if is_scheme(scheme) => format!("{scheme}://(not a valid URL)"),
             Some(_) => "(not a valid URL)".to_owned(),
@@ -107,6 +107,7 @@ mod tests {
             ),
             ("file:///srv/repo?s3cret", "file:///srv/repo"),
             ("./data?s3cret", "./data"),
+            ("memory://", "memory://"),
             ("/var/lib/sparkstage", "/var/lib/sparkstage"),
             ("https://alice:s3cret@[::1", "https://(not a valid URL)"),
             ("not a url://alice:s3cret@", "(not a valid URL)"),

@@ -51,12 +51,71 @@ pub struct WriteTuning {
 }
 
 /// Chunk size of file reads when serving from a local directory.
-const FILE_READ_CHUNK: usize = 256 * 1024;
+const FILE_READ_CHUNK: usize = 128 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
     tuning: WriteTuning,
+    downloads: DownloadBudget,
+}
+
+/// The bytes of blob content that all downloads together hold in memory at once: each chunk
+/// takes its share before it is read (local files) or kept (other stores) and gives it back when
+/// the connection has written it, so the server's memory does not grow with the number of
+/// connections. Downloads past the budget wait their turn (first come, first served); a client
+/// that stops reading is cut off by the connections' send timeout, which frees its share.
+#[derive(Debug, Clone)]
+pub struct DownloadBudget {
+    bytes: Arc<tokio::sync::Semaphore>,
+    total: usize,
+    /// Opens and reads of local files on the blocking pool at once: a thread per concurrent
+    /// download would otherwise grow with the connections, each with its stack.
+    reads: Arc<tokio::sync::Semaphore>,
+}
+
+/// Positioned reads of local blob files on the blocking pool at once, across all downloads.
+const READS_AT_ONCE: usize = 8;
+
+impl DownloadBudget {
+    /// `bytes` in all; at least two chunks.
+    pub fn new(bytes: usize) -> Self {
+        let total = bytes.max(2 * FILE_READ_CHUNK);
+        Self {
+            bytes: Arc::new(tokio::sync::Semaphore::new(total)),
+            total,
+            reads: Arc::new(tokio::sync::Semaphore::new(READS_AT_ONCE)),
+        }
+    }
+
+    /// The budget's bytes not held by a chunk right now.
+    pub fn available(&self) -> usize {
+        self.bytes.available_permits()
+    }
+
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    async fn take(&self, len: usize) -> std::io::Result<tokio::sync::OwnedSemaphorePermit> {
+        let len = u32::try_from(len.min(self.total)).unwrap_or(u32::MAX);
+        Arc::clone(&self.bytes)
+            .acquire_many_owned(len)
+            .await
+            .map_err(std::io::Error::other)
+    }
+}
+
+/// A chunk's bytes and its share of the [`DownloadBudget`], given back when the chunk is dropped.
+struct Held<T> {
+    bytes: T,
+    _share: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl<T: AsRef<[u8]>> AsRef<[u8]> for Held<T> {
+    fn as_ref(&self) -> &[u8] {
+        self.bytes.as_ref()
+    }
 }
 
 /// An opened blob, ready to stream.
@@ -69,8 +128,16 @@ pub struct BlobRead {
 }
 
 impl BlobStore {
-    pub fn new(store: Arc<dyn ObjectStore>, tuning: WriteTuning) -> Self {
-        Self { store, tuning }
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        tuning: WriteTuning,
+        downloads: DownloadBudget,
+    ) -> Self {
+        Self {
+            store,
+            tuning,
+            downloads,
+        }
     }
 
     /// The object key of a blob.
@@ -203,7 +270,18 @@ impl BlobStore {
             range: range.map(GetRange::Bounded),
             ..Default::default()
         };
-        let result = match self.store.get_opts(&Self::path(digest), options).await {
+        // Opening a local file runs on the blocking pool: bounded like the reads, so that a
+        // burst of downloads does not start a thread for each.
+        let opening = Arc::clone(&self.downloads.reads)
+            .acquire_owned()
+            .await
+            .map_err(|e| object_store::Error::Generic {
+                store: "blobs",
+                source: Box::new(e),
+            })?;
+        let opened = self.store.get_opts(&Self::path(digest), options).await;
+        drop(opening);
+        let result = match opened {
             Ok(r) => r,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(e),
@@ -211,8 +289,24 @@ impl BlobStore {
         let size = result.meta.size;
         let range = result.range.clone();
         let stream = match result.payload {
-            GetResultPayload::File(file, _) => file_stream(file, range.clone()),
-            GetResultPayload::Stream(s) => s.map_err(std::io::Error::other).boxed(),
+            GetResultPayload::File(file, _) => {
+                file_stream(file, range.clone(), self.downloads.clone())
+            }
+            GetResultPayload::Stream(s) => {
+                let budget = self.downloads.clone();
+                s.map_err(std::io::Error::other)
+                    .and_then(move |chunk| {
+                        let budget = budget.clone();
+                        async move {
+                            let share = budget.take(chunk.len()).await?;
+                            Ok(Bytes::from_owner(Held {
+                                bytes: chunk,
+                                _share: share,
+                            }))
+                        }
+                    })
+                    .boxed()
+            }
         };
         Ok(Some(BlobRead {
             size,
@@ -230,23 +324,46 @@ impl BlobStore {
     }
 }
 
-/// Streams `range` of a local file in large reads on the blocking pool (object_store's own file
-/// stream reads 8 KiB at a time, too slow to keep up with a network card). Measured against
-/// positioned reads with read-ahead (bench/server.sh): as fast at 64 clients, with less memory.
+/// Streams `range` of a local file in chunks read on the blocking pool (object_store's own file
+/// stream reads 8 KiB at a time, too slow to keep up with a network card). Each chunk is read
+/// straight into its own buffer by a positioned read once it has its share of `budget`, and that
+/// buffer is what the connection writes: one copy of each chunk, never more than the budget.
 fn file_stream(
     file: std::fs::File,
     range: Range<u64>,
+    budget: DownloadBudget,
 ) -> futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>> {
-    use tokio::io::{AsyncReadExt, AsyncSeekExt};
-    let mut file = tokio::fs::File::from_std(file);
-    futures::stream::once(async move {
-        file.seek(std::io::SeekFrom::Start(range.start)).await?;
-        Ok::<_, std::io::Error>(tokio_util::io::ReaderStream::with_capacity(
-            file.take(range.end - range.start),
-            FILE_READ_CHUNK,
-        ))
+    let file = Arc::new(file);
+    futures::stream::try_unfold(range.start, move |offset| {
+        let (file, budget) = (Arc::clone(&file), budget.clone());
+        async move {
+            if offset >= range.end {
+                return Ok(None);
+            }
+            let len = usize::try_from((range.end - offset).min(FILE_READ_CHUNK as u64))
+                .unwrap_or(FILE_READ_CHUNK);
+            let share = budget.take(len).await?;
+            // Allocated here, read into there: the blocking threads allocate nothing.
+            let mut buffer = vec![0u8; len];
+            let reading = Arc::clone(&budget.reads)
+                .acquire_owned()
+                .await
+                .map_err(std::io::Error::other)?;
+            let buffer = tokio::task::spawn_blocking(move || {
+                use std::os::unix::fs::FileExt as _;
+                let read = file.read_exact_at(&mut buffer, offset).map(|()| buffer);
+                drop(reading);
+                read
+            })
+            .await
+            .map_err(std::io::Error::other)??;
+            let chunk = Bytes::from_owner(Held {
+                bytes: buffer,
+                _share: share,
+            });
+            Ok(Some((chunk, offset + len as u64)))
+        }
     })
-    .try_flatten()
     .boxed()
 }
 

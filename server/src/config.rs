@@ -72,6 +72,17 @@ pub struct Config {
     #[arg(long, env = "SPARKSTAGE_BUNDLE_CACHE_TTL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub bundle_cache_ttl: Duration,
 
+    /// Memory for blob content that all downloads share: each chunk in flight holds its share
+    /// until the connection has written it, so memory stays flat whatever the number of
+    /// connections (downloads past it wait their turn).
+    #[arg(long, env = "SPARKSTAGE_DOWNLOAD_MEMORY", default_value = "16MiB", value_parser = parse_size)]
+    pub download_memory: u64,
+
+    /// A connection that accepts no bytes of an answer for this long is closed (a client that
+    /// stopped reading gives back its share of --download-memory).
+    #[arg(long, env = "SPARKSTAGE_SEND_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub send_timeout: Duration,
+
     /// The most connections served at once; one more is answered 503 and closed.
     #[arg(long, env = "SPARKSTAGE_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
@@ -159,6 +170,7 @@ impl Config {
         crate::connections::ConnectionLimits {
             max_connections: self.max_connections.max(1),
             header_read_timeout: self.header_read_timeout,
+            send_timeout: self.send_timeout,
             max_header_bytes: usize::try_from(self.max_header_size).unwrap_or(usize::MAX),
         }
     }

@@ -11,8 +11,11 @@
 //! - Request heads are at most [`ConnectionLimits::max_header_bytes`] (hyper's read buffer), so a
 //!   connection's memory is bounded before any handler runs.
 //! - hyper answers requests it cannot parse by itself (400, 414, 431) with an empty body;
-//!   [`JsonErrors`] replaces those answers with our JSON error body, so that every answer of the
-//!   server is `{"code","message"}`.
+//!   [`ConnectionIo`] replaces those answers with our JSON error body, so that every answer of
+//!   the server is `{"code","message"}`.
+//! - A connection that accepts no byte of an answer for [`ConnectionLimits::send_timeout`] is
+//!   closed ([`ConnectionIo`]): a client that stops reading gives back what it holds of the
+//!   downloads' memory budget.
 //! - On shutdown, the listener closes, idle connections close, in-flight requests finish.
 
 use std::future::Future;
@@ -39,6 +42,8 @@ pub struct ConnectionLimits {
     /// For a request head to arrive, from the moment the connection waits for one (so also the
     /// idle keep-alive timeout).
     pub header_read_timeout: Duration,
+    /// For a connection to accept any byte of an answer.
+    pub send_timeout: Duration,
     pub max_header_bytes: usize,
 }
 
@@ -47,6 +52,7 @@ impl Default for ConnectionLimits {
         Self {
             max_connections: 4096,
             header_read_timeout: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(60),
             max_header_bytes: 64 << 10,
         }
     }
@@ -105,7 +111,7 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(JsonErrors::new(stream));
+        let io = TokioIo::new(ConnectionIo::new(stream, limits.send_timeout));
         let service = TowerToHyperService::new(app.clone());
         let builder = Arc::clone(&builder);
         let connection = builder
@@ -134,18 +140,27 @@ async fn refuse(mut stream: tokio::net::TcpStream, limit: usize) {
     .await;
 }
 
-/// A connection's I/O that replaces hyper's own answers to requests it cannot parse (a 400,
-/// 414 or 431 head with `content-length: 0`, which our handlers never send: their errors carry
-/// a JSON body) with the same status and our JSON error body.
-pub struct JsonErrors<T> {
+/// A connection's I/O: replaces hyper's own answers to requests it cannot parse (a 400, 414 or
+/// 431 head with `content-length: 0`, which our handlers never send: their errors carry a JSON
+/// body) with the same status and our JSON error body, and fails a write that makes no progress
+/// for the send timeout.
+pub struct ConnectionIo<T> {
     io: T,
     /// Bytes to write before anything else, and how many are written.
     pending: Option<(Vec<u8>, usize)>,
+    send_timeout: Duration,
+    /// Armed while a write waits for the peer.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
-impl<T> JsonErrors<T> {
-    pub fn new(io: T) -> Self {
-        Self { io, pending: None }
+impl<T> ConnectionIo<T> {
+    pub fn new(io: T, send_timeout: Duration) -> Self {
+        Self {
+            io,
+            pending: None,
+            send_timeout,
+            stalled: None,
+        }
     }
 }
 
@@ -165,24 +180,53 @@ fn replacement(head: &[u8]) -> Option<Vec<u8>> {
     (empty && lower.ends_with(b"\r\n\r\n")).then(|| error.to_http1_bytes())
 }
 
-impl<T: AsyncWrite + Unpin> JsonErrors<T> {
+impl<T: AsyncWrite + Unpin> ConnectionIo<T> {
+    /// `polled`, the outcome of a write: pending too long is an error; progress disarms.
+    fn watch<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        if polled.is_ready() {
+            self.stalled = None;
+            return polled;
+        }
+        let timeout = self.send_timeout;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                self.stalled = None;
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("the client accepted nothing for {timeout:?}"),
+                )))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
     fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while let Some((bytes, written)) = &mut self.pending {
             if *written == bytes.len() {
                 self.pending = None;
                 break;
             }
-            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &bytes[*written..]))?;
+            let polled = Pin::new(&mut self.io).poll_write(cx, &bytes[*written..]);
+            let n = ready!(self.watch(cx, polled))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            *written += n;
+            if let Some((_, written)) = &mut self.pending {
+                *written += n;
+            }
         }
         Poll::Ready(Ok(()))
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for JsonErrors<T> {
+impl<T: AsyncRead + Unpin> AsyncRead for ConnectionIo<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -192,7 +236,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for JsonErrors<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for JsonErrors<T> {
+impl<T: AsyncWrite + Unpin> AsyncWrite for ConnectionIo<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -204,7 +248,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for JsonErrors<T> {
             let _ = self.poll_pending(cx)?;
             return Poll::Ready(Ok(buf.len()));
         }
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.watch(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -221,7 +266,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for JsonErrors<T> {
             let _ = self.poll_pending(cx)?;
             return Poll::Ready(Ok(only.len()));
         }
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.watch(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -230,7 +276,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for JsonErrors<T> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(self.poll_pending(cx))?;
-        Pin::new(&mut self.io).poll_flush(cx)
+        let polled = Pin::new(&mut self.io).poll_flush(cx);
+        self.watch(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -36,7 +36,7 @@ use sha2::{Digest as _, Sha256};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
-use crate::blob_store::{BlobStore, WriteTuning};
+use crate::blob_store::{BlobStore, DownloadBudget, WriteTuning};
 use crate::bundle::Bundles;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -55,6 +55,8 @@ pub struct Settings {
     pub bundle_cache_ttl: Duration,
     /// `None`: 512 KiB for local and memory stores, 8 MiB for cloud stores.
     pub upload_part_size: Option<usize>,
+    /// Bytes of blob content all downloads together hold at once ([`DownloadBudget`]).
+    pub download_memory: usize,
     /// `POST /v1/resolve`: repositories, cache, offline, how long answers are kept.
     pub maven: MavenSettings,
 }
@@ -70,6 +72,7 @@ impl Default for Settings {
             max_ttl: Duration::from_secs(90 * 24 * 3600),
             bundle_cache_ttl: Duration::from_secs(5),
             upload_part_size: None,
+            download_memory: 16 << 20,
             maven: MavenSettings::default(),
         }
     }
@@ -86,6 +89,7 @@ impl Settings {
             max_ttl: c.max_ttl,
             bundle_cache_ttl: c.bundle_cache_ttl,
             upload_part_size: c.upload_part_size.map(|s| s as usize),
+            download_memory: usize::try_from(c.download_memory).unwrap_or(usize::MAX),
             maven: MavenSettings {
                 repositories: c.maven_repositories.clone(),
                 request_repositories: c.maven_request_repositories.clone(),
@@ -129,7 +133,11 @@ impl AppState {
         };
         Self {
             store: Arc::clone(&storage.store),
-            blobs: BlobStore::new(Arc::clone(&storage.store), tuning),
+            blobs: BlobStore::new(
+                Arc::clone(&storage.store),
+                tuning,
+                DownloadBudget::new(settings.download_memory),
+            ),
             bundles: Arc::new(Bundles::new(
                 Arc::clone(&storage.store),
                 settings.bundle_cache_ttl,
