@@ -129,12 +129,24 @@ impl AttemptError {
 impl Transfer {
     /// Waits before the next attempt after `error`; `Err` with the final message when no
     /// attempt is left or the deadline would pass.
+    /// Waits before the next attempt after `error`; an error that says why there is none: the
+    /// attempts are used up, or the next one would start after the deadline.
     pub(crate) async fn pause(&self, backoff: &mut Backoff, error: String) -> Result<(), String> {
+        let attempts = backoff.attempts();
         let Some(delay) = backoff.next_delay() else {
-            return Err(error);
+            return Err(format!("{error} (gave up after {attempts} attempts)"));
         };
-        if Instant::now() + delay >= self.deadline {
+        let now = Instant::now();
+        if now >= self.deadline {
             return Err(self.deadline_message(&error));
+        }
+        if now + delay >= self.deadline {
+            return Err(format!(
+                "{error} (gave up after {attempts} attempts: the next one, in {}, would start \
+                 after the deadline of {})",
+                humantime::format_duration(Duration::from_millis(delay.as_millis() as u64)),
+                humantime::format_duration(self.timeout)
+            ));
         }
         tokio::time::sleep(delay).await;
         Ok(())
@@ -154,6 +166,8 @@ impl Transfer {
     ) -> Result<reqwest::Response, AttemptError> {
         match timeout_at(self.deadline, request.send()).await {
             Err(_) => Err(Permanent(self.deadline_message("request did not finish"))),
+            // A redirect loop or a request that cannot be built fails the same way again.
+            Ok(Err(e)) if e.is_redirect() || e.is_builder() => Err(Permanent(describe_reqwest(&e))),
             Ok(Err(e)) => Err(Transient(describe_reqwest(&e))),
             Ok(Ok(response)) => Ok(response),
         }

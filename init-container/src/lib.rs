@@ -303,6 +303,9 @@ pub async fn run(config: &Config, options: &Options) -> Result<Summary, RunError
         },
         _ => None,
     };
+    // The deadline bounds the whole run, whatever the number of files: what has not arrived by
+    // then fails (its temporary file is removed by the next run), what did arrive is recorded.
+    let sources: Vec<String> = todo.iter().map(|j| j.source.clone()).collect();
     let results: Vec<(Job, Result<Fetched, Failure>)> = futures::stream::iter(todo)
         .map(|job| {
             let transfer = &transfer;
@@ -313,8 +316,23 @@ pub async fn run(config: &Config, options: &Options) -> Result<Summary, RunError
             }
         })
         .buffer_unordered(config.parallelism)
+        .take_until(tokio::time::sleep_until(transfer.deadline))
         .collect()
         .await;
+    let mut unfinished = Vec::new();
+    if results.len() < sources.len() {
+        let done: std::collections::HashSet<&str> =
+            results.iter().map(|(job, _)| job.source.as_str()).collect();
+        unfinished = sources
+            .iter()
+            .filter(|s| !done.contains(s.as_str()))
+            .map(|source| Failure {
+                source: source.clone(),
+                error: transfer.deadline_message("not fetched in time"),
+                attempts: 0,
+            })
+            .collect();
+    }
 
     let mut summary = Summary {
         skipped: skip.len(),
@@ -355,6 +373,7 @@ pub async fn run(config: &Config, options: &Options) -> Result<Summary, RunError
             Err(failure) => failures.push(failure),
         }
     }
+    failures.extend(unfinished);
     // Recorded even when some sources failed: a restart then skips what did arrive.
     for dir in changed.keys() {
         if let Err(e) = states[dir].save(dir) {
@@ -474,6 +493,54 @@ async fn bundle_jobs(
     Ok(jobs)
 }
 
+/// The most a manifest may hold: 64 KiB a thousand entries and more than the server's
+/// `--max-bundle-entries` (10,000 by default) ever gives; a larger answer is not ours.
+pub const MAX_MANIFEST_BYTES: usize = 32 << 20;
+
+/// Reads a manifest body within [`MAX_MANIFEST_BYTES`] and the deadline.
+async fn read_manifest(
+    transfer: &Transfer,
+    response: reqwest::Response,
+) -> Result<BundleManifest, AttemptError> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_MANIFEST_BYTES as u64)
+    {
+        return Err(AttemptError::Permanent(format!(
+            "the manifest is larger than {MAX_MANIFEST_BYTES} bytes; this is not a sparkstage server"
+        )));
+    }
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    loop {
+        let chunk = match tokio::time::timeout_at(transfer.deadline, stream.next()).await {
+            Err(_) => {
+                return Err(AttemptError::Permanent(
+                    transfer.deadline_message("the manifest did not arrive"),
+                ));
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                return Err(AttemptError::Transient(format!(
+                    "cannot read the manifest: {}",
+                    describe_reqwest(&e)
+                )));
+            }
+            Ok(Some(Ok(chunk))) => chunk,
+        };
+        if body.len() + chunk.len() > MAX_MANIFEST_BYTES {
+            return Err(AttemptError::Permanent(format!(
+                "the manifest is larger than {MAX_MANIFEST_BYTES} bytes; this is not a sparkstage \
+                 server"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).map_err(|e| {
+        AttemptError::Permanent(format!("the manifest is not a sparkstage manifest: {e}"))
+    })
+}
+
 async fn fetch_manifest(
     transfer: &Transfer,
     url: &reqwest::Url,
@@ -489,9 +556,10 @@ async fn fetch_manifest(
             Ok(response) => {
                 let status = response.status();
                 if status.is_success() {
-                    match response.json::<BundleManifest>().await {
+                    match read_manifest(transfer, response).await {
                         Ok(manifest) => return Ok(manifest),
-                        Err(e) => format!("cannot read the manifest: {}", describe_reqwest(&e)),
+                        Err(AttemptError::Permanent(e)) => return Err((e, backoff.attempts())),
+                        Err(AttemptError::Transient(e)) => e,
                     }
                 } else if status == reqwest::StatusCode::NOT_FOUND
                     || status == reqwest::StatusCode::UNAUTHORIZED
