@@ -24,6 +24,37 @@ pub fn describe_sources(kind: &str, error: &dyn std::error::Error) -> String {
     message
 }
 
+/// The most of an error answer's body that is read: enough for any JSON error of ours or a
+/// WebHDFS `RemoteException`, never a whole file a hostile server sends instead.
+pub const ERROR_BODY_MAX: usize = 64 << 10;
+
+/// The first [`ERROR_BODY_MAX`] bytes of an error answer's body (what arrived, if it broke).
+#[cfg(feature = "reqwest")]
+pub async fn error_body_bytes(mut response: reqwest::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = ERROR_BODY_MAX - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() == ERROR_BODY_MAX {
+            break;
+        }
+    }
+    body
+}
+
+/// A sparkstage error answer's `(code, message)` as they may be shown: read within
+/// [`ERROR_BODY_MAX`], cut and stripped of control characters ([`crate::shown::outside`]).
+/// `None` when the body is not our JSON error.
+#[cfg(feature = "reqwest")]
+pub async fn error_answer(response: reqwest::Response) -> Option<(String, String)> {
+    let body = error_body_bytes(response).await;
+    let e: ErrorBody = serde_json::from_slice(&body).ok()?;
+    Some((
+        crate::shown::outside(&e.code, 64),
+        crate::shown::outside(&e.message, 2 * crate::shown::OUTSIDE_TEXT_CHARS),
+    ))
+}
+
 /// A reqwest error as [`describe_sources`] tells it, with its kind: timed out, cannot connect,
 /// broken body, or request failed. Never its URL.
 #[cfg(feature = "reqwest")]

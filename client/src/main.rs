@@ -379,13 +379,21 @@ fn write_private(path: &std::path::Path, secret: &str) -> Result<()> {
     Ok(())
 }
 
+/// The most of an error message the CLI prints.
+const MESSAGE_CHARS: usize = 4000;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match main_inner(cli).await {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {
-            eprintln!("sparkstage: {e:#}");
+            // Errors carry text from outside (a repository's POM, a server's message): one
+            // line, no control characters, bounded.
+            eprintln!(
+                "sparkstage: {}",
+                sparkstage_api::shown::outside(&format!("{e:#}"), MESSAGE_CHARS)
+            );
             ExitCode::from(1)
         }
     }

@@ -11,12 +11,12 @@ use anyhow::{Context, Result, bail};
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
+use sparkstage_api::Digest;
 use sparkstage_api::blobs::{FindMissingRequest, FindMissingResponse, MISSING_PATH, blob_path};
 use sparkstage_api::bundles::{
     BundleEntry, BundleSummary, CreateBundleRequest, CreateBundleResponse, EntryKind,
     ListBundlesResponse, Owner, bundle_path,
 };
-use sparkstage_api::{Digest, ErrorBody};
 use tokio::io::AsyncReadExt as _;
 
 use crate::progress::Progress;
@@ -102,10 +102,9 @@ impl ServerClient {
         if status.is_success() {
             return Ok(response);
         }
-        let body = response.bytes().await.unwrap_or_default();
-        match serde_json::from_slice::<ErrorBody>(&body) {
-            Ok(e) => bail!("{what}: HTTP {status} ({}): {}", e.code, e.message),
-            Err(_) => bail!("{what}: HTTP {status}"),
+        match sparkstage_api::error::error_answer(response).await {
+            Some((code, message)) => bail!("{what}: HTTP {status} ({code}): {message}"),
+            None => bail!("{what}: HTTP {status}"),
         }
     }
 

@@ -422,10 +422,12 @@ impl Transfer {
         }
         let status = response.status();
         if !status.is_success() {
-            let body = match timeout_at(self.deadline, response.bytes()).await {
-                Ok(Ok(body)) => body,
-                _ => Default::default(),
-            };
+            let body = timeout_at(
+                self.deadline,
+                sparkstage_api::error::error_body_bytes(response),
+            )
+            .await
+            .unwrap_or_default();
             let refusal = crate::webhdfs::refusal(status, &body, path);
             return Err(if refusal.transient {
                 Transient(refusal.message)
@@ -662,11 +664,8 @@ fn io_message(path: &Path, e: &std::io::Error) -> String {
 
 /// `": <message>"` from a JSON error body of the staging server, or nothing.
 pub(crate) async fn error_detail(response: reqwest::Response) -> String {
-    let Ok(body) = response.bytes().await else {
-        return String::new();
-    };
-    match serde_json::from_slice::<sparkstage_api::ErrorBody>(&body) {
-        Ok(e) => format!(" ({}): {}", e.code, e.message),
-        Err(_) => String::new(),
+    match sparkstage_api::error::error_answer(response).await {
+        Some((code, message)) => format!(" ({code}): {message}"),
+        None => String::new(),
     }
 }

@@ -162,7 +162,14 @@ pub(crate) fn refusal(status: reqwest::StatusCode, body: &[u8], path: &str) -> R
         })
         .unwrap_or_default();
     let detail = match &remote {
-        Some(r) => format!("{exception}: {}", redact_text(&r.message)),
+        Some(r) => format!(
+            "{}: {}",
+            sparkstage_api::shown::outside(&exception, 100),
+            sparkstage_api::shown::outside(
+                &redact_text(&r.message),
+                2 * sparkstage_api::shown::OUTSIDE_TEXT_CHARS
+            )
+        ),
         None => format!("HTTP {status}"),
     };
     let transient_exception = matches!(

@@ -103,6 +103,9 @@ impl Default for MavenSettings {
     }
 }
 
+/// The most of a resolution's error message an answer carries.
+const MESSAGE_CHARS: usize = 4000;
+
 type Outcome = Result<(Instant, Arc<ResolveResponse>), Arc<ApiError>>;
 
 /// What happened to a request, for the `sparkstage_resolutions` metric.
@@ -311,12 +314,16 @@ impl Resolutions {
         let resolution = resolver
             .resolve(&parsed.coordinates, &parsed.exclusions, parsed.mode)
             .await
-            .map_err(|e| match e {
-                ResolveError::Source { .. } | ResolveError::Deadline(_) => {
-                    ApiError::Upstream(e.to_string())
+            .map_err(|e| {
+                // The message names modules and repositories' answers: outside text.
+                let message = sparkstage_api::shown::outside(&e.to_string(), MESSAGE_CHARS);
+                match e {
+                    ResolveError::Source { .. } | ResolveError::Deadline(_) => {
+                        ApiError::Upstream(message)
+                    }
+                    ResolveError::Limit { .. } => ApiError::ResolutionLimit(message),
+                    _ => ApiError::Unresolved(message),
                 }
-                ResolveError::Limit { .. } => ApiError::ResolutionLimit(e.to_string()),
-                other => ApiError::Unresolved(other.to_string()),
             })?;
         for warning in &resolution.warnings {
             tracing::warn!(%warning, "Maven resolution went on without a repository");

@@ -13,6 +13,7 @@
 //! | `deep` | a parent chain 10,000 deep (`deep-<n>` has parent `deep-<n+1>`) |
 //! | `trickle` | a POM sent one byte a second |
 //! | `hugejar` | a good POM and a jar that never ends |
+//! | `c1` | a POM depending on a module whose group holds a C1 control (U+009B, a terminal's CSI) |
 //!
 //! Anything else is 404.
 
@@ -127,6 +128,12 @@ async fn answer(path: String) -> Response {
             )
         }
         "sum" | "ansi" | "hugejar" if is_pom => pom(module, "").into_response(),
+        "c1" if is_pom => pom(
+            module,
+            "<dependencies><dependency><groupId>t\u{9b}2J\u{9b}31mevil</groupId>\
+             <artifactId>x</artifactId><version>1</version></dependency></dependencies>",
+        )
+        .into_response(),
         "sum" if is_sha256 => Body::from_stream(
             futures::stream::iter(std::iter::repeat_n(Bytes::from(vec![b'a'; MIB]), 200))
                 .map(Ok::<_, std::io::Error>),
