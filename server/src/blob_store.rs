@@ -327,44 +327,45 @@ impl BlobStore {
 /// Streams `range` of a local file in chunks read on the blocking pool (object_store's own file
 /// stream reads 8 KiB at a time, too slow to keep up with a network card). Each chunk is read
 /// straight into its own buffer by a positioned read once it has its share of `budget`, and that
-/// buffer is what the connection writes: one copy of each chunk, never more than the budget.
+/// buffer is what the connection writes: one copy of each chunk, never more than the budget. One
+/// chunk is read ahead.
 fn file_stream(
     file: std::fs::File,
     range: Range<u64>,
     budget: DownloadBudget,
 ) -> futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>> {
     let file = Arc::new(file);
-    futures::stream::try_unfold(range.start, move |offset| {
-        let (file, budget) = (Arc::clone(&file), budget.clone());
-        async move {
-            if offset >= range.end {
-                return Ok(None);
-            }
+    let offsets = (range.start..range.end).step_by(FILE_READ_CHUNK);
+    futures::stream::iter(offsets)
+        .map(move |offset| {
+            let (file, budget) = (Arc::clone(&file), budget.clone());
             let len = usize::try_from((range.end - offset).min(FILE_READ_CHUNK as u64))
                 .unwrap_or(FILE_READ_CHUNK);
-            let share = budget.take(len).await?;
-            // Allocated here, read into there: the blocking threads allocate nothing.
-            let mut buffer = vec![0u8; len];
-            let reading = Arc::clone(&budget.reads)
-                .acquire_owned()
+            async move {
+                let share = budget.take(len).await?;
+                // Allocated here, read into there: the blocking threads allocate nothing.
+                let mut buffer = vec![0u8; len];
+                let reading = Arc::clone(&budget.reads)
+                    .acquire_owned()
+                    .await
+                    .map_err(std::io::Error::other)?;
+                let buffer = tokio::task::spawn_blocking(move || {
+                    use std::os::unix::fs::FileExt as _;
+                    let read = file.read_exact_at(&mut buffer, offset).map(|()| buffer);
+                    drop(reading);
+                    read
+                })
                 .await
-                .map_err(std::io::Error::other)?;
-            let buffer = tokio::task::spawn_blocking(move || {
-                use std::os::unix::fs::FileExt as _;
-                let read = file.read_exact_at(&mut buffer, offset).map(|()| buffer);
-                drop(reading);
-                read
-            })
-            .await
-            .map_err(std::io::Error::other)??;
-            let chunk = Bytes::from_owner(Held {
-                bytes: buffer,
-                _share: share,
-            });
-            Ok(Some((chunk, offset + len as u64)))
-        }
-    })
-    .boxed()
+                .map_err(std::io::Error::other)??;
+                Ok(Bytes::from_owner(Held {
+                    bytes: buffer,
+                    _share: share,
+                }))
+            }
+        })
+        // The next chunk is read while the connection writes this one.
+        .buffered(2)
+        .boxed()
 }
 
 /// Hashes on a blocking thread, so that hashing overlaps with receiving and writing.
