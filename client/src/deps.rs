@@ -79,6 +79,11 @@ pub enum PlanError {
     },
     #[error("{0}: {1}")]
     BadEntry(String, String),
+    #[error(
+        "{0} matches no file (named by {1}); spark-submit would drop it without a word, which \
+         fails later in the cluster"
+    )]
+    NoMatch(String, String),
 }
 
 /// What an entry of a dependency list is.
@@ -264,6 +269,12 @@ impl Planner<'_> {
         // Spark's `stringToSeq`: split on commas, trim, drop empty entries.
         for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             match classify(entry) {
+                Entry::Local { path, fragment } if is_glob(&path) => {
+                    for file in self.expand(&path, fragment, named_by)? {
+                        out.push(self.local(&file, None, kind, named_by)?);
+                    }
+                    changed = true;
+                }
                 Entry::Local { path, fragment } => {
                     out.push(self.local(&path, fragment, kind, named_by)?);
                     changed = true;
@@ -279,6 +290,44 @@ impl Planner<'_> {
             }
         }
         Ok(changed.then(|| out.join(",")))
+    }
+}
+
+/// Whether a local path is a pattern, as Spark's `resolveGlobPaths` (Hadoop's `globStatus`) reads
+/// `*`, `?` and `[...]`.
+fn is_glob(path: &str) -> bool {
+    path.contains(['*', '?', '['])
+}
+
+impl Planner<'_> {
+    /// The regular files a pattern matches, sorted, as Spark expands a local pattern in a
+    /// dependency list; none is an error (Spark would drop the entry silently).
+    fn expand(
+        &self,
+        pattern: &str,
+        fragment: Option<&str>,
+        named_by: &str,
+    ) -> Result<Vec<String>, PlanError> {
+        let full = self.cwd.join(pattern);
+        let shown = full.display().to_string();
+        if fragment.is_some() {
+            return Err(PlanError::BadEntry(
+                shown,
+                "a #fragment renames one file; list the file without a pattern".to_owned(),
+            ));
+        }
+        let paths = glob::glob(&shown)
+            .map_err(|e| PlanError::BadEntry(shown.clone(), format!("not a valid pattern: {e}")))?;
+        let mut files: Vec<String> = paths
+            .filter_map(Result::ok)
+            .filter(|p| p.is_file())
+            .filter_map(|p| p.to_str().map(str::to_owned))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(PlanError::NoMatch(shown, named_by.to_owned()));
+        }
+        Ok(files)
     }
 }
 
@@ -345,7 +394,8 @@ pub fn plan(
                 args.set_value(index, format!("{key}={new}"));
             }
         } else if let Some(value) = properties.get(key)
-            && let Some(new) = planner.list(value, kind, &format!("{key} in --properties-file"))?
+            && let Some(new) =
+                planner.list(value, kind, &format!("{key} in the properties files"))?
         {
             args.add_conf(key, &new);
         }
@@ -552,6 +602,42 @@ mod tests {
         )?;
         let names: Vec<&str> = p.deps.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(names, ["app.jar", "a b.jar", "c%20d.jar"]);
+        Ok(())
+    }
+
+    #[test]
+    fn local_patterns_expand_to_the_files_they_match() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        std::fs::create_dir(dir.path().join("libs"))?;
+        std::fs::create_dir(dir.path().join("libs/sub.jar"))?;
+        for name in ["b.jar", "a.jar", "notes.txt"] {
+            std::fs::write(dir.path().join("libs").join(name), name)?;
+        }
+        std::fs::write(dir.path().join("app.jar"), "app")?;
+        let p = plan(
+            SubmitArgs::parse(&["--jars", "libs/*.jar,local:///opt/x.jar", "app.jar"])?,
+            &BTreeMap::new(),
+            &layout(),
+            dir.path(),
+            false,
+        )?;
+        let names: Vec<&str> = p.deps.iter().map(|d| d.name.as_str()).collect();
+        // Sorted, regular files only (the directory sub.jar is not one).
+        assert_eq!(names, ["app.jar", "a.jar", "b.jar"]);
+        assert!(p.args.to_args().contains(
+            &"local:///var/spark-data/spark-jars/a.jar,local:///var/spark-data/spark-jars/b.jar,\
+              local:///opt/x.jar"
+                .to_owned()
+        ));
+        let none = plan(
+            SubmitArgs::parse(&["--jars", "libs/*.zip", "app.jar"])?,
+            &BTreeMap::new(),
+            &layout(),
+            dir.path(),
+            false,
+        )
+        .expect_err("no match");
+        assert!(matches!(none, PlanError::NoMatch(..)), "{none}");
         Ok(())
     }
 

@@ -96,13 +96,25 @@ pub async fn prepare(options: &SubmitOptions, command: &[String]) -> Result<Opti
         bail!("no spark-submit command after `--`");
     };
     let args = SubmitArgs::parse(spark_args)?;
-    let properties = match args.value("--properties-file") {
-        Some(path) => crate::properties::parse(
-            &std::fs::read_to_string(path)
+    let properties_file = match args.value("--properties-file") {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read --properties-file {path}"))?,
         ),
-        None => BTreeMap::new(),
+        None => None,
     };
+    let defaults = match crate::properties::spark_defaults_file(|v| std::env::var_os(v)) {
+        Some(path) => Some(
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let properties = crate::properties::merged(
+        properties_file.as_deref(),
+        defaults.as_deref(),
+        args.has_switch("--load-spark-defaults"),
+    );
     let conf = Conf {
         args: &args,
         properties: &properties,

@@ -215,6 +215,13 @@ impl SubmitArgs {
         })
     }
 
+    /// Whether switch `name` (`--verbose`, `--load-spark-defaults`, ...) is given.
+    pub fn has_switch(&self, name: &str) -> bool {
+        self.args
+            .iter()
+            .any(|a| matches!(a, Arg::Switch { name: n, .. } if *n == name))
+    }
+
     /// The index of the last occurrence of option `name`, whose value spark-submit uses.
     pub fn last_index(&self, name: &str) -> Option<usize> {
         self.args

@@ -701,3 +701,82 @@ async fn an_unreachable_repository_is_skipped_after_its_first_failure() -> Resul
     );
     Ok(())
 }
+
+/// `spark-defaults.conf` (from `SPARK_CONF_DIR`) is read as spark-submit reads it: without a
+/// `--properties-file`, or with one and `--load-spark-defaults`; its local patterns are expanded
+/// and staged, its packages resolved on the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spark_defaults_conf_is_read_as_spark_submit_reads_it() -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let root = work.path().join("repo");
+    repository(&root)?;
+    let repo = MavenRepo::serve(&root, Duration::ZERO).await?;
+    let server = server(work.path(), &repo.url).await?;
+    let app = work.path().join("app");
+    std::fs::create_dir_all(app.join("libs"))?;
+    std::fs::write(app.join("job.py"), "print('hello')\n")?;
+    std::fs::write(app.join("libs/a.jar"), "a")?;
+    std::fs::write(app.join("libs/b.jar"), "b")?;
+    std::fs::write(app.join("other.properties"), "spark.executor.cores=2\n")?;
+    let conf = work.path().join("conf");
+    std::fs::create_dir_all(&conf)?;
+    std::fs::write(
+        conf.join("spark-defaults.conf"),
+        "spark.jars  libs/*.jar\nspark.jars.packages=t:x:1.0\n",
+    )?;
+    let url = server.url();
+    let submit = |extra: &'static [&'static str]| {
+        let mut args = vec![
+            "--server",
+            url.as_str(),
+            "submit",
+            "--dry-run",
+            "--",
+            "spark-submit",
+            "--master",
+            "k8s://https://kubernetes.default.svc",
+            "--deploy-mode",
+            "cluster",
+        ];
+        args.extend_from_slice(extra);
+        args.push("job.py");
+        let mut command = sparkstage_command(&args, &app, &repo.url);
+        command
+            .env("SPARK_CONF_DIR", &conf)
+            .env_remove("SPARK_HOME");
+        command
+    };
+    let command_line = |output: &Output| -> Result<String> {
+        ensure!(output.status.success(), "{}", stderr(output));
+        Ok(stdout(output)
+            .lines()
+            .find(|l| l.starts_with("spark-submit"))
+            .context("no command in the dry run")?
+            .to_owned())
+    };
+    let jars = "spark.jars=local:///var/spark-data/spark-jars/a.jar,\
+                local:///var/spark-data/spark-jars/b.jar,local:///var/spark-data/spark-jars/t_x-1.0.jar";
+    for extra in [
+        &[][..],
+        &[
+            "--properties-file",
+            "other.properties",
+            "--load-spark-defaults",
+        ][..],
+    ] {
+        let command = command_line(&submit(extra).output().await?)?;
+        ensure!(command.contains(jars), "{extra:?}: {command}");
+        ensure!(
+            command.contains("spark.jars.packages="),
+            "{extra:?}: {command}"
+        );
+    }
+    // A properties file without --load-spark-defaults: spark-submit reads no defaults.
+    let command = command_line(
+        &submit(&["--properties-file", "other.properties"])
+            .output()
+            .await?,
+    )?;
+    ensure!(!command.contains("spark.jars="), "{command}");
+    Ok(())
+}
