@@ -320,16 +320,22 @@ async fn the_server_shares_resolutions_stores_jars_and_names_what_is_missing() -
     Ok(())
 }
 
+/// The repository served, a server that asks it, and an application directory with `job.py`.
+async fn submit_fixture(work: &Path) -> Result<(MavenRepo, Server, std::path::PathBuf)> {
+    let root = work.join("repo");
+    repository(&root)?;
+    let repo = MavenRepo::serve(&root, Duration::ZERO).await?;
+    let server = server(work, &repo.url).await?;
+    let app = work.join("app");
+    std::fs::create_dir_all(&app)?;
+    std::fs::write(app.join("job.py"), "print('hello')\n")?;
+    Ok((repo, server, app))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submit_resolves_packages_on_the_server_and_spark_runs_no_ivy() -> Result<()> {
     let work = tempfile::tempdir()?;
-    let root = work.path().join("repo");
-    repository(&root)?;
-    let repo = MavenRepo::serve(&root, Duration::ZERO).await?;
-    let server = server(work.path(), &repo.url).await?;
-    let app = work.path().join("app");
-    std::fs::create_dir_all(&app)?;
-    std::fs::write(app.join("job.py"), "print('hello')\n")?;
+    let (repo, server, app) = submit_fixture(work.path()).await?;
     std::fs::write(
         app.join("spark.properties"),
         "spark.jars.excludes=t:nothing\nspark.jars=local:///opt/extra.jar\n",
@@ -708,13 +714,8 @@ async fn an_unreachable_repository_is_skipped_after_its_first_failure() -> Resul
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spark_defaults_conf_is_read_as_spark_submit_reads_it() -> Result<()> {
     let work = tempfile::tempdir()?;
-    let root = work.path().join("repo");
-    repository(&root)?;
-    let repo = MavenRepo::serve(&root, Duration::ZERO).await?;
-    let server = server(work.path(), &repo.url).await?;
-    let app = work.path().join("app");
+    let (repo, server, app) = submit_fixture(work.path()).await?;
     std::fs::create_dir_all(app.join("libs"))?;
-    std::fs::write(app.join("job.py"), "print('hello')\n")?;
     std::fs::write(app.join("libs/a.jar"), "a")?;
     std::fs::write(app.join("libs/b.jar"), "b")?;
     std::fs::write(app.join("other.properties"), "spark.executor.cores=2\n")?;

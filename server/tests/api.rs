@@ -205,10 +205,7 @@ async fn a_stalled_body_times_out_with_408() -> TestResult {
             futures::stream::iter(vec![first]),
             futures::stream::pending(),
         );
-        let request = Request::post(path)
-            .header("content-type", "application/json")
-            .body(Body::from_stream(stream))?;
-        let answer = tokio::time::timeout(Duration::from_secs(10), send(&app, request)).await?;
+        let answer = post_json_stream(&app, path, stream).await?;
         assert_eq!(
             (answer.status, answer.code().as_str()),
             (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
@@ -217,6 +214,18 @@ async fn a_stalled_body_times_out_with_408() -> TestResult {
         );
     }
     Ok(())
+}
+
+/// `POST path` with a JSON body that `stream` sends; the answer within 10 s.
+async fn post_json_stream(
+    app: &Router,
+    path: &str,
+    stream: impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+) -> Result<Answer, Box<dyn std::error::Error>> {
+    let request = Request::post(path)
+        .header("content-type", "application/json")
+        .body(Body::from_stream(stream))?;
+    Ok(tokio::time::timeout(Duration::from_secs(10), send(app, request)).await?)
 }
 
 /// A body that trickles (never idle for long, never done) meets the JSON calls' deadline: 408,
@@ -233,10 +242,7 @@ async fn a_trickling_body_meets_the_deadline_with_408() -> TestResult {
         tokio::time::sleep(Duration::from_millis(50)).await;
         Some((Ok::<_, std::io::Error>(Bytes::from_static(b" ")), ()))
     });
-    let request = Request::post("/v1/bundles")
-        .header("content-type", "application/json")
-        .body(Body::from_stream(stream))?;
-    let answer = tokio::time::timeout(Duration::from_secs(10), send(&app, request)).await?;
+    let answer = post_json_stream(&app, "/v1/bundles", stream).await?;
     assert_eq!(
         (answer.status, answer.code().as_str()),
         (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
