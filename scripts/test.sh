@@ -26,3 +26,4 @@ cargo build --workspace --bins
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace "$@"
 bash scripts/maven-golden.sh --check
+bash scripts/fuzz-smoke.sh
