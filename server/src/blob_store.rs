@@ -109,7 +109,7 @@ impl DownloadBudget {
 /// A chunk's bytes and its share of the [`DownloadBudget`], given back when the chunk is dropped.
 struct Held<T> {
     bytes: T,
-    _share: tokio::sync::OwnedSemaphorePermit,
+    _share: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl<T: AsRef<[u8]>> AsRef<[u8]> for Held<T> {
@@ -261,10 +261,32 @@ impl BlobStore {
     }
 
     /// Opens a blob for reading, the whole of it or `range`. `Ok(None)` when it is not stored.
+    /// Its chunks are not under the download budget: for readers that may hold them (tests,
+    /// internal copies); answers to clients use [`BlobStore::download`].
     pub async fn get(
         &self,
         digest: &Digest,
         range: Option<Range<u64>>,
+    ) -> Result<Option<BlobRead>, object_store::Error> {
+        self.open(digest, range, None).await
+    }
+
+    /// [`BlobStore::get`] for a download: every chunk holds its share of the download budget
+    /// until it is dropped (a connection drops it once written), so a reader that keeps chunks
+    /// must not hold more than the budget.
+    pub async fn download(
+        &self,
+        digest: &Digest,
+        range: Option<Range<u64>>,
+    ) -> Result<Option<BlobRead>, object_store::Error> {
+        self.open(digest, range, Some(self.downloads.clone())).await
+    }
+
+    async fn open(
+        &self,
+        digest: &Digest,
+        range: Option<Range<u64>>,
+        budget: Option<DownloadBudget>,
     ) -> Result<Option<BlobRead>, object_store::Error> {
         let options = GetOptions {
             range: range.map(GetRange::Bounded),
@@ -290,23 +312,24 @@ impl BlobStore {
         let range = result.range.clone();
         let stream = match result.payload {
             GetResultPayload::File(file, _) => {
-                file_stream(file, range.clone(), self.downloads.clone())
+                file_stream(file, range.clone(), self.downloads.clone(), budget)
             }
-            GetResultPayload::Stream(s) => {
-                let budget = self.downloads.clone();
-                s.map_err(std::io::Error::other)
+            GetResultPayload::Stream(s) => match budget {
+                None => s.map_err(std::io::Error::other).boxed(),
+                Some(budget) => s
+                    .map_err(std::io::Error::other)
                     .and_then(move |chunk| {
                         let budget = budget.clone();
                         async move {
                             let share = budget.take(chunk.len()).await?;
                             Ok(Bytes::from_owner(Held {
                                 bytes: chunk,
-                                _share: share,
+                                _share: Some(share),
                             }))
                         }
                     })
-                    .boxed()
-            }
+                    .boxed(),
+            },
         };
         Ok(Some(BlobRead {
             size,
@@ -332,20 +355,24 @@ impl BlobStore {
 fn file_stream(
     file: std::fs::File,
     range: Range<u64>,
-    budget: DownloadBudget,
+    reads: DownloadBudget,
+    budget: Option<DownloadBudget>,
 ) -> futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>> {
     let file = Arc::new(file);
     let offsets = (range.start..range.end).step_by(FILE_READ_CHUNK);
     futures::stream::iter(offsets)
         .map(move |offset| {
-            let (file, budget) = (Arc::clone(&file), budget.clone());
+            let (file, reads, budget) = (Arc::clone(&file), reads.clone(), budget.clone());
             let len = usize::try_from((range.end - offset).min(FILE_READ_CHUNK as u64))
                 .unwrap_or(FILE_READ_CHUNK);
             async move {
-                let share = budget.take(len).await?;
+                let share = match &budget {
+                    Some(budget) => Some(budget.take(len).await?),
+                    None => None,
+                };
                 // Allocated here, read into there: the blocking threads allocate nothing.
                 let mut buffer = vec![0u8; len];
-                let reading = Arc::clone(&budget.reads)
+                let reading = Arc::clone(&reads.reads)
                     .acquire_owned()
                     .await
                     .map_err(std::io::Error::other)?;

@@ -221,7 +221,7 @@ async fn download(
         RangeSpec::Partial(r) => Some(r),
         RangeSpec::Unsatisfiable => return Err(ApiError::RangeNotSatisfiable { size }),
     };
-    let Some(blob) = state.blobs.get(&digest, requested.clone()).await? else {
+    let Some(blob) = state.blobs.download(&digest, requested.clone()).await? else {
         return Err(ApiError::Internal(format!(
             "bundle {id} lists {digest} but the blob is not in the storage"
         )));
