@@ -88,15 +88,6 @@ impl DownloadBudget {
         }
     }
 
-    /// The budget's bytes not held by a chunk right now.
-    pub fn available(&self) -> usize {
-        self.bytes.available_permits()
-    }
-
-    pub fn total(&self) -> usize {
-        self.total
-    }
-
     async fn take(&self, len: usize) -> std::io::Result<tokio::sync::OwnedSemaphorePermit> {
         let len = u32::try_from(len.min(self.total)).unwrap_or(u32::MAX);
         Arc::clone(&self.bytes)
@@ -311,9 +302,12 @@ impl BlobStore {
         let size = result.meta.size;
         let range = result.range.clone();
         let stream = match result.payload {
-            GetResultPayload::File(file, _) => {
-                file_stream(file, range.clone(), self.downloads.clone(), budget)
-            }
+            GetResultPayload::File(file, _) => file_stream(
+                file,
+                range.clone(),
+                Arc::clone(&self.downloads.reads),
+                budget,
+            ),
             GetResultPayload::Stream(s) => match budget {
                 None => s.map_err(std::io::Error::other).boxed(),
                 Some(budget) => s
@@ -355,14 +349,14 @@ impl BlobStore {
 fn file_stream(
     file: std::fs::File,
     range: Range<u64>,
-    reads: DownloadBudget,
+    reads: Arc<tokio::sync::Semaphore>,
     budget: Option<DownloadBudget>,
 ) -> futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>> {
     let file = Arc::new(file);
     let offsets = (range.start..range.end).step_by(FILE_READ_CHUNK);
     futures::stream::iter(offsets)
         .map(move |offset| {
-            let (file, reads, budget) = (Arc::clone(&file), reads.clone(), budget.clone());
+            let (file, reads, budget) = (Arc::clone(&file), Arc::clone(&reads), budget.clone());
             let len = usize::try_from((range.end - offset).min(FILE_READ_CHUNK as u64))
                 .unwrap_or(FILE_READ_CHUNK);
             async move {
@@ -372,10 +366,7 @@ fn file_stream(
                 };
                 // Allocated here, read into there: the blocking threads allocate nothing.
                 let mut buffer = vec![0u8; len];
-                let reading = Arc::clone(&reads.reads)
-                    .acquire_owned()
-                    .await
-                    .map_err(std::io::Error::other)?;
+                let reading = reads.acquire_owned().await.map_err(std::io::Error::other)?;
                 let buffer = tokio::task::spawn_blocking(move || {
                     use std::os::unix::fs::FileExt as _;
                     let read = file.read_exact_at(&mut buffer, offset).map(|()| buffer);
