@@ -181,7 +181,8 @@ fn replacement(head: &[u8]) -> Option<Vec<u8>> {
 }
 
 impl<T: AsyncWrite + Unpin> ConnectionIo<T> {
-    /// `polled`, the outcome of a write: pending too long is an error; progress disarms.
+    /// `polled`, the outcome of a write: pending too long is an error; a write that is done
+    /// disarms.
     fn watch<R>(
         &mut self,
         cx: &mut Context<'_>,
@@ -277,6 +278,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ConnectionIo<T> {
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(self.poll_pending(cx))?;
         let polled = Pin::new(&mut self.io).poll_flush(cx);
+        if polled.is_ready() {
+            // A socket's flush is done at once, whatever the peer reads: only bytes written
+            // count as progress, or a stalled write would start its timeout over at every flush.
+            return polled;
+        }
         self.watch(cx, polled)
     }
 

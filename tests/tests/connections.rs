@@ -240,7 +240,9 @@ async fn clients_that_stop_reading_are_cut_off_and_the_others_finish() -> Result
         &[],
     )
     .await?;
-    let data: Vec<u8> = (0..16u32 << 20).map(|i| (i % 251) as u8).collect();
+    // Larger than what the kernel's socket buffers of a stalled connection can take in (a few
+    // MiB each way on loopback): the server is left holding chunks for every stalled client.
+    let data: Vec<u8> = (0..48u32 << 20).map(|i| (i % 251) as u8).collect();
     let expected = Sha256::digest(&data);
     let (id, token) = server.stage(&[("big.jar", "jar", &data)]).await?;
     let digest = sparkstage_api::Digest::of(&data);
@@ -274,7 +276,10 @@ async fn clients_that_stop_reading_are_cut_off_and_the_others_finish() -> Result
         "the reading client waited {:?}",
         started.elapsed()
     );
-    // The stalled ones were closed by the server: reading them to the end finishes.
+    // The stalled ones were closed by the server: reading them to the end finishes. (Give the
+    // last of them, which waited for a share of the budget before they stalled, their send
+    // timeout first: reading one that is still open would un-stall it.)
+    tokio::time::sleep(Duration::from_secs(6)).await;
     for mut stream in stalled {
         let mut sink = vec![0u8; 1 << 20];
         let closed = tokio::time::timeout(Duration::from_secs(10), async {
