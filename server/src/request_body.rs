@@ -96,3 +96,34 @@ pub fn idle_limited(
         }
     })
 }
+
+/// Reads and discards what is left of a request body, at most `max_bytes` and, when given, for
+/// at most `within` (the body's own idle timeout still applies), and says whether it reached the
+/// end. An answer sent before its request's body was
+/// read (a blob that is already stored, an error) otherwise closes the connection with unread
+/// bytes, which the kernel turns into a reset: a client that does not wait for `100 Continue`
+/// and is still sending gets "broken pipe" instead of the answer. nginx's lingering close does
+/// the same for the same reason.
+pub async fn drain<S>(body: S, max_bytes: u64, within: Option<Duration>) -> bool
+where
+    S: Stream<Item = Result<Bytes, BodyError>>,
+{
+    let reading = async {
+        let mut body = std::pin::pin!(body);
+        let mut read = 0u64;
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(chunk) => read += chunk.len() as u64,
+                Err(_) => return false,
+            }
+            if read > max_bytes {
+                return false;
+            }
+        }
+        true
+    };
+    match within {
+        Some(within) => tokio::time::timeout(within, reading).await.unwrap_or(false),
+        None => reading.await,
+    }
+}

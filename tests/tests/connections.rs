@@ -295,3 +295,78 @@ async fn clients_that_stop_reading_are_cut_off_and_the_others_finish() -> Result
     }
     Ok(())
 }
+
+/// A `PUT` of a blob the server already has is answered before its body is read. A client that
+/// does not wait for `100 Continue` is still sending then; the server reads the rest and drops
+/// it, so the client gets its 200 (not a reset that fails its write) and the connection stays
+/// usable. With `Expect: 100-continue` the client sends nothing and still gets the 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_of_a_stored_blob_is_answered_after_its_body_and_keeps_the_connection() -> Result<()>
+{
+    let server = Server::start(&["--storage", "memory://"], &[]).await?;
+    let data = sparkstage_tests::conformance::test_bytes(24 << 20, 7);
+    let digest = sparkstage_api::Digest::of(&data);
+    let put = reqwest::Client::new()
+        .put(format!("{}/v1/blobs/{digest}", server.url()))
+        .body(data.clone())
+        .send()
+        .await?;
+    ensure!(put.status() == 201, "{}", put.status());
+
+    let head = format!(
+        "PUT /v1/blobs/{digest} HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",
+        data.len()
+    );
+    let stream = TcpStream::connect(("127.0.0.1", server.port)).await?;
+    let (mut reader, mut writer) = stream.into_split();
+    // Reading and writing at once, as a client does: 24 MiB do not fit in socket buffers, so on
+    // a server that closes early the writes fail.
+    let reading = tokio::spawn(async move {
+        let mut answer = Vec::new();
+        let mut buffer = [0u8; 4096];
+        // The 200's head and its JSON body come in one or two reads.
+        while !String::from_utf8_lossy(&answer).contains("\"created\"") {
+            match tokio::time::timeout(Duration::from_secs(20), reader.read(&mut buffer)).await {
+                Ok(Ok(0)) | Err(_) => break,
+                Ok(Ok(n)) => answer.extend_from_slice(&buffer[..n]),
+                Ok(Err(e)) => return Err(anyhow::Error::from(e)),
+            }
+        }
+        Ok((reader, String::from_utf8_lossy(&answer).into_owned()))
+    });
+    writer.write_all(head.as_bytes()).await?;
+    let written = writer.write_all(&data).await;
+    let (mut reader, answer) = reading.await??;
+    ensure!(
+        written.is_ok(),
+        "the body could not be sent: {written:?}; answer {answer:?}"
+    );
+    let (status, body) = parse(&answer)?;
+    ensure!(status == 200 && body["created"] == false, "{answer}");
+    // The same connection serves the next request.
+    writer
+        .write_all(format!("HEAD /v1/blobs/{digest} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+        .await?;
+    let mut next = [0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(10), reader.read(&mut next)).await??;
+    let next = String::from_utf8_lossy(&next[..n]);
+    ensure!(next.starts_with("HTTP/1.1 200"), "{next:?}");
+
+    // With `Expect: 100-continue`, the answer comes before any body byte and no 100 is sent.
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).await?;
+    stream
+        .write_all(
+            format!(
+                "PUT /v1/blobs/{digest} HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\
+                 expect: 100-continue\r\n\r\n",
+                data.len()
+            )
+            .as_bytes(),
+        )
+        .await?;
+    let mut answer = [0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer)).await??;
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    ensure!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    Ok(())
+}

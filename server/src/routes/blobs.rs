@@ -18,7 +18,7 @@ use crate::auth::UploadAuth;
 use crate::blob_store::PutOutcome;
 use crate::error::{ApiError, ApiJson};
 use crate::metrics::UploadLabels;
-use crate::request_body::idle_limited;
+use crate::request_body::{drain, idle_limited};
 
 /// Concurrent existence checks of one request.
 const HEAD_CONCURRENCY: usize = 32;
@@ -50,14 +50,34 @@ async fn put_blob(
     let digest: Digest = digest.parse()?;
     let declared = content_length(&headers)?;
     let received = state.metrics.bytes_received.clone();
-    let body =
-        idle_limited(body, state.settings.body_idle_timeout, None).inspect_ok(move |chunk| {
-            received.inc_by(chunk.len() as u64);
-        });
+    let idle = state.settings.body_idle_timeout;
+    // Fused: what `put` left is drained below, and a body that ended must not be polled again.
+    let mut body = std::pin::pin!(
+        idle_limited(body, idle, None)
+            .inspect_ok(move |chunk| {
+                received.inc_by(chunk.len() as u64);
+            })
+            .fuse()
+    );
+    let limit = state.settings.max_blob_size;
     let outcome = state
         .blobs
-        .put(&digest, declared, state.settings.max_blob_size, body)
+        .put(&digest, declared, limit, body.as_mut())
         .await;
+    // What the client still sends is read and dropped, so that it sees this answer: all of it
+    // for a blob already stored (a success), a little for an error. A client that waits for
+    // `100 Continue` has sent nothing yet and sends nothing more.
+    if !expects_continue(&headers) {
+        match &outcome {
+            Ok(PutOutcome::Existing { .. }) => {
+                drain(body, limit, None).await;
+            }
+            Ok(PutOutcome::Created { .. }) => {}
+            Err(_) => {
+                drain(body, LINGER_BYTES, Some(LINGER_TIME)).await;
+            }
+        }
+    }
     let result = match &outcome {
         Ok(PutOutcome::Created { .. }) => "created",
         Ok(PutOutcome::Existing { .. }) => "existing",
@@ -143,6 +163,17 @@ async fn find_missing(
         .filter_map(|(d, size)| size.is_none().then_some(d))
         .collect();
     Ok(Json(FindMissingResponse { missing }))
+}
+
+/// How much of the body of a rejected upload is read so that the client sees the error.
+const LINGER_BYTES: u64 = 1 << 20;
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
 }
 
 /// The request's `Content-Length`, when it sends one.
