@@ -121,6 +121,12 @@ pub struct Owner {
     pub spark_app_id: Option<String>,
 }
 
+/// The pod label that ties a driver or executor pod to its bundle: `sparkstage submit` sets it
+/// (`spark.kubernetes.{driver,executor}.label.sparkstage.io/bundle=<id>`), the server adds it to
+/// the owner of a bundle created with a namespace, and owner tracking watches the pods that
+/// carry it.
+pub const BUNDLE_LABEL: &str = "sparkstage.io/bundle";
+
 /// `POST /v1/bundles`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -382,10 +388,11 @@ pub struct BundleSummary {
     pub entries: usize,
     /// Bytes of all entries.
     pub size: u64,
+    pub state: crate::lifecycle::BundleState,
 }
 
 impl BundleSummary {
-    pub fn of(manifest: &BundleManifest) -> Self {
+    pub fn of(manifest: &BundleManifest, state: crate::lifecycle::BundleState) -> Self {
         Self {
             id: manifest.id.clone(),
             owner: manifest.owner.clone(),
@@ -393,6 +400,7 @@ impl BundleSummary {
             expires_at: manifest.expires_at,
             entries: manifest.entries.len(),
             size: manifest.entries.iter().map(|e| e.size).sum(),
+            state,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! - [`digest`]: the `sha256:<hex>` digests that name blobs;
 //! - [`blobs`]: `PUT`/`HEAD /v1/blobs/sha256:<hex>` and `POST /v1/blobs/missing`;
 //! - [`bundles`]: `POST /v1/bundles`, `GET`/`DELETE /v1/bundles/{id}` and their entries;
+//! - [`lifecycle`]: `POST /v1/gc` and the state of a bundle;
 //! - [`resolve`]: `POST /v1/resolve` (Maven coordinates resolved by the server);
 //! - [`error`]: the JSON error body every endpoint answers with;
 //! - [`size`]: byte sizes (`512MiB`) as flags and spec files write them;
@@ -17,6 +18,7 @@ pub mod blobs;
 pub mod bundles;
 pub mod digest;
 pub mod error;
+pub mod lifecycle;
 pub mod resolve;
 pub mod shown;
 pub mod size;

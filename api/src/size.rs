@@ -36,6 +36,22 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// A byte count for people: `512 B`, `1.5 MiB`.
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,5 +66,12 @@ mod tests {
         assert!(parse_size("10 parsecs").is_err());
         assert!(parse_size("").is_err());
         assert!(parse_size("GiB").is_err());
+    }
+
+    #[test]
+    fn formatted_sizes() {
+        assert_eq!(format_size(512), "512 B");
+        assert_eq!(format_size(1_572_864), "1.5 MiB");
+        assert_eq!(format_size(16 << 30), "16.0 GiB");
     }
 }

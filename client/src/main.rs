@@ -5,11 +5,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use sparkstage::progress::{Progress, human};
+use sparkstage::progress::Progress;
 use sparkstage::resolve;
 use sparkstage::stage::{BundleSpec, DigestCache, ServerClient, StageFile, stage};
 use sparkstage::submit::{self, SubmitOptions};
 use sparkstage_api::bundles::EntryKind;
+use sparkstage_api::size::format_size;
 use sparkstage_maven::credentials::Credentials;
 
 #[derive(Debug, Parser)]
@@ -267,7 +268,7 @@ async fn main_inner(cli: Cli) -> Result<i32> {
                     "sparkstage: {} files, {} uploaded ({}), expires {}",
                     staged.entries.len(),
                     staged.uploaded_files,
-                    human(staged.uploaded_bytes),
+                    format_size(staged.uploaded_bytes),
                     staged.bundle.expires_at
                 );
             }
@@ -337,7 +338,7 @@ async fn main_inner(cli: Cli) -> Result<i32> {
                     b.created_at.format("%Y-%m-%dT%H:%M:%SZ"),
                     b.expires_at.format("%Y-%m-%dT%H:%M:%SZ"),
                     b.entries,
-                    human(b.size),
+                    format_size(b.size),
                     b.owner.and_then(|o| o.namespace).unwrap_or_default()
                 );
             }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use sparkstage_api::size::format_size;
 
 /// Where progress goes.
 pub struct Progress {
@@ -44,7 +45,7 @@ impl Progress {
             bar
         });
         if bar.is_none() && files > 0 {
-            self.plain(&format!("uploading {files} files, {}", human(bytes)));
+            self.plain(&format!("uploading {files} files, {}", format_size(bytes)));
         }
         Total { bar }
     }
@@ -62,7 +63,7 @@ impl Progress {
             bar
         });
         if bar.is_none() {
-            self.plain(&format!("uploading {name} ({})", human(size)));
+            self.plain(&format!("uploading {name} ({})", format_size(size)));
         }
         FileBar {
             quiet: self.quiet,
@@ -115,7 +116,7 @@ impl FileBar {
             None if !self.quiet => eprintln!(
                 "sparkstage: uploaded {} ({}) in {:.1} s",
                 self.name,
-                human(self.size),
+                format_size(self.size),
                 elapsed.as_secs_f64()
             ),
             None => {}
@@ -136,21 +137,5 @@ fn truncate(name: &str, max: usize) -> String {
             .rev()
             .collect();
         format!("…{tail}")
-    }
-}
-
-/// `1.5 MiB`.
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }

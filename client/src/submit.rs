@@ -10,10 +10,11 @@ use sparkstage_api::bundles::{BundleEntry, EntryKind, Owner};
 use sparkstage_api::resolve::ResolveRequest;
 
 use crate::deps::{Layout, Plan, plan};
-use crate::progress::{Progress, human};
+use crate::progress::Progress;
 use crate::stage::{BundleSpec, DigestCache, ServerClient, StageFile, stage};
 use crate::submit_args::SubmitArgs;
 use crate::templates::{InitSpec, Role, pod_template};
+use sparkstage_api::size::format_size;
 
 pub const DEFAULT_JARS_DIR: &str = "/var/spark-data/spark-jars";
 pub const DEFAULT_FILES_DIR: &str = "/var/spark-data/spark-files";
@@ -309,7 +310,7 @@ pub async fn prepare(options: &SubmitOptions, command: &[String]) -> Result<Opti
         "sparkstage: bundle {bundle}: {} files{resolved}, {} uploaded ({}), {} hashed, in {:.2} s",
         staged.entries.len(),
         staged.uploaded_files,
-        human(staged.uploaded_bytes),
+        format_size(staged.uploaded_bytes),
         staged.hashed,
         staged.elapsed.as_secs_f64()
     );

@@ -20,6 +20,7 @@ use sparkstage_api::Digest;
 use tokio::io::AsyncWriteExt;
 
 use crate::error::ApiError;
+use crate::usage::Usage;
 
 pub use crate::request_body::BodyError;
 
@@ -58,7 +59,19 @@ pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
     tuning: WriteTuning,
     downloads: DownloadBudget,
+    usage: Arc<Usage>,
 }
+
+/// A stored blob, as a listing shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListedBlob {
+    pub digest: Digest,
+    pub size: u64,
+    pub last_modified: chrono::DateTime<chrono::Utc>,
+}
+
+/// Where blobs live in the store.
+pub const BLOBS_PREFIX: &str = "blobs/sha256";
 
 /// The bytes of blob content that all downloads together hold in memory at once: each chunk
 /// takes its share before it is read (local files) or kept (other stores) and gives it back when
@@ -123,18 +136,57 @@ impl BlobStore {
         store: Arc<dyn ObjectStore>,
         tuning: WriteTuning,
         downloads: DownloadBudget,
+        usage: Arc<Usage>,
     ) -> Self {
         Self {
             store,
             tuning,
             downloads,
+            usage,
         }
+    }
+
+    /// The bytes stored and the `--max-storage` cap.
+    pub fn usage(&self) -> &Arc<Usage> {
+        &self.usage
     }
 
     /// The object key of a blob.
     pub fn path(digest: &Digest) -> Path {
         let hex = digest.hex();
-        Path::from(format!("blobs/sha256/{}/{hex}", &hex[..2]))
+        Path::from(format!("{BLOBS_PREFIX}/{}/{hex}", &hex[..2]))
+    }
+
+    /// Every stored blob, streamed from the store's listing (memory does not grow with the
+    /// number of blobs). Keys that are not blobs are skipped.
+    pub fn list(&self) -> impl Stream<Item = Result<ListedBlob, object_store::Error>> + use<> {
+        self.store
+            .list(Some(&Path::from(BLOBS_PREFIX)))
+            .try_filter_map(|meta| async move {
+                let digest = meta
+                    .location
+                    .filename()
+                    .filter(|name| name.len() == 64)
+                    .and_then(|name| format!("sha256:{name}").parse::<Digest>().ok())
+                    .filter(|digest| Self::path(digest) == meta.location);
+                Ok(digest.map(|digest| ListedBlob {
+                    digest,
+                    size: meta.size,
+                    last_modified: meta.last_modified,
+                }))
+            })
+    }
+
+    /// Counts the stored bytes by listing every blob, and sets [`Usage`] to it.
+    pub async fn count_usage(&self) -> Result<u64, object_store::Error> {
+        let total = self
+            .list()
+            .try_fold(0u64, |total, blob| async move {
+                Ok(total.saturating_add(blob.size))
+            })
+            .await?;
+        self.usage.set_counted(total);
+        Ok(total)
     }
 
     /// The stored size of a blob, or `None` when it is not stored.
@@ -178,6 +230,8 @@ impl BlobStore {
                 _ => Ok(PutOutcome::Existing { size }),
             };
         }
+        // Under the cap before a byte is written: the declared size at once, else as it arrives.
+        let mut reservation = self.usage.reserve(declared.unwrap_or(0)).await?;
         let mut writer = BufWriter::with_capacity(
             Arc::clone(&self.store),
             Self::path(digest),
@@ -197,14 +251,16 @@ impl BlobStore {
                         limit,
                     });
                 }
-                if let Some(d) = declared
-                    && received > d
-                {
-                    return Err(ApiError::SizeMismatch {
-                        digest: *digest,
-                        declared: d,
-                        received,
-                    });
+                match declared {
+                    Some(d) if received > d => {
+                        return Err(ApiError::SizeMismatch {
+                            digest: *digest,
+                            declared: d,
+                            received,
+                        });
+                    }
+                    Some(_) => {}
+                    None => reservation.grow(chunk.len() as u64).await?,
                 }
                 hasher.update(chunk.clone()).await?;
                 writer.put(chunk).await?;
@@ -243,11 +299,15 @@ impl BlobStore {
                 tracing::debug!(%digest, error = %e, "a concurrent upload committed this blob first");
                 return Ok(PutOutcome::Existing { size: received });
             }
-            return Err(ApiError::Storage(object_store::Error::Generic {
+            if let Err(abort) = writer.abort().await {
+                tracing::debug!(%digest, error = %abort, "could not abort a failed upload");
+            }
+            return Err(ApiError::from(object_store::Error::Generic {
                 store: "blob_store",
                 source: Box::new(e),
             }));
         }
+        reservation.keep();
         Ok(PutOutcome::Created { size: received })
     }
 
@@ -332,10 +392,14 @@ impl BlobStore {
         }))
     }
 
-    /// Deletes a blob (used by tests and, later, garbage collection).
-    pub async fn delete(&self, digest: &Digest) -> Result<(), object_store::Error> {
+    /// Deletes a blob of `size` bytes (garbage collection; tests). Deleting one that is not there
+    /// (another replica's collection took it) is not an error; most stores do not tell.
+    pub async fn delete(&self, digest: &Digest, size: u64) -> Result<(), object_store::Error> {
         match self.store.delete(&Self::path(digest)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {
+                self.usage.freed(size);
+                Ok(())
+            }
             Err(e) => Err(e),
         }
     }

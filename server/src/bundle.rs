@@ -2,11 +2,14 @@
 //! stored as `bundles/<id>.json` in the same object store as the blobs, so every replica on one
 //! bucket serves every bundle and a restart loses nothing.
 //!
+//! The first time a pod reads a bundle's manifest, `access/<id>` records when (the lifecycle
+//! deletes bundles never downloaded, see [`crate::lifecycle`]); it goes with the record.
+//!
 //! Tokens are 256 random bits, shown once at creation, stored only as their sha256 and compared
 //! in constant time. An unknown id, an expired or deleted bundle and a wrong token all answer the
 //! same [`ApiError::BundleNotFound`], so a caller cannot tell them apart.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,9 +20,10 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-use sparkstage_api::bundles::{BundleEntry, BundleManifest, BundleSummary, Owner};
+use sparkstage_api::bundles::{BUNDLE_LABEL, BundleEntry, BundleManifest, Owner};
 use subtle::ConstantTimeEq;
 
+use crate::clock::SharedClock;
 use crate::error::ApiError;
 
 /// What is stored for a bundle: the manifest clients see, and the hash of its token.
@@ -65,12 +69,20 @@ pub fn new_bundle(
     rng.fill_bytes(&mut id);
     rng.fill_bytes(&mut token);
     let token = hex::encode(token);
+    let id = hex::encode(id);
+    // Owner tracking finds the bundle's pods by this label (see `crate::lifecycle::owners`).
+    let owner = owner.map(|mut owner| {
+        if owner.namespace.is_some() {
+            owner.labels.insert(BUNDLE_LABEL.to_owned(), id.clone());
+        }
+        owner
+    });
     let ttl = chrono::Duration::from_std(ttl)
         .map_err(|_| ApiError::bad_request("bad_ttl", "the ttl is too long"))?;
     Ok(NewBundle {
         record: BundleRecord {
             manifest: BundleManifest {
-                id: hex::encode(id),
+                id,
                 entries,
                 owner,
                 created_at: now,
@@ -97,22 +109,100 @@ pub struct Bundles {
     store: Arc<dyn ObjectStore>,
     cache: Mutex<HashMap<String, (Instant, Arc<BundleRecord>)>>,
     cache_ttl: Duration,
+    clock: SharedClock,
+    /// Bundles whose first download this replica has recorded (or seen recorded).
+    downloaded: Mutex<HashSet<String>>,
 }
 
 /// Cached records beyond this count are dropped, oldest first.
 const CACHE_CAPACITY: usize = 4096;
+/// Remembered first downloads beyond this count are forgotten (and recorded again: harmless).
+const DOWNLOADED_CAPACITY: usize = 100_000;
+
+/// Where bundle records live in the store.
+pub const BUNDLES_PREFIX: &str = "bundles";
+/// Where first downloads are recorded.
+pub const ACCESS_PREFIX: &str = "access";
+
+/// The id in a record's key `bundles/<id>.json`.
+pub fn id_of(path: &Path) -> Option<String> {
+    path.filename()
+        .and_then(|f| f.strip_suffix(".json"))
+        .filter(|id| is_bundle_id(id))
+        .filter(|id| Bundles::path(id) == *path)
+        .map(str::to_owned)
+}
 
 impl Bundles {
-    pub fn new(store: Arc<dyn ObjectStore>, cache_ttl: Duration) -> Self {
+    pub fn new(store: Arc<dyn ObjectStore>, cache_ttl: Duration, clock: SharedClock) -> Self {
         Self {
             store,
             cache: Mutex::new(HashMap::new()),
             cache_ttl,
+            clock,
+            downloaded: Mutex::new(HashSet::new()),
         }
     }
 
     pub fn path(id: &str) -> Path {
-        Path::from(format!("bundles/{id}.json"))
+        Path::from(format!("{BUNDLES_PREFIX}/{id}.json"))
+    }
+
+    fn access_path(id: &str) -> Path {
+        Path::from(format!("{ACCESS_PREFIX}/{id}"))
+    }
+
+    /// The ids of every stored record, expired or not, streamed from the listing.
+    pub fn ids(&self) -> impl futures::Stream<Item = Result<String, object_store::Error>> + use<> {
+        self.store
+            .list(Some(&Path::from(BUNDLES_PREFIX)))
+            .try_filter_map(|meta| async move { Ok(id_of(&meta.location)) })
+    }
+
+    /// Records that the bundle `id` was downloaded, once: the first call stores the time, later
+    /// ones (here or on another replica) find it stored.
+    pub async fn mark_downloaded(&self, id: &str) -> Result<(), ApiError> {
+        if self
+            .downloaded
+            .lock()
+            .map(|d| d.contains(id))
+            .unwrap_or(false)
+        {
+            return Ok(());
+        }
+        let now = self.clock.now().to_rfc3339();
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(&Self::access_path(id), PutPayload::from(now), options)
+            .await
+        {
+            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if let Ok(mut downloaded) = self.downloaded.lock() {
+            if downloaded.len() >= DOWNLOADED_CAPACITY {
+                downloaded.clear();
+            }
+            downloaded.insert(id.to_owned());
+        }
+        Ok(())
+    }
+
+    /// When the bundle `id` was first downloaded; `None`: never.
+    pub async fn first_download(&self, id: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+        let bytes = match self.store.get(&Self::access_path(id)).await {
+            Ok(r) => r.bytes().await?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        Ok(DateTime::parse_from_rfc3339(text.trim())
+            .ok()
+            .map(|t| t.with_timezone(&Utc)))
     }
 
     /// Stores a new record; ids are random, so an existing one is a bug, not a conflict.
@@ -142,7 +232,7 @@ impl Bundles {
                 self.remember(record)
             }
         };
-        if record.accepts(token, Utc::now()) {
+        if record.accepts(token, self.clock.now()) {
             Ok(record)
         } else {
             Err(ApiError::BundleNotFound)
@@ -163,51 +253,44 @@ impl Bundles {
         self.remove(id).await
     }
 
-    /// Every bundle not yet expired, oldest first.
-    pub async fn list(&self) -> Result<Vec<BundleSummary>, ApiError> {
-        let paths: Vec<Path> = self
-            .store
-            .list(Some(&Path::from("bundles")))
-            .map_ok(|meta| meta.location)
-            .try_collect()
-            .await?;
-        let now = Utc::now();
-        let records: Vec<Option<BundleRecord>> = futures::stream::iter(paths)
-            .map(|path| async move {
-                let id = path
-                    .filename()
-                    .and_then(|f| f.strip_suffix(".json"))
-                    .filter(|id| is_bundle_id(id))
-                    .map(str::to_owned);
-                match id {
-                    Some(id) => self.load(&id).await,
-                    None => Ok(None),
-                }
-            })
+    /// Every record not yet expired, oldest first.
+    pub async fn list(&self) -> Result<Vec<BundleRecord>, ApiError> {
+        let ids: Vec<String> = self.ids().try_collect().await?;
+        let now = self.clock.now();
+        let records: Vec<Option<BundleRecord>> = futures::stream::iter(ids)
+            .map(|id| async move { self.load(&id).await })
             .buffer_unordered(32)
             .try_collect()
             .await?;
-        let mut out: Vec<BundleSummary> = records
+        let mut out: Vec<BundleRecord> = records
             .into_iter()
             .flatten()
             .filter(|r| r.manifest.expires_at > now)
-            .map(|r| BundleSummary::of(&r.manifest))
             .collect();
-        out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        out.sort_by(|a, b| (a.manifest.created_at, a.id()).cmp(&(b.manifest.created_at, b.id())));
         Ok(out)
     }
 
-    async fn remove(&self, id: &str) -> Result<(), ApiError> {
+    /// Deletes the record `id` and its first-download mark; one that is already gone is not an
+    /// error (another replica's sweep may have been first).
+    pub async fn remove(&self, id: &str) -> Result<(), ApiError> {
         if let Ok(mut cache) = self.cache.lock() {
             cache.remove(id);
         }
-        match self.store.delete(&Self::path(id)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
+        for path in [Self::path(id), Self::access_path(id)] {
+            match self.store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
+        if let Ok(mut downloaded) = self.downloaded.lock() {
+            downloaded.remove(id);
+        }
+        Ok(())
     }
 
-    async fn load(&self, id: &str) -> Result<Option<BundleRecord>, ApiError> {
+    /// The record `id`, expired or not; `None` when there is none.
+    pub async fn load(&self, id: &str) -> Result<Option<BundleRecord>, ApiError> {
         let bytes = match self.store.get(&Self::path(id)).await {
             Ok(r) => r.bytes().await?,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -250,7 +333,11 @@ mod tests {
 
     #[tokio::test]
     async fn token_opens_only_its_bundle_until_expiry() -> Result<(), ApiError> {
-        let bundles = Bundles::new(Arc::new(InMemory::new()), Duration::from_secs(5));
+        let bundles = Bundles::new(
+            Arc::new(InMemory::new()),
+            Duration::from_secs(5),
+            Arc::new(crate::clock::SystemClock),
+        );
         let now = Utc::now();
         let a = new_bundle(vec![], None, now, Duration::from_secs(3600))?;
         let b = new_bundle(vec![], None, now, Duration::from_secs(3600))?;

@@ -153,6 +153,34 @@ pub struct Config {
     #[command(flatten)]
     pub maven_limits: sparkstage_maven::limits::LimitsArgs,
 
+    /// How often expired bundles (and, with owner tracking, unused and orphaned ones) are
+    /// deleted.
+    #[arg(long, env = "SPARKSTAGE_SWEEP_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub sweep_interval: Duration,
+
+    /// How often blobs that nothing references are garbage-collected.
+    #[arg(long, env = "SPARKSTAGE_GC_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub gc_interval: Duration,
+
+    /// How old an unreferenced blob must be before garbage collection deletes it (uploads wait
+    /// this long for their bundle).
+    #[arg(long, env = "SPARKSTAGE_GC_GRACE", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub gc_grace: Duration,
+
+    /// With owner tracking: a bundle no pod has downloaded, and of which no pod exists, is
+    /// deleted this long after its creation.
+    #[arg(long, env = "SPARKSTAGE_INITIAL_ACCESS_TIMEOUT", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub initial_access_timeout: Duration,
+
+    /// With owner tracking: a downloaded bundle is deleted this long after its last pod is gone.
+    #[arg(long, env = "SPARKSTAGE_OWNER_GRACE", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub owner_grace: Duration,
+
+    /// The most bytes of blobs the store may hold; an upload that would pass it gets 507
+    /// `storage_full` before anything is written (units like 500GiB).
+    #[arg(long, env = "SPARKSTAGE_MAX_STORAGE", value_parser = parse_size)]
+    pub max_storage: Option<u64>,
+
     /// Log format.
     #[arg(long, env = "SPARKSTAGE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -92,6 +92,9 @@ pub enum ApiError {
     UriTooLong,
     #[error("the request's headers are larger than this server accepts (--max-header-size)")]
     HeadersTooLarge,
+    /// The `--max-storage` cap, or a full disk.
+    #[error("{0}")]
+    StorageFull(String),
 }
 
 impl ApiError {
@@ -129,6 +132,7 @@ impl ApiError {
             Self::Unresolved(_) | Self::ResolutionLimit(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
         }
     }
 
@@ -160,6 +164,7 @@ impl ApiError {
             Self::BadHttp => "bad_http",
             Self::UriTooLong => "uri_too_long",
             Self::HeadersTooLarge => "headers_too_large",
+            Self::StorageFull(_) => "storage_full",
         }
     }
 
@@ -192,8 +197,30 @@ impl ApiError {
 
 impl From<object_store::Error> for ApiError {
     fn from(e: object_store::Error) -> Self {
+        if is_out_of_space(&e) {
+            return Self::StorageFull(
+                "the storage is full (no space left on the device); nothing was stored".into(),
+            );
+        }
         Self::Storage(e)
     }
+}
+
+/// Whether an error, or one of its sources, is a full disk or a used-up quota.
+pub fn is_out_of_space(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && (matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ) || io.raw_os_error() == Some(28))
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 impl From<JsonRejection> for ApiError {

@@ -8,20 +8,24 @@
 //! and the client.
 //!
 //! Layout of the store: `blobs/sha256/<2 hex>/<64 hex>` (see [`blob_store`]),
-//! `bundles/<id>.json` (see [`bundle`]) and the marker `sparkstage.json`.
+//! `bundles/<id>.json` and `access/<id>` (see [`bundle`]), `resolutions/<key>.json` and
+//! `gc/condemned/<batch>.json` (see [`lifecycle`]) and the marker `sparkstage.json`.
 
 pub mod auth;
 pub mod blob_store;
 pub mod bundle;
+pub mod clock;
 pub mod config;
 pub mod connections;
 pub mod error;
+pub mod lifecycle;
 pub mod metrics;
 pub mod range;
 pub mod request_body;
 pub mod resolutions;
 pub mod routes;
 pub mod storage;
+pub mod usage;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,10 +42,15 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::blob_store::{BlobStore, DownloadBudget, WriteTuning};
 use crate::bundle::Bundles;
+use crate::clock::{SharedClock, SystemClock};
 use crate::error::ApiError;
+use crate::lifecycle::gc::Hooks;
+use crate::lifecycle::owners::{NoOwners, Owners};
+use crate::lifecycle::{Lifecycle, LifecycleSettings};
 use crate::metrics::Metrics;
 use crate::resolutions::{MavenSettings, Resolutions};
 use crate::storage::Storage;
+use crate::usage::Usage;
 
 /// Limits and policies of the API (the flags of [`config::Config`] that handlers need).
 #[derive(Debug, Clone)]
@@ -59,6 +68,10 @@ pub struct Settings {
     pub download_memory: usize,
     /// `POST /v1/resolve`: repositories, cache, offline, how long answers are kept.
     pub maven: MavenSettings,
+    /// Sweep, garbage collection and owner tracking.
+    pub lifecycle: LifecycleSettings,
+    /// `--max-storage`: bytes of blobs past which uploads get 507.
+    pub max_storage: Option<u64>,
 }
 
 impl Default for Settings {
@@ -74,6 +87,8 @@ impl Default for Settings {
             upload_part_size: None,
             download_memory: 16 << 20,
             maven: MavenSettings::default(),
+            lifecycle: LifecycleSettings::default(),
+            max_storage: None,
         }
     }
 }
@@ -100,6 +115,14 @@ impl Settings {
                 answer_ttl: c.resolve_cache_ttl,
                 limits: c.maven_limits.limits(),
             },
+            lifecycle: LifecycleSettings {
+                sweep_interval: c.sweep_interval,
+                gc_interval: c.gc_interval,
+                gc_grace: c.gc_grace,
+                initial_access_timeout: c.initial_access_timeout,
+                owner_grace: c.owner_grace,
+            },
+            max_storage: c.max_storage,
         }
     }
 
@@ -118,12 +141,42 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub settings: Arc<Settings>,
     pub resolutions: Arc<Resolutions>,
+    pub lifecycle: Arc<Lifecycle>,
+    pub clock: SharedClock,
     /// sha256 of the upload token; `None` when uploads need no token.
     pub upload_token_sha256: Option<[u8; 32]>,
 }
 
+/// What the server is given from outside rather than built: the clock, owner tracking, and
+/// hooks into garbage collection (tests).
+#[derive(Clone, Debug)]
+pub struct Injected {
+    pub clock: SharedClock,
+    pub owners: Arc<dyn Owners>,
+    pub gc_hooks: Hooks,
+}
+
+impl Default for Injected {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(SystemClock),
+            owners: Arc::new(NoOwners),
+            gc_hooks: Hooks::default(),
+        }
+    }
+}
+
 impl AppState {
     pub fn new(storage: &Storage, settings: Settings, upload_token: Option<&str>) -> Self {
+        Self::with(storage, settings, upload_token, Injected::default())
+    }
+
+    pub fn with(
+        storage: &Storage,
+        settings: Settings,
+        upload_token: Option<&str>,
+        injected: Injected,
+    ) -> Self {
         let cloud = storage.backend.is_cloud();
         let tuning = WriteTuning {
             part_size: settings
@@ -131,19 +184,36 @@ impl AppState {
                 .unwrap_or(if cloud { 8 << 20 } else { 512 << 10 }),
             max_concurrency: if cloud { 4 } else { 2 },
         };
+        let blobs = BlobStore::new(
+            Arc::clone(&storage.store),
+            tuning,
+            DownloadBudget::new(settings.download_memory),
+            Usage::new(settings.max_storage),
+        );
+        let bundles = Arc::new(Bundles::new(
+            Arc::clone(&storage.store),
+            settings.bundle_cache_ttl,
+            Arc::clone(&injected.clock),
+        ));
+        let metrics = Arc::new(Metrics::default());
+        let lifecycle = Lifecycle::new(
+            Arc::clone(&storage.store),
+            blobs.clone(),
+            Arc::clone(&bundles),
+            Arc::clone(&injected.clock),
+            Arc::clone(&metrics),
+            settings.lifecycle.clone(),
+            injected.owners,
+        )
+        .with_hooks(injected.gc_hooks);
         Self {
             store: Arc::clone(&storage.store),
-            blobs: BlobStore::new(
-                Arc::clone(&storage.store),
-                tuning,
-                DownloadBudget::new(settings.download_memory),
-            ),
-            bundles: Arc::new(Bundles::new(
-                Arc::clone(&storage.store),
-                settings.bundle_cache_ttl,
-            )),
-            metrics: Arc::new(Metrics::default()),
+            blobs,
+            bundles,
+            metrics,
             resolutions: Arc::new(Resolutions::new(settings.maven.clone())),
+            lifecycle: Arc::new(lifecycle),
+            clock: injected.clock,
             settings: Arc::new(settings),
             upload_token_sha256: upload_token.map(|t| Sha256::digest(t.as_bytes()).into()),
         }
@@ -205,6 +275,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(routes::blobs::upload_router())
         .merge(routes::resolve::router())
+        .merge(routes::gc::router())
         .merge(bounded)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -81,6 +81,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let mut settings = Settings::from_config(&config);
     settings.maven.credentials = maven_credentials;
     let state = AppState::new(&storage, settings, upload_token.as_deref());
+    let lifecycle = std::sync::Arc::clone(&state.lifecycle).spawn();
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -114,6 +115,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             humantime::format_duration(drain_limit)
         ),
     }
+    lifecycle.abort();
     tracing::info!("stopped");
     Ok(())
 }

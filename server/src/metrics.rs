@@ -11,8 +11,11 @@ use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use sparkstage_api::lifecycle::DeleteReason;
 
 use crate::AppState;
 
@@ -41,8 +44,19 @@ pub struct ResolutionLabels {
     pub outcome: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// `expired`, `unused`, `owner_gone`, `namespace_gone` or `deleted`.
+    pub reason: &'static str,
+}
+
 #[derive(Debug)]
 pub struct Metrics {
+    pub bundles_deleted: Family<ReasonLabels, Counter>,
+    pub gc_blobs_deleted: Counter,
+    pub gc_bytes_freed: Counter,
+    pub gc_duration: Histogram,
+    pub storage_used: Gauge,
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
     pub request_duration: Family<RouteLabels, Histogram>,
@@ -72,6 +86,42 @@ impl Default for Metrics {
         let upload_duration = Histogram::new(duration_buckets());
         let download_duration = Histogram::new(duration_buckets());
         let resolutions = Family::<ResolutionLabels, Counter>::default();
+        let bundles_deleted = Family::<ReasonLabels, Counter>::default();
+        for reason in DeleteReason::ALL {
+            // Every reason shows from the start, at 0.
+            let _ = bundles_deleted.get_or_create(&ReasonLabels {
+                reason: reason.as_str(),
+            });
+        }
+        let gc_blobs_deleted = Counter::default();
+        let gc_bytes_freed = Counter::default();
+        let gc_duration = Histogram::new(duration_buckets());
+        let storage_used = Gauge::default();
+        registry.register(
+            "bundles_deleted",
+            "Bundles deleted, by reason (expired, unused, owner_gone, namespace_gone, deleted)",
+            bundles_deleted.clone(),
+        );
+        registry.register(
+            "gc_blobs_deleted",
+            "Blobs deleted by garbage collection",
+            gc_blobs_deleted.clone(),
+        );
+        registry.register(
+            "gc_bytes_freed",
+            "Bytes of blobs deleted by garbage collection",
+            gc_bytes_freed.clone(),
+        );
+        registry.register(
+            "gc_duration_seconds",
+            "Time of one garbage collection",
+            gc_duration.clone(),
+        );
+        registry.register(
+            "storage_used_bytes",
+            "Bytes of stored blobs, as this replica counts them",
+            storage_used.clone(),
+        );
         registry.register(
             "resolutions",
             "POST /v1/resolve requests by outcome (resolved, shared with an identical request \
@@ -114,6 +164,11 @@ impl Default for Metrics {
             download_duration.clone(),
         );
         Self {
+            bundles_deleted,
+            gc_blobs_deleted,
+            gc_bytes_freed,
+            gc_duration,
+            storage_used,
             registry,
             requests,
             request_duration,
@@ -128,6 +183,15 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts a bundle deleted for `reason`.
+    pub fn bundle_deleted(&self, reason: DeleteReason) {
+        self.bundles_deleted
+            .get_or_create(&ReasonLabels {
+                reason: reason.as_str(),
+            })
+            .inc();
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
@@ -172,6 +236,13 @@ pub async fn serve(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.encode(),
+        {
+            let used = state.blobs.usage().used();
+            state
+                .metrics
+                .storage_used
+                .set(i64::try_from(used).unwrap_or(i64::MAX));
+            state.metrics.encode()
+        },
     )
 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use sparkstage_api::Digest;
 use sparkstage_api::resolve::{ResolveRequest, ResolveResponse, ResolvedArtifact};
 use sparkstage_maven::coords::{Coordinate, Exclusion};
 use sparkstage_maven::credentials::{Credentials, is_under};
@@ -18,6 +19,8 @@ use tokio::sync::OnceCell;
 
 use crate::blob_store::{BlobStore, BodyError};
 use crate::error::ApiError;
+use crate::lifecycle::Lifecycle;
+use crate::lifecycle::referrers::KeptResolution;
 
 /// How the server resolves: its repositories (asked before a request's own), which repositories
 /// a request may add, its local cache of POMs and jars, whether it may go to the network, how
@@ -218,6 +221,7 @@ impl Resolutions {
         request: ResolveRequest,
         blobs: &BlobStore,
         max_blob_size: u64,
+        lifecycle: &Lifecycle,
     ) -> (Served, Result<Arc<ResolveResponse>, ApiError>) {
         let parsed = match parse(&request, &self.settings.request_repositories) {
             Ok(p) => p,
@@ -233,7 +237,7 @@ impl Resolutions {
             let outcome = cell
                 .get_or_init(|| {
                     ran = true;
-                    self.run(&request, &parsed, blobs, max_blob_size)
+                    self.run(&request, &parsed, blobs, max_blob_size, lifecycle)
                 })
                 .await
                 .clone();
@@ -265,10 +269,11 @@ impl Resolutions {
         parsed: &Parsed,
         blobs: &BlobStore,
         max_blob_size: u64,
+        lifecycle: &Lifecycle,
     ) -> Outcome {
         let started = Instant::now();
         let result = self
-            .resolve_and_store(request, parsed, blobs, max_blob_size)
+            .resolve_and_store(request, parsed, blobs, max_blob_size, lifecycle)
             .await;
         match &result {
             Ok(r) => tracing::info!(
@@ -295,6 +300,7 @@ impl Resolutions {
         parsed: &Parsed,
         blobs: &BlobStore,
         max_blob_size: u64,
+        lifecycle: &Lifecycle,
     ) -> Result<ResolveResponse, ApiError> {
         let mut repositories = self.settings.repositories.clone();
         for r in &request.repositories {
@@ -331,17 +337,67 @@ impl Resolutions {
         let stored = futures::stream::iter(
             resolution
                 .artifacts
-                .into_iter()
-                .map(|a| store(blobs, a, max_blob_size)),
+                .iter()
+                .cloned()
+                .map(|a| async move { store(blobs, &a, max_blob_size).await }),
         )
         .buffered(4)
         .collect::<Vec<_>>()
         .await;
+        let artifacts: Vec<ResolvedArtifact> = stored.into_iter().collect::<Result<_, _>>()?;
+        self.keep(
+            request,
+            &resolution.artifacts,
+            blobs,
+            max_blob_size,
+            lifecycle,
+        )
+        .await?;
         Ok(ResolveResponse {
             mode: parsed.mode.to_string(),
-            artifacts: stored.into_iter().collect::<Result<_, _>>()?,
+            artifacts,
             skipped: resolution.skipped.iter().map(ToString::to_string).collect(),
         })
+    }
+
+    /// Keeps the answer's jars from garbage collection while a client may still name them in a
+    /// bundle: the record first, then the check (`crate::lifecycle::gc`); a jar that a
+    /// collection took meanwhile is stored again.
+    async fn keep(
+        &self,
+        request: &ResolveRequest,
+        artifacts: &[Artifact],
+        blobs: &BlobStore,
+        max_blob_size: u64,
+        lifecycle: &Lifecycle,
+    ) -> Result<(), ApiError> {
+        let path = KeptResolution::path(request);
+        let hold = self.settings.answer_ttl + KEEP_AFTER_ANSWER;
+        let wanted: HashMap<Digest, u64> = artifacts.iter().map(|a| (a.digest, a.size)).collect();
+        for _ in 0..KEEP_ATTEMPTS {
+            let kept = KeptResolution {
+                expires_at: lifecycle.now() + chrono::Duration::from_std(hold).unwrap_or_default(),
+                digests: wanted.keys().copied().collect(),
+            };
+            lifecycle.keep_resolution(&path, &kept).await?;
+            let unclaimed = lifecycle.check(&wanted).await?;
+            if unclaimed.is_empty() {
+                return Ok(());
+            }
+            for artifact in artifacts
+                .iter()
+                .filter(|a| unclaimed.missing.contains(&a.digest))
+            {
+                lifecycle
+                    .condemned()
+                    .wait_until_free(&artifact.digest)
+                    .await?;
+                store(blobs, artifact, max_blob_size).await?;
+            }
+        }
+        Err(ApiError::Internal(format!(
+            "the resolved jars could not be kept from garbage collection in {KEEP_ATTEMPTS} attempts"
+        )))
     }
 }
 
@@ -356,10 +412,15 @@ fn rebuild(e: &ApiError) -> ApiError {
     }
 }
 
+/// How long after an answer stops being served its jars are still kept: the client uploads its
+/// own files before it creates the bundle.
+const KEEP_AFTER_ANSWER: Duration = Duration::from_secs(3600);
+const KEEP_ATTEMPTS: usize = 3;
+
 /// Streams a resolved jar from the local cache into the blob store (verified again there).
 async fn store(
     blobs: &BlobStore,
-    artifact: Artifact,
+    artifact: &Artifact,
     max_blob_size: u64,
 ) -> Result<ResolvedArtifact, ApiError> {
     let digest = artifact.digest;

@@ -132,9 +132,11 @@ pub async fn blob_store_suite(storage: &Storage) -> Result<()> {
     }
     ensure!(Digest::of(&read_all(blobs, &d5, None).await?) == d5);
 
-    for digest in [d, dl, d5] {
-        blobs.delete(&digest).await?;
+    for (digest, size) in [(d, 10_000), (dl, 21 << 20), (d5, 12 << 20)] {
+        blobs.delete(&digest, size).await?;
         ensure!(blobs.size(&digest).await?.is_none());
+        // Deleting it again (another replica's collection was first) is no error.
+        blobs.delete(&digest, size).await?;
     }
     Ok(())
 }
@@ -230,5 +232,190 @@ pub async fn api_suite(storage: &Storage) -> Result<()> {
 
     let (status, _, _) = call(&first, Request::get("/readyz").body(Body::empty())?).await?;
     ensure!(status == StatusCode::OK, "readyz");
+    Ok(())
+}
+
+async fn put_blob(app: &Router, data: &[u8]) -> Result<(StatusCode, Value)> {
+    let digest = Digest::of(data);
+    let put = Request::put(format!("/v1/blobs/{digest}"))
+        .header(header::CONTENT_LENGTH, data.len())
+        .body(Body::from(data.to_vec()))?;
+    let (status, _, body) = call(app, put).await?;
+    Ok((status, serde_json::from_slice(&body).unwrap_or_default()))
+}
+
+async fn post(app: &Router, uri: &str, body: Value) -> Result<(StatusCode, Value)> {
+    let request = Request::post(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))?;
+    let (status, _, body) = call(app, request).await?;
+    Ok((status, serde_json::from_slice(&body).unwrap_or_default()))
+}
+
+/// A bundle of one jar, `data`, living `ttl`; its id and token.
+async fn bundle_of(app: &Router, data: &[u8], ttl: &str) -> Result<(String, String)> {
+    let entries =
+        json!([{"name": "a.jar", "digest": Digest::of(data), "size": data.len(), "kind": "jar"}]);
+    let (status, body) = post(app, "/v1/bundles", json!({"entries": entries, "ttl": ttl})).await?;
+    ensure!(status == StatusCode::CREATED, "{status} {body}");
+    Ok((
+        body["id"].as_str().context("id")?.to_owned(),
+        body["token"].as_str().context("token")?.to_owned(),
+    ))
+}
+
+fn digests_of(gc: &Value) -> Vec<Digest> {
+    let mut out: Vec<Digest> = gc["blobs"]
+        .as_array()
+        .map(|blobs| {
+            blobs
+                .iter()
+                .filter_map(|b| b["digest"].as_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// The lifecycle on this backend, with a clock the test moves: the sweep deletes expired
+/// bundles, garbage collection deletes unreferenced blobs past the grace and nothing else, a
+/// dry run deletes nothing, and the storage cap answers 507 until space is freed.
+pub async fn lifecycle_suite(storage: &Storage) -> Result<()> {
+    use sparkstage_server::clock::ManualClock;
+    use sparkstage_server::{Injected, lifecycle::LifecycleSettings};
+    ensure_layout(storage.store.as_ref()).await?;
+    let clock = ManualClock::new(chrono::Utc::now());
+    let (a, b, c) = (
+        test_bytes(300_000, 21),
+        test_bytes(200_000, 22),
+        test_bytes(100_000, 23),
+    );
+    let (da, db, dc) = (Digest::of(&a), Digest::of(&b), Digest::of(&c));
+    let settings = Settings {
+        // Room for a, b and c, not for a fourth blob of 300 kB.
+        max_storage: Some(700_000),
+        lifecycle: LifecycleSettings {
+            gc_grace: Duration::from_secs(3600),
+            ..LifecycleSettings::default()
+        },
+        ..Settings::default()
+    };
+    let state = AppState::with(
+        storage,
+        settings,
+        None,
+        Injected {
+            clock: std::sync::Arc::new(clock.clone()),
+            ..Injected::default()
+        },
+    );
+    state.blobs.count_usage().await?;
+    let used_before = state.blobs.usage().used();
+    ensure!(used_before == 0, "a fresh store holds {used_before} bytes");
+    let app = app(state.clone());
+    for data in [&a, &b, &c] {
+        let (status, body) = put_blob(&app, data).await?;
+        ensure!(status == StatusCode::CREATED, "{status} {body}");
+    }
+    // Past the cap: 507 before anything is written, naming the cap and the use.
+    let d = test_bytes(300_000, 24);
+    let (status, body) = put_blob(&app, &d).await?;
+    ensure!(
+        status == StatusCode::INSUFFICIENT_STORAGE && body["code"] == "storage_full",
+        "{status} {body}"
+    );
+    let message = body["message"].as_str().unwrap_or_default();
+    ensure!(
+        message.contains("683.6 KiB") && message.contains("585.9 KiB"),
+        "{message}"
+    );
+    ensure!(state.blobs.size(&Digest::of(&d)).await?.is_none());
+    // A blob already stored is no new use.
+    ensure!(put_blob(&app, &a).await?.0 == StatusCode::OK);
+
+    let (x, _) = bundle_of(&app, &a, "1h").await?;
+    let (y, y_token) = bundle_of(&app, &c, "3h").await?;
+
+    // Within the grace nothing is collected, and nothing has expired.
+    let (status, gc) = post(&app, "/v1/gc", json!({})).await?;
+    ensure!(status == StatusCode::OK, "{status} {gc}");
+    ensure!(gc["blobs_deleted"] == 0 && gc["blobs_kept"] == 3, "{gc}");
+    ensure!(gc["bundles"] == json!([]), "{gc}");
+
+    // Two hours on: x has expired; a (only x's) and b (nobody's) are past the grace.
+    clock.advance(Duration::from_secs(2 * 3600));
+    let (_, dry) = post(&app, "/v1/gc", json!({"dry_run": true})).await?;
+    ensure!(dry["dry_run"] == true, "{dry}");
+    ensure!(
+        dry["bundles"] == json!([{"id": x, "reason": "expired"}]),
+        "{dry}"
+    );
+    let mut want = vec![da, db];
+    want.sort();
+    ensure!(digests_of(&dry) == want, "{dry}");
+    ensure!(dry["bytes_freed"] == 500_000, "{dry}");
+    for digest in [da, db, dc] {
+        ensure!(
+            state.blobs.size(&digest).await?.is_some(),
+            "the dry run kept {digest}"
+        );
+    }
+    ensure!(
+        state.bundles.load(&x).await?.is_some(),
+        "the dry run kept the bundle"
+    );
+
+    let (status, gc) = post(&app, "/v1/gc", json!({"dry_run": false})).await?;
+    ensure!(status == StatusCode::OK, "{status} {gc}");
+    ensure!(
+        gc["bundles"] == dry["bundles"] && digests_of(&gc) == want,
+        "{gc} vs {dry}"
+    );
+    ensure!(gc["blobs_deleted"] == 2 && gc["blobs_kept"] == 1, "{gc}");
+    ensure!(gc["storage_used"] == 100_000, "{gc}");
+    ensure!(
+        state.bundles.load(&x).await?.is_none(),
+        "x's record is gone"
+    );
+    for digest in [da, db] {
+        ensure!(
+            state.blobs.size(&digest).await?.is_none(),
+            "{digest} collected"
+        );
+    }
+    // y still downloads, verified.
+    let get = Request::get(format!("/v1/bundles/{y}/blobs/{dc}"))
+        .header(header::AUTHORIZATION, format!("Bearer {y_token}"))
+        .body(Body::empty())?;
+    let (status, _, body) = call(&app, get).await?;
+    ensure!(
+        status == StatusCode::OK && Digest::of(&body) == dc,
+        "y downloads"
+    );
+
+    // The space is free again.
+    let (status, body) = put_blob(&app, &d).await?;
+    ensure!(status == StatusCode::CREATED, "{status} {body}");
+    let (_, metrics, body) = call(&app, Request::get("/metrics").body(Body::empty())?).await?;
+    drop(metrics);
+    let text = String::from_utf8_lossy(&body);
+    for line in [
+        "sparkstage_bundles_deleted_total{reason=\"expired\"} 1",
+        "sparkstage_gc_blobs_deleted_total 2",
+        "sparkstage_gc_bytes_freed_total 500000",
+        "sparkstage_storage_used_bytes 400000",
+    ] {
+        ensure!(text.contains(line), "{line} not in\n{text}");
+    }
+    ensure!(
+        text.contains("sparkstage_gc_duration_seconds_count 2"),
+        "{text}"
+    );
+
+    // Leave the store as found for the other suites.
+    clock.advance(Duration::from_secs(4 * 3600));
+    let (_, gc) = post(&app, "/v1/gc", json!({})).await?;
+    ensure!(gc["blobs_deleted"] == 2, "{gc}");
     Ok(())
 }

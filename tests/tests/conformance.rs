@@ -4,41 +4,43 @@
 
 use anyhow::Result;
 use sparkstage_server::storage::{self, OpenOptions, Storage};
-use sparkstage_tests::conformance::{api_suite, blob_store_suite};
+use sparkstage_tests::conformance::{api_suite, blob_store_suite, lifecycle_suite};
 use sparkstage_tests::peers::{Azurite, FakeGcs, Moto, ObjectStorePeer};
 
-async fn run(storage: Storage) -> Result<()> {
+/// The suites on `storage`; the lifecycle's on `fresh`, an empty store of the same backend
+/// (it counts and collects everything in its store).
+async fn run(storage: Storage, fresh: Storage) -> Result<()> {
     blob_store_suite(&storage).await?;
-    api_suite(&storage).await
+    api_suite(&storage).await?;
+    lifecycle_suite(&fresh).await
 }
 
 async fn on_peer(peer: &impl ObjectStorePeer, bucket: &str) -> Result<()> {
     peer.create_bucket(bucket).await?;
-    let url = format!("{}/sparkstage/test", peer.url(bucket));
     let options = OpenOptions {
         config: peer.object_store_options(bucket),
         fsync: false,
     };
-    run(storage::open(&url, &options)?).await
+    let open = |prefix: &str| storage::open(&format!("{}/{prefix}", peer.url(bucket)), &options);
+    run(open("sparkstage/test")?, open("sparkstage/lifecycle")?).await
 }
 
 #[tokio::test]
 async fn local_directory() -> Result<()> {
-    let dir = tempfile::tempdir()?;
+    let (dir, fresh) = (tempfile::tempdir()?, tempfile::tempdir()?);
     let options = OpenOptions {
         config: Vec::new(),
         fsync: true,
     };
-    run(storage::open(
-        dir.path().to_str().unwrap_or_default(),
-        &options,
-    )?)
-    .await
+    let open =
+        |dir: &tempfile::TempDir| storage::open(dir.path().to_str().unwrap_or_default(), &options);
+    run(open(&dir)?, open(&fresh)?).await
 }
 
 #[tokio::test]
 async fn memory() -> Result<()> {
-    run(storage::open("memory://", &OpenOptions::default())?).await
+    let open = || storage::open("memory://", &OpenOptions::default());
+    run(open()?, open()?).await
 }
 
 #[tokio::test]

@@ -60,6 +60,8 @@ async fn put_blob(
             .fuse()
     );
     let limit = state.settings.max_blob_size;
+    // A blob that a garbage collection is deleting right now is stored anew once it is done.
+    state.lifecycle.condemned().wait_until_free(&digest).await?;
     let outcome = state
         .blobs
         .put(&digest, declared, limit, body.as_mut())
@@ -157,10 +159,12 @@ async fn find_missing(
         .buffered(HEAD_CONCURRENCY)
         .try_collect()
         .await?;
+    // A blob a garbage collection is deleting is to be uploaded again.
+    let condemned = state.lifecycle.condemned().which(&unique).await?;
     let missing = unique
         .into_iter()
         .zip(sizes)
-        .filter_map(|(d, size)| size.is_none().then_some(d))
+        .filter_map(|(d, size)| (size.is_none() || condemned.contains(&d)).then_some(d))
         .collect();
     Ok(Json(FindMissingResponse { missing }))
 }

@@ -1,6 +1,7 @@
 //! `POST /v1/bundles`, `GET`/`DELETE /v1/bundles/{id}`, `GET /v1/bundles/{id}/blobs/sha256:<hex>`.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -9,15 +10,15 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use sparkstage_api::Digest;
 use sparkstage_api::bundles::{
-    BundleManifest, CreateBundleRequest, CreateBundleResponse, ListBundlesResponse,
+    BundleManifest, BundleSummary, CreateBundleRequest, CreateBundleResponse, ListBundlesResponse,
     validate_entries,
 };
+use sparkstage_api::lifecycle::DeleteReason;
 
 use crate::AppState;
 use crate::auth::{BearerToken, OptionalBearer, UploadAuth, is_operator};
@@ -25,7 +26,7 @@ use crate::bundle::new_bundle;
 use crate::error::{ApiError, ApiJson};
 use crate::range::{self, RangeSpec};
 
-/// Concurrent existence checks while creating a bundle.
+/// Bundles whose state is read at once for a listing.
 const HEAD_CONCURRENCY: usize = 32;
 
 pub fn router() -> Router<AppState> {
@@ -80,41 +81,43 @@ async fn create(
             ));
         }
     }
-    let blobs = &state.blobs;
-    let stored: Vec<(Digest, Option<u64>)> = futures::stream::iter(declared.keys().copied())
-        .map(|d| async move { blobs.size(&d).await.map(|s| (d, s)) })
-        .buffer_unordered(HEAD_CONCURRENCY)
-        .try_collect()
-        .await?;
-    let absent: HashSet<Digest> = stored
-        .iter()
-        .filter_map(|(d, s)| s.is_none().then_some(*d))
-        .collect();
-    if !absent.is_empty() {
+    // The record first, then the check of its blobs (the order garbage collection's safety
+    // rests on, see `crate::lifecycle::gc`); a failed check takes the record back.
+    let wanted: HashMap<Digest, u64> = declared.iter().map(|(d, (s, _))| (*d, *s)).collect();
+    let new = new_bundle(entries, request.owner, state.clock.now(), ttl)?;
+    state.bundles.insert(&new.record).await?;
+    let unclaimed = match state.lifecycle.check(&wanted).await {
+        Ok(u) => u,
+        Err(e) => {
+            state.bundles.remove(new.record.id()).await?;
+            return Err(e);
+        }
+    };
+    if !unclaimed.is_empty() {
+        state.bundles.remove(new.record.id()).await?;
+        let entries = &new.record.manifest.entries;
+        if let Some((digest, size)) = unclaimed.wrong_size.first() {
+            let want = wanted.get(digest).copied().unwrap_or_default();
+            let name = entries
+                .iter()
+                .find(|e| e.digest == *digest)
+                .map_or("", |e| e.name.as_str());
+            return Err(ApiError::bad_request(
+                "size_mismatch",
+                format!(
+                    "entry {name:?} declares {want} bytes but the stored blob {digest} has {size} bytes"
+                ),
+            ));
+        }
         // In manifest order, without duplicates, so the answer is stable.
         let mut seen = HashSet::new();
         let missing = entries
             .iter()
             .map(|e| e.digest)
-            .filter(|d| absent.contains(d) && seen.insert(*d))
+            .filter(|d| unclaimed.missing.contains(d) && seen.insert(*d))
             .collect();
         return Err(ApiError::MissingBlobs(missing));
     }
-    for (digest, size) in &stored {
-        let (want, name) = declared[digest];
-        if *size != Some(want) {
-            return Err(ApiError::bad_request(
-                "size_mismatch",
-                format!(
-                    "entry {name:?} declares {want} bytes but the stored blob {digest} has {} bytes",
-                    size.unwrap_or_default()
-                ),
-            ));
-        }
-    }
-
-    let new = new_bundle(entries, request.owner, Utc::now(), ttl)?;
-    state.bundles.insert(&new.record).await?;
     let manifest = &new.record.manifest;
     tracing::info!(
         bundle = %manifest.id,
@@ -157,6 +160,8 @@ async fn manifest(
     BearerToken(token): BearerToken,
 ) -> Result<Json<BundleManifest>, ApiError> {
     let record = state.bundles.authorize(&id, &token).await?;
+    // A pod reads the manifest first: that is the bundle's download, for the lifecycle.
+    state.bundles.mark_downloaded(record.id()).await?;
     Ok(Json(record.manifest.clone()))
 }
 
@@ -164,9 +169,19 @@ async fn list(
     State(state): State<AppState>,
     _auth: UploadAuth,
 ) -> Result<Json<ListBundlesResponse>, ApiError> {
-    Ok(Json(ListBundlesResponse {
-        bundles: state.bundles.list().await?,
-    }))
+    let records = state.bundles.list().await?;
+    let bundles = futures::stream::iter(records)
+        .map(|r| {
+            let lifecycle = Arc::clone(&state.lifecycle);
+            async move {
+                let summary = BundleSummary::of(&r.manifest, lifecycle.state(&r).await?);
+                Ok::<_, ApiError>(summary)
+            }
+        })
+        .buffered(HEAD_CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(Json(ListBundlesResponse { bundles }))
 }
 
 /// With the bundle's token, or as an operator (the upload token, or none on a server without
@@ -185,6 +200,7 @@ async fn delete(
             "deleting a bundle needs its token or the upload token",
         ));
     }
+    state.metrics.bundle_deleted(DeleteReason::Deleted);
     tracing::info!(bundle = %id, "bundle deleted");
     Ok(StatusCode::NO_CONTENT)
 }

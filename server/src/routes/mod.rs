@@ -2,5 +2,6 @@
 
 pub mod blobs;
 pub mod bundles;
+pub mod gc;
 pub mod health;
 pub mod resolve;

@@ -25,7 +25,12 @@ async fn resolve(
 ) -> Result<Json<ResolveResponse>, ApiError> {
     let (served, answer) = state
         .resolutions
-        .resolve(request, &state.blobs, state.settings.max_blob_size)
+        .resolve(
+            request,
+            &state.blobs,
+            state.settings.max_blob_size,
+            &state.lifecycle,
+        )
         .await;
     state
         .metrics
