@@ -141,7 +141,7 @@ pub async fn blob_store_suite(storage: &Storage) -> Result<()> {
     Ok(())
 }
 
-async fn call(
+pub async fn call(
     app: &Router,
     request: Request<Body>,
 ) -> Result<(StatusCode, axum::http::HeaderMap, Bytes)> {
@@ -235,7 +235,7 @@ pub async fn api_suite(storage: &Storage) -> Result<()> {
     Ok(())
 }
 
-async fn put_blob(app: &Router, data: &[u8]) -> Result<(StatusCode, Value)> {
+pub async fn put_blob(app: &Router, data: &[u8]) -> Result<(StatusCode, Value)> {
     let digest = Digest::of(data);
     let put = Request::put(format!("/v1/blobs/{digest}"))
         .header(header::CONTENT_LENGTH, data.len())
@@ -244,7 +244,7 @@ async fn put_blob(app: &Router, data: &[u8]) -> Result<(StatusCode, Value)> {
     Ok((status, serde_json::from_slice(&body).unwrap_or_default()))
 }
 
-async fn post(app: &Router, uri: &str, body: Value) -> Result<(StatusCode, Value)> {
+pub async fn post(app: &Router, uri: &str, body: Value) -> Result<(StatusCode, Value)> {
     let request = Request::post(uri)
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(body.to_string()))?;
@@ -253,7 +253,7 @@ async fn post(app: &Router, uri: &str, body: Value) -> Result<(StatusCode, Value
 }
 
 /// A bundle of one jar, `data`, living `ttl`; its id and token.
-async fn bundle_of(app: &Router, data: &[u8], ttl: &str) -> Result<(String, String)> {
+pub async fn bundle_of(app: &Router, data: &[u8], ttl: &str) -> Result<(String, String)> {
     let entries =
         json!([{"name": "a.jar", "digest": Digest::of(data), "size": data.len(), "kind": "jar"}]);
     let (status, body) = post(app, "/v1/bundles", json!({"entries": entries, "ttl": ttl})).await?;
