@@ -299,9 +299,10 @@ impl BlobStore {
                 tracing::debug!(%digest, error = %e, "a concurrent upload committed this blob first");
                 return Ok(PutOutcome::Existing { size: received });
             }
-            if let Err(abort) = writer.abort().await {
-                tracing::debug!(%digest, error = %abort, "could not abort a failed upload");
-            }
+            // (No abort after a shutdown: object_store panics. Dropping the writer drops the
+            // upload, which removes a local staging file; a cloud store keeps an uncompleted
+            // multipart upload invisible.)
+            drop(writer);
             return Err(ApiError::from(object_store::Error::Generic {
                 store: "blob_store",
                 source: Box::new(e),

@@ -350,3 +350,104 @@ async fn two_replicas_creating_and_collecting_at_once_never_break_a_bundle() -> 
     );
     Ok(())
 }
+
+/// A tmpfs of `size`, unmounted when dropped.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// `None` when this machine does not let us mount (not root); CI runs as root.
+    fn mount(size: &str) -> Result<Option<Self>> {
+        let dir = tempfile::tempdir()?;
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()?;
+        if !mounted.success() {
+            let uid = std::process::Command::new("id").arg("-u").output()?.stdout;
+            ensure!(
+                String::from_utf8_lossy(&uid).trim() != "0",
+                "root could not mount a tmpfs"
+            );
+            return Ok(None);
+        }
+        Ok(Some(Self { dir }))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Files under `root`, recursively, with their sizes.
+fn files(root: &std::path::Path) -> Result<Vec<(String, u64)>> {
+    let mut out = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                dirs.push(entry.path());
+            } else {
+                let name = entry.path().strip_prefix(root)?.display().to_string();
+                out.push((name, entry.metadata()?.len()));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_answers_507_and_leaves_nothing_partial() -> Result<()> {
+    let Some(tmpfs) = Tmpfs::mount("6m")? else {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return Ok(());
+    };
+    let storage = storage::open(
+        tmpfs.dir.path().to_str().context("utf-8 path")?,
+        &OpenOptions::default(),
+    )?;
+    ensure_layout(storage.store.as_ref()).await?;
+    let state = AppState::new(&storage, Settings::default(), None);
+    let app = app(state.clone());
+    let before = files(tmpfs.dir.path())?;
+    // 8 MiB do not fit in 6 MiB: with and without a declared size.
+    let big = test_bytes(8 << 20, 3);
+    let (status, body) = put_blob(&app, &big).await?;
+    ensure!(
+        status == StatusCode::INSUFFICIENT_STORAGE && body["code"] == "storage_full",
+        "{status} {body}"
+    );
+    let message = body["message"].as_str().unwrap_or_default();
+    ensure!(message.contains("no space left"), "{message}");
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        big.chunks(1 << 20).map(|c| Ok(c.to_vec())).collect();
+    let put = Request::put(format!("/v1/blobs/{}", Digest::of(&big)))
+        .body(Body::from_stream(futures::stream::iter(chunks)))?;
+    let (status, _, body) = call(&app, put).await?;
+    ensure!(
+        status == StatusCode::INSUFFICIENT_STORAGE,
+        "{status} {}",
+        String::from_utf8_lossy(&body)
+    );
+    // Nothing partial: the directory holds what it held.
+    ensure!(
+        files(tmpfs.dir.path())? == before,
+        "{:?}",
+        files(tmpfs.dir.path())?
+    );
+    // The space was given back: a blob that fits is stored.
+    let small = test_bytes(1 << 20, 4);
+    let (status, body) = put_blob(&app, &small).await?;
+    ensure!(status == StatusCode::CREATED, "{status} {body}");
+    drop(app);
+    drop(state);
+    drop(storage);
+    Ok(())
+}
