@@ -30,12 +30,18 @@ pub const ERROR_BODY_MAX: usize = 64 << 10;
 
 /// The first [`ERROR_BODY_MAX`] bytes of an error answer's body (what arrived, if it broke).
 #[cfg(feature = "reqwest")]
-pub async fn error_body_bytes(mut response: reqwest::Response) -> Vec<u8> {
+pub async fn error_body_bytes(response: reqwest::Response) -> Vec<u8> {
+    body_bytes(response, ERROR_BODY_MAX).await
+}
+
+/// The first `max` bytes of an answer's body (what arrived, if it broke).
+#[cfg(feature = "reqwest")]
+pub async fn body_bytes(mut response: reqwest::Response, max: usize) -> Vec<u8> {
     let mut body = Vec::new();
     while let Ok(Some(chunk)) = response.chunk().await {
-        let room = ERROR_BODY_MAX - body.len();
+        let room = max - body.len();
         body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() == ERROR_BODY_MAX {
+        if body.len() == max {
             break;
         }
     }

@@ -93,8 +93,16 @@ enum Command {
         #[command(flatten)]
         limits: sparkstage_maven::limits::LimitsArgs,
     },
-    /// List the server's bundles (needs the upload token when the server has one).
+    /// List the server's bundles and where each is in its life (needs the upload token when
+    /// the server has one).
     Ls,
+    /// Run one sweep of bundles and one garbage collection of blobs on the server now, and
+    /// print what they deleted (with the upload token).
+    Gc {
+        /// Print what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Delete bundles by id (with the upload token).
     Rm {
         #[arg(required = true)]
@@ -328,20 +336,64 @@ async fn main_inner(cli: Cli) -> Result<i32> {
         Command::Ls => {
             let bundles = server_client(&cli)?.list_bundles().await?;
             println!(
-                "{:<32}  {:<20}  {:<20}  {:>7}  {:>10}  NAMESPACE",
-                "ID", "CREATED", "EXPIRES", "ENTRIES", "SIZE"
+                "{:<32}  {:<20}  {:<14}  {:<32}  {:>7}  {:>10}  NAMESPACE",
+                "ID", "CREATED", "STATE", "DELETED AT (REASON)", "ENTRIES", "SIZE"
             );
             for b in bundles {
+                let state = match (b.state.pods, b.state.first_download_at) {
+                    (Some(n), _) if n > 0 => format!("in use: {n} pods"),
+                    (_, None) => "unused".to_owned(),
+                    (Some(_), Some(_)) => "no pods".to_owned(),
+                    (None, Some(_)) => "downloaded".to_owned(),
+                };
                 println!(
-                    "{:<32}  {:<20}  {:<20}  {:>7}  {:>10}  {}",
+                    "{:<32}  {:<20}  {:<14}  {:<32}  {:>7}  {:>10}  {}",
                     b.id,
                     b.created_at.format("%Y-%m-%dT%H:%M:%SZ"),
-                    b.expires_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                    state,
+                    format!(
+                        "{} ({})",
+                        b.state.deleted_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                        b.state.reason
+                    ),
                     b.entries,
                     format_size(b.size),
                     b.owner.and_then(|o| o.namespace).unwrap_or_default()
                 );
             }
+            Ok(0)
+        }
+        Command::Gc { dry_run } => {
+            let report = server_client(&cli)?.gc(*dry_run).await?;
+            let verb = if report.dry_run {
+                "would delete"
+            } else {
+                "deleted"
+            };
+            for b in &report.bundles {
+                println!("{verb} bundle {} ({})", b.id, b.reason);
+            }
+            for b in &report.blobs {
+                println!("{verb} blob {} ({})", b.digest, format_size(b.size));
+            }
+            if report.blobs_deleted > report.blobs.len() as u64 {
+                println!(
+                    "... and {} more blobs",
+                    report.blobs_deleted - report.blobs.len() as u64
+                );
+            }
+            let cap = report
+                .max_storage
+                .map(|c| format!(" of {}", format_size(c)))
+                .unwrap_or_default();
+            println!(
+                "sparkstage: {verb} {} bundles and {} blobs ({}); kept {} blobs; {} stored{cap}",
+                report.bundles.len(),
+                report.blobs_deleted,
+                format_size(report.bytes_freed),
+                report.blobs_kept,
+                format_size(report.storage_used),
+            );
             Ok(0)
         }
         Command::Rm { ids } => {

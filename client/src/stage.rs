@@ -15,8 +15,9 @@ use sparkstage_api::Digest;
 use sparkstage_api::blobs::{FindMissingRequest, FindMissingResponse, MISSING_PATH, blob_path};
 use sparkstage_api::bundles::{
     BundleEntry, BundleSummary, CreateBundleRequest, CreateBundleResponse, EntryKind,
-    ListBundlesResponse, Owner, bundle_path,
+    ListBundlesResponse, MissingBlobsBody, Owner, bundle_path,
 };
+use sparkstage_api::lifecycle::{GcRequest, GcResponse};
 use tokio::io::AsyncReadExt as _;
 
 use crate::progress::Progress;
@@ -98,6 +99,11 @@ impl ServerClient {
                 describe_reqwest(&e)
             )
         })?;
+        self.check(what, response).await
+    }
+
+    /// A non-2xx answer as an error with the server's message.
+    async fn check(&self, what: &str, response: reqwest::Response) -> Result<reqwest::Response> {
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -196,19 +202,59 @@ impl ServerClient {
         Ok(())
     }
 
-    pub async fn create_bundle(
-        &self,
-        request: &CreateBundleRequest,
-    ) -> Result<CreateBundleResponse> {
+    /// Creates a bundle; a 409 names the blobs the server does not have (any more: a garbage
+    /// collection may have taken a blob it reported present).
+    pub async fn create_bundle(&self, request: &CreateBundleRequest) -> Result<Created> {
+        const WHAT: &str = "creating the bundle";
+        let response = self
+            .request(reqwest::Method::POST, "/v1/bundles")
+            .json(request)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{WHAT}: cannot reach the staging server {}: {}",
+                    self.base,
+                    describe_reqwest(&e)
+                )
+            })?;
+        let status = response.status();
+        if status == reqwest::StatusCode::CONFLICT {
+            // One digest per entry at most, in JSON.
+            let max = (request.entries.len() + 16) * 80 + 4096;
+            let body = sparkstage_api::error::body_bytes(response, max).await;
+            if let Ok(missing) = serde_json::from_slice::<MissingBlobsBody>(&body) {
+                return Ok(Created::Missing(missing.missing));
+            }
+            bail!("{WHAT}: HTTP {status}");
+        }
+        let response = self.check(WHAT, response).await?;
+        Ok(Created::Bundle(response.json().await?))
+    }
+
+    /// One sweep and garbage collection on the server (an operator's call: the upload token).
+    pub async fn gc(&self, dry_run: bool) -> Result<GcResponse> {
         let response = self
             .send(
-                "creating the bundle",
-                self.request(reqwest::Method::POST, "/v1/bundles")
-                    .json(request),
+                if dry_run {
+                    "garbage collection (dry run)"
+                } else {
+                    "garbage collection"
+                },
+                self.request(reqwest::Method::POST, "/v1/gc")
+                    .json(&GcRequest { dry_run }),
             )
             .await?;
         Ok(response.json().await?)
     }
+}
+
+/// What creating a bundle did.
+#[derive(Debug)]
+pub enum Created {
+    Bundle(CreateBundleResponse),
+    /// The server does not have these blobs: upload them, then create again.
+    Missing(Vec<Digest>),
 }
 
 /// Remembers the digest of a file by (path, size, mtime), so an unchanged file is not read again.
@@ -399,6 +445,42 @@ pub async fn digests(
     Ok((out.into_iter().flatten().collect(), hashed))
 }
 
+/// Times a bundle is created again after its blobs were taken by a garbage collection.
+const CREATE_ATTEMPTS: usize = 3;
+
+/// Uploads `uploads` (path, digest, size, name), `parallel` at a time, with progress.
+async fn upload_all(
+    server: &ServerClient,
+    uploads: &[(PathBuf, Digest, u64, String)],
+    parallel: usize,
+    progress: &Progress,
+) -> Result<()> {
+    if uploads.is_empty() {
+        return Ok(());
+    }
+    let total = progress.total(uploads.len(), uploads.iter().map(|u| u.2).sum());
+    futures::stream::iter(uploads.iter().cloned())
+        .map(|(path, digest, size, name)| {
+            let server = server.clone();
+            let bar = progress.file(&total, &name, size);
+            async move {
+                let started = Instant::now();
+                let on_progress = {
+                    let bar = bar.clone();
+                    move |sent: u64| bar.set(sent)
+                };
+                server.upload(&path, &digest, size, on_progress).await?;
+                bar.finish(started.elapsed());
+                Ok::<_, anyhow::Error>(())
+            }
+        })
+        .buffer_unordered(parallel.max(1))
+        .try_collect::<Vec<_>>()
+        .await?;
+    total.finish();
+    Ok(())
+}
+
 /// Stages `files`: digests, one missing-blobs call, uploads of what is missing (`parallel` at a
 /// time), then the bundle with `owner` and `ttl`.
 pub async fn stage(
@@ -433,49 +515,55 @@ pub async fn stage(
             .entry(entry.digest)
             .or_insert((&file.path, entry.size, &file.name));
     }
-    let uploads: Vec<(PathBuf, Digest, u64, String)> = missing
-        .iter()
-        .filter_map(|d| {
-            by_digest
-                .get(d)
-                .map(|(p, s, n)| (p.to_path_buf(), *d, *s, n.to_string()))
-        })
-        .collect();
     // Entries the server already stores (resolved jars) join the bundle without an upload.
     entries.extend(bundle.stored.iter().cloned());
-    let uploaded_bytes: u64 = uploads.iter().map(|u| u.2).sum();
-    let total = progress.total(uploads.len(), uploaded_bytes);
-    futures::stream::iter(uploads.iter().cloned())
-        .map(|(path, digest, size, name)| {
-            let server = server.clone();
-            let bar = progress.file(&total, &name, size);
-            async move {
-                let started = Instant::now();
-                let on_progress = {
-                    let bar = bar.clone();
-                    move |sent: u64| bar.set(sent)
-                };
-                server.upload(&path, &digest, size, on_progress).await?;
-                bar.finish(started.elapsed());
-                Ok::<_, anyhow::Error>(())
+    let request = CreateBundleRequest {
+        entries: entries.clone(),
+        owner: bundle.owner,
+        ttl: bundle.ttl,
+    };
+    let mut missing = missing;
+    let mut uploaded_files = 0;
+    let mut uploaded_bytes = 0;
+    let mut attempt = 0;
+    let bundle = loop {
+        let uploads: Vec<(PathBuf, Digest, u64, String)> = missing
+            .iter()
+            .filter_map(|d| {
+                by_digest
+                    .get(d)
+                    .map(|(p, s, n)| (p.to_path_buf(), *d, *s, n.to_string()))
+            })
+            .collect();
+        upload_all(server, &uploads, parallel, progress).await?;
+        uploaded_files += uploads.len();
+        uploaded_bytes += uploads.iter().map(|u| u.2).sum::<u64>();
+        match server.create_bundle(&request).await? {
+            Created::Bundle(created) => break created,
+            // A garbage collection took blobs the server had said it had: upload them, once
+            // or twice more.
+            Created::Missing(gone) if attempt < CREATE_ATTEMPTS => {
+                if let Some(d) = gone.iter().find(|d| !by_digest.contains_key(d)) {
+                    bail!(
+                        "creating the bundle: the server no longer has {d}, a jar it resolved; \
+                         run the command again to resolve it anew"
+                    );
+                }
+                attempt += 1;
+                missing = gone;
             }
-        })
-        .buffer_unordered(parallel.max(1))
-        .try_collect::<Vec<_>>()
-        .await?;
-    total.finish();
-    let bundle = server
-        .create_bundle(&CreateBundleRequest {
-            entries: entries.clone(),
-            owner: bundle.owner,
-            ttl: bundle.ttl,
-        })
-        .await?;
+            Created::Missing(gone) => bail!(
+                "creating the bundle: the server still misses {} blobs after {CREATE_ATTEMPTS} \
+                 uploads of them (its garbage collection keeps deleting them: is --gc-grace 0?)",
+                gone.len()
+            ),
+        }
+    };
     Ok(Staged {
         bundle,
         entries,
         hashed,
-        uploaded_files: uploads.len(),
+        uploaded_files,
         uploaded_bytes,
         elapsed: started.elapsed(),
     })

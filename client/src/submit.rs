@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::Pod;
-use sparkstage_api::bundles::{BundleEntry, EntryKind, Owner};
+use sparkstage_api::bundles::{BUNDLE_LABEL, BundleEntry, EntryKind, Owner};
 use sparkstage_api::resolve::ResolveRequest;
 
 use crate::deps::{Layout, Plan, plan};
@@ -254,6 +254,14 @@ pub async fn prepare(options: &SubmitOptions, command: &[String]) -> Result<Opti
     )
     .await?;
     let bundle = staged.bundle.id.clone();
+    // Owner tracking finds the application's pods by this label (the server's lifecycle).
+    for role in ["driver", "executor"] {
+        set_conf(
+            &mut args,
+            &format!("spark.kubernetes.{role}.label.{BUNDLE_LABEL}"),
+            &bundle,
+        );
+    }
 
     let secret = crate::secret::secret(&namespace, &bundle, &staged.bundle.token);
     let init = InitSpec {

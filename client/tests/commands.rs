@@ -184,3 +184,121 @@ async fn the_forks_configuration_keys_are_aliases() -> Result<()> {
     }
     Ok(())
 }
+
+/// The digests `sparkstage gc` printed, in order.
+fn printed_blobs(o: &Output, verb: &str) -> Vec<String> {
+    let prefix = format!("{verb} blob ");
+    let mut out: Vec<String> = out(o)
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect();
+    out.sort();
+    out
+}
+
+async fn blob_stored(url: &str, digest: &str) -> Result<bool> {
+    let status = reqwest::Client::new()
+        .head(format!("{url}/v1/blobs/{digest}"))
+        .bearer_auth(UPLOAD_TOKEN)
+        .send()
+        .await?
+        .status();
+    Ok(status.is_success())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_dry_run_deletes_nothing_and_gc_deletes_what_it_printed() -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let token_file = work.path().join("upload.token");
+    std::fs::write(&token_file, UPLOAD_TOKEN)?;
+    // No grace: blobs of a deleted bundle are garbage at once.
+    let server = Server::start(
+        &[
+            "--storage",
+            "memory://",
+            "--upload-token-file",
+            token_file.to_str().context("utf-8")?,
+            "--gc-grace",
+            "0s",
+            "--max-storage",
+            "10MiB",
+        ],
+        &[],
+    )
+    .await?;
+    let url = server.url();
+    for (name, byte, len) in [
+        ("a.jar", 1u8, 200_000),
+        ("b.csv", 2, 3000),
+        ("c.jar", 3, 5000),
+    ] {
+        std::fs::write(work.path().join(name), vec![byte; len])?;
+    }
+    let upload = |files: &'static [&'static str]| {
+        let mut args = vec!["upload", "--server", &url];
+        args.extend_from_slice(files);
+        let dir = work.path().to_owned();
+        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let o = sparkstage(&args, &dir).await?;
+            ensure!(o.status.success(), "{}", err(&o));
+            Ok::<_, anyhow::Error>(out(&o).trim().to_owned())
+        }
+    };
+    let gone = upload(&["a.jar", "b.csv"]).await?;
+    let kept = upload(&["c.jar"]).await?;
+    let o = sparkstage(&["rm", "--server", &url, &gone], work.path()).await?;
+    ensure!(o.status.success(), "{}", err(&o));
+
+    let o = sparkstage(&["ls", "--server", &url], work.path()).await?;
+    let line = out(&o)
+        .lines()
+        .find(|l| l.starts_with(&kept))
+        .map(str::to_owned)
+        .with_context(|| out(&o))?;
+    ensure!(
+        line.contains("unused") && line.contains("(expired)"),
+        "{line}"
+    );
+
+    let o = sparkstage(&["gc", "--dry-run", "--server", &url], work.path()).await?;
+    ensure!(o.status.success(), "{}", err(&o));
+    let would = printed_blobs(&o, "would delete");
+    ensure!(would.len() == 2, "{}", out(&o));
+    ensure!(
+        out(&o).contains("would delete 0 bundles and 2 blobs (198.2 KiB); kept 1 blobs")
+            && out(&o).contains("of 10.0 MiB"),
+        "{}",
+        out(&o)
+    );
+    for digest in &would {
+        ensure!(
+            blob_stored(&url, digest).await?,
+            "the dry run deleted {digest}"
+        );
+    }
+
+    let o = sparkstage(&["gc", "--server", &url], work.path()).await?;
+    ensure!(o.status.success(), "{}", err(&o));
+    ensure!(printed_blobs(&o, "deleted") == would, "{}", out(&o));
+    for digest in &would {
+        ensure!(
+            !blob_stored(&url, digest).await?,
+            "{digest} is still stored"
+        );
+    }
+    // The kept bundle's blob is there, and the bundle downloads.
+    let o = sparkstage(&["ls", "--server", &url], work.path()).await?;
+    ensure!(out(&o).contains(&kept), "{}", out(&o));
+    ensure!(server.metric("sparkstage_gc_blobs_deleted_total").await? == 2);
+    ensure!(
+        server
+            .metric("sparkstage_bundles_deleted_total{reason=\"deleted\"}")
+            .await?
+            == 1
+    );
+    Ok(())
+}

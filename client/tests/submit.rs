@@ -198,6 +198,30 @@ async fn dry_run_then_init_container_then_spark_submit_runs_the_job() -> Result<
         .context("no token in the Secret")?;
     let token = String::from_utf8(token.0.clone())?;
 
+    // Owner tracking: driver and executor pods carry the bundle's label, and the bundle's owner
+    // records it with the namespace.
+    let label = |role: &str| {
+        let key = format!("spark.kubernetes.{role}.label.sparkstage.io/bundle=");
+        command
+            .iter()
+            .find_map(|a| a.strip_prefix(&key).map(str::to_owned))
+    };
+    let id = label("driver").context("no bundle label on the driver")?;
+    ensure!(label("executor") == Some(id.clone()), "{command:?}");
+    let manifest: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/v1/bundles/{id}", server.url()))
+        .bearer_auth(&token)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    ensure!(
+        manifest["owner"]["namespace"] == "analytics"
+            && manifest["owner"]["labels"]["sparkstage.io/bundle"] == id.as_str(),
+        "{manifest}"
+    );
+
     // Each pod: the init container as its template says, then Spark.
     for (role, pod) in [("executor", &executor), ("driver", &driver)] {
         let pod_root = work.path().join(format!("{role}-pod"));
