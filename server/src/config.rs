@@ -153,6 +153,12 @@ pub struct Config {
     #[command(flatten)]
     pub maven_limits: sparkstage_maven::limits::LimitsArgs,
 
+    /// Track bundle owners through the Kubernetes API (in-cluster configuration, or the
+    /// kubeconfig): a bundle lives while a pod of it exists, and goes --owner-grace after its last
+    /// pod (or --initial-access-timeout after creation if no pod ever downloaded it).
+    #[arg(long, env = "SPARKSTAGE_KUBERNETES")]
+    pub kubernetes: bool,
+
     /// How often expired bundles (and, with owner tracking, unused and orphaned ones) are
     /// deleted.
     #[arg(long, env = "SPARKSTAGE_SWEEP_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]

@@ -3,8 +3,9 @@
 use anyhow::Context;
 use clap::Parser;
 use sparkstage_server::config::{Config, LogFormat};
+use sparkstage_server::lifecycle::kube_owners::KubeOwners;
 use sparkstage_server::storage::{self, Backend, OpenOptions};
-use sparkstage_server::{AppState, Settings, app, connections, ensure_layout};
+use sparkstage_server::{AppState, Injected, Settings, app, connections, ensure_layout};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -80,7 +81,23 @@ async fn run(config: Config) -> anyhow::Result<()> {
 
     let mut settings = Settings::from_config(&config);
     settings.maven.credentials = maven_credentials;
-    let state = AppState::new(&storage, settings, upload_token.as_deref());
+    let mut injected = Injected::default();
+    let owner_tracking = if config.kubernetes {
+        let client = kube::Client::try_default()
+            .await
+            .context("--kubernetes: no in-cluster configuration and no usable kubeconfig")?;
+        let (owners, task) = KubeOwners::start(
+            client,
+            sparkstage_api::bundles::BUNDLE_LABEL,
+            std::sync::Arc::clone(&injected.clock),
+        );
+        injected.owners = owners;
+        Some(task)
+    } else {
+        tracing::info!("owner tracking is off (--kubernetes): bundles live until their ttl");
+        None
+    };
+    let state = AppState::with(&storage, settings, upload_token.as_deref(), injected);
     let lifecycle = std::sync::Arc::clone(&state.lifecycle).spawn();
     let listener = TcpListener::bind(config.listen)
         .await
@@ -116,6 +133,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         ),
     }
     lifecycle.abort();
+    if let Some(task) = owner_tracking {
+        task.abort();
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -5,7 +5,8 @@
 //! - [`gc`]: blobs that nothing live references, older than `--gc-grace`, every
 //!   `--gc-interval`, safe against bundles being created on any replica meanwhile (the argument
 //!   is in its documentation);
-//! - [`owners`]: what owner tracking tells about a bundle's pods;
+//! - [`owners`]: what owner tracking tells about a bundle's pods, and [`kube_owners`] its
+//!   Kubernetes watch;
 //! - [`condemned`]: the batches of blobs a collection is about to delete, which writers check;
 //! - [`referrers`]: the records that keep blobs alive (bundles, kept resolutions).
 //!
@@ -15,6 +16,7 @@
 
 pub mod condemned;
 pub mod gc;
+pub mod kube_owners;
 pub mod owners;
 pub mod referrers;
 pub mod sweep;

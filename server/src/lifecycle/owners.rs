@@ -9,6 +9,7 @@
 use std::fmt::Debug;
 
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use sparkstage_api::bundles::Owner;
 
 /// The pods of one owner, now.
@@ -27,9 +28,14 @@ pub enum OwnerState {
 
 /// Owner tracking, as the lifecycle consults it.
 pub trait Owners: Send + Sync + Debug {
-    /// The state of the pods that `owner` names (its namespace, and pods that carry all its
-    /// labels).
+    /// The state of the pods that `owner` names (its namespace, and pods that carry its bundle
+    /// label).
     fn state(&self, owner: &Owner) -> OwnerState;
+
+    /// Whether `namespace` is known not to exist (`false` when it exists or cannot be told).
+    fn namespace_gone<'a>(&'a self, _namespace: &'a str) -> BoxFuture<'a, bool> {
+        Box::pin(std::future::ready(false))
+    }
 }
 
 /// No owner tracking: every owner is [`OwnerState::Unknown`].

@@ -123,9 +123,15 @@ impl Lifecycle {
         let Some(owner) = facts.tracked_owner() else {
             return Ok((OwnerState::Unknown, None));
         };
-        let state = self.owners.state(owner);
+        let mut state = self.owners.state(owner);
         if state == OwnerState::Unknown {
             return Ok((state, None));
+        }
+        // Only a bundle without pods can have lost its namespace.
+        if let (OwnerState::Gone { .. }, Some(namespace)) = (state, &owner.namespace)
+            && self.owners.namespace_gone(namespace).await
+        {
+            state = OwnerState::NamespaceGone;
         }
         Ok((state, self.bundles.first_download(id).await?))
     }

@@ -1,0 +1,211 @@
+//! A Kubernetes API server double on loopback that answers with traffic recorded from a real
+//! kube-apiserver (`tests/fixtures/k8s/`, copied from `../shared/fixtures/k8s/`), for `kube`'s
+//! real client: pod lists, a pods' watch stream whose recorded lines the test releases one by
+//! one, a missing namespace, and a recorded refusal to switch on when the test breaks the API.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+/// The directory of the recorded API traffic.
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/k8s/api")
+}
+
+/// A recorded file's text.
+pub fn fixture(name: &str) -> Result<String> {
+    let path = fixtures().join(name);
+    std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// A recorded answer: its status (from the `.http` transcript) and its body.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub status: StatusCode,
+    pub body: String,
+}
+
+impl Recorded {
+    /// The answer recorded as `NN-name`: `NN-name.http`'s status line and
+    /// `NN-name.response.json`.
+    pub fn load(stem: &str) -> Result<Self> {
+        let transcript = fixture(&format!("{stem}.http"))?;
+        let status = transcript
+            .lines()
+            .find_map(|l| l.strip_prefix("< HTTP/1.1 "))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|code| code.parse::<u16>().ok())
+            .context("no status line in the transcript")?;
+        Ok(Self {
+            status: StatusCode::from_u16(status)?,
+            body: fixture(&format!("{stem}.response.json"))?,
+        })
+    }
+
+    fn answer(&self) -> Response {
+        (
+            self.status,
+            [("content-type", "application/json")],
+            self.body.clone(),
+        )
+            .into_response()
+    }
+}
+
+struct Double {
+    list: Recorded,
+    /// Answered to pod lists and watches instead, while set.
+    broken: Option<Recorded>,
+    /// The lines the next watch streams.
+    watch: Option<mpsc::UnboundedReceiver<String>>,
+    /// Namespaces answered with the recorded 404.
+    missing_namespaces: HashSet<String>,
+    /// Lists wait while this is set.
+    hold_lists: bool,
+}
+
+/// The running double.
+pub struct KubeDouble {
+    pub url: String,
+    state: Arc<Mutex<Double>>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+type Shared = Arc<Mutex<Double>>;
+
+fn lock(state: &Shared) -> std::sync::MutexGuard<'_, Double> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn pods(State(state): State<Shared>, RawQuery(query): RawQuery) -> Response {
+    let watching = query
+        .as_deref()
+        .is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+    while !watching && lock(&state).hold_lists {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let mut s = lock(&state);
+    if let Some(broken) = &s.broken {
+        return broken.answer();
+    }
+    if !watching {
+        return s.list.answer();
+    }
+    // A watch: the released lines, open until the test drops their sender (as the API server
+    // ends a watch at its timeout); without lines to give, held open with nothing.
+    let lines = s.watch.take();
+    let stream = match lines {
+        Some(rx) => tokio_stream_of(rx)
+            .map(|line| Ok::<_, Infallible>(Bytes::from(format!("{line}\n"))))
+            .boxed(),
+        None => futures::stream::pending().boxed(),
+    };
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+fn tokio_stream_of(
+    mut rx: mpsc::UnboundedReceiver<String>,
+) -> impl futures::Stream<Item = String> + Send {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+async fn namespace(State(state): State<Shared>, Path(name): Path<String>) -> Response {
+    if lock(&state).missing_namespaces.contains(&name) {
+        return match Recorded::load("11-namespace-get-missing") {
+            Ok(r) => r.answer(),
+            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        };
+    }
+    // Nothing recorded for a namespace that exists: an answer the client cannot read.
+    StatusCode::NOT_IMPLEMENTED.into_response()
+}
+
+impl KubeDouble {
+    /// Serves `list` (a recorded pod list, such as `15-pods-list-before-watch`) to pod lists.
+    pub async fn start(list: &str) -> Result<Self> {
+        let state: Shared = Arc::new(Mutex::new(Double {
+            list: Recorded::load(list)?,
+            broken: None,
+            watch: None,
+            missing_namespaces: HashSet::new(),
+            hold_lists: false,
+        }));
+        let app = Router::new()
+            .route("/api/v1/pods", get(pods))
+            .route("/api/v1/namespaces/{name}", get(namespace))
+            .with_state(Arc::clone(&state));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self {
+            url,
+            state,
+            _server: server,
+        })
+    }
+
+    /// A client of `kube` for this double.
+    pub fn client(&self) -> Result<kube::Client> {
+        Ok(kube::Client::try_from(kube::Config::new(
+            self.url.parse()?,
+        ))?)
+    }
+
+    /// Pod lists wait until [`KubeDouble::open_lists`].
+    pub fn hold_lists(&self) {
+        lock(&self.state).hold_lists = true;
+    }
+
+    pub fn open_lists(&self) {
+        lock(&self.state).hold_lists = false;
+    }
+
+    /// The next watch streams what is sent here, line by line.
+    pub fn next_watch(&self) -> mpsc::UnboundedSender<String> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.state).watch = Some(rx);
+        tx
+    }
+
+    /// Pod lists and watches get `answer` (a recorded error) until [`KubeDouble::mend`].
+    pub fn break_with(&self, answer: Recorded) {
+        lock(&self.state).broken = Some(answer);
+    }
+
+    pub fn mend(&self) {
+        lock(&self.state).broken = None;
+    }
+
+    /// `name` answers the recorded 404 of a missing namespace.
+    pub fn namespace_missing(&self, name: &str) {
+        lock(&self.state).missing_namespaces.insert(name.to_owned());
+    }
+}
+
+/// The lines of the recorded pods' watch (`16-pods-watch.ndjson`): ADDED, three MODIFIED (the
+/// last sets `deletionTimestamp`), DELETED, BOOKMARK.
+pub fn recorded_watch() -> Result<Vec<String>> {
+    Ok(fixture("16-pods-watch.ndjson")?
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect())
+}
