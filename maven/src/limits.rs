@@ -7,7 +7,7 @@
 //! | --- | --- | --- |
 //! | `max_file_size` | 4 MiB | a POM or `maven-metadata.xml` that never ends or is huge (cut off while streaming) |
 //! | `max_value_length` | 64 KiB | one interpolated value (`${p}` nested ten times per level: 10^12 characters) |
-//! | `max_model_bytes` | 64 MiB | the effective models of one resolution together (memory) |
+//! | `max_model_bytes` | 64 MiB | the effective models of one resolution together, with what child POMs inherit from them (memory) |
 //! | `max_modules` | 2,000 | POMs read by one resolution |
 //! | `max_artifact_size` | 4 GiB | one jar (streamed to disk, never held) |
 //! | `deadline` | 5 min | the whole resolution, downloads included (a trickling repository) |
@@ -30,8 +30,8 @@ pub struct Limits {
     pub max_file_size: u64,
     /// One value after `${...}` interpolation, in bytes.
     pub max_value_length: usize,
-    /// The effective models of one resolution together, in bytes (an estimate: the text they
-    /// hold).
+    /// The effective models of one resolution together, with what child POMs inherit from them,
+    /// in bytes (an estimate: the text they hold).
     pub max_model_bytes: u64,
     /// POMs one resolution reads.
     pub max_modules: usize,

@@ -3,7 +3,7 @@
 //! BOMs and applying dependency management need POMs from a repository and come with the
 //! resolver.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use crate::pom::{Activation, Dependency, Pom};
 use crate::range::Requirement;
@@ -319,9 +319,10 @@ pub fn with_profiles(pom: &Pom, context: &Context) -> Pom {
     out
 }
 
-/// `child` inheriting from its (already effective) `parent`: group and version when absent,
-/// properties, dependency management and dependencies, the child's own winning (Maven); Ivy
-/// keeps the parent's dependencies beside the child's.
+/// `child` inheriting from `parent` (its model as a child inherits it: see the resolver's
+/// `Built::inheritable`): group and version when absent, properties, dependency management and
+/// dependencies, the child's own winning (Maven); Ivy keeps the parent's dependencies and managed
+/// entries beside the child's. Interpolation and dependency management come after, on the result.
 pub fn inherit(child: &Pom, parent: &Pom, flavor: Flavor) -> Pom {
     let mut out = child.clone();
     if out.group.is_none() {
@@ -339,34 +340,34 @@ pub fn inherit(child: &Pom, parent: &Pom, flavor: Flavor) -> Pom {
     let mut properties = parent.properties.clone();
     properties.extend(child.properties.clone());
     out.properties = properties;
-    let mut management = parent.dependency_management.clone();
-    merge_dependencies(&mut management, &child.dependency_management);
-    out.dependency_management = management;
-    out.dependencies = match flavor {
+    match flavor {
         Flavor::Maven => {
+            let mut management = parent.dependency_management.clone();
+            merge_dependencies(&mut management, &child.dependency_management);
+            out.dependency_management = management;
             let mut dependencies = parent.dependencies.clone();
             merge_dependencies(&mut dependencies, &child.dependencies);
-            dependencies
+            out.dependencies = dependencies;
         }
-        // Ivy 2.5's PomModuleDescriptorParser adds the child's own dependencies, its profiles',
-        // then each of the parent's descriptor's dependencies, and none replaces another: in
+        // Ivy 2.5's PomModuleDescriptorParser records the parent's managed entries, then the
+        // child's (a later one replaces an earlier one of the same module when they are applied).
+        // It adds the child's own dependencies, its profiles', then each of the parent's
+        // descriptor's dependencies, and none replaces another: in
         // PomModuleDescriptorBuilder.addDependency a module revision already declared gets the
         // configurations of the new declaration's scope added to its first descriptor. So a
         // module the child declares `provided` (or `test`, or optional) and the parent plainly is
         // a runtime dependency, and one the parent declares in another version is a second
         // dependency. The parent's descriptor keeps its first declaration of each module
-        // revision (its scope and flags), and that is what it passes on.
+        // revision (its scope and flags), and that is what `parent` passes on.
         Flavor::Ivy => {
-            let mut dependencies = child.dependencies.clone();
-            let mut seen = HashSet::new();
-            for d in &parent.dependencies {
-                if seen.insert((&d.group, &d.artifact, &d.version)) {
-                    dependencies.push(d.clone());
-                }
-            }
-            dependencies
+            out.dependency_management = [
+                parent.dependency_management.as_slice(),
+                &child.dependency_management,
+            ]
+            .concat();
+            out.dependencies = [child.dependencies.as_slice(), &parent.dependencies].concat();
         }
-    };
+    }
     out
 }
 

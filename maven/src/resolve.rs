@@ -6,6 +6,16 @@
 //! then the first BOM), and its own management applied to its dependencies' missing versions and
 //! scopes.
 //!
+//! Those steps run in that order over the whole inherited model, as Maven's model builder does:
+//! a child inherits its parent's dependencies and dependency management as declared, and only
+//! then are they interpolated with the child's properties (its `${project.version}` too) and
+//! given versions, scopes and exclusions by the child's management, its own entries over its
+//! parents'. Ivy 2.5 agrees: `PomModuleDescriptorParser` re-reads each dependency of the parent's
+//! descriptor (and each managed one) from its POM element in the child's `PomReader`, and fills a
+//! missing version from the dependency management collected for the child. So a version-less
+//! dependency of a parent takes the version the child (or a nearer parent) manages, not the one
+//! the parent's own management names.
+//!
 //! The graph for runtime (what Spark needs on its class path): `compile` and `runtime`
 //! dependencies; `provided`, `test`, `system` and `import` ones are not followed; a transitive
 //! dependency is `runtime` when any edge on its path is; optional dependencies of dependencies are
@@ -14,8 +24,8 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::coords::{Coordinate, Exclusion};
 use crate::limits::{Limits, MAX_PARENT_DEPTH};
@@ -91,12 +101,25 @@ pub enum ResolveError {
 
 type Effective = Result<Pom, ResolveError>;
 
+/// A module's model as resolution reads it and as a child POM inherits it.
+#[derive(Debug)]
+struct Built {
+    /// The effective model.
+    effective: Pom,
+    /// What a child inherits: the effective model, except that its dependencies and dependency
+    /// management are as declared (after profiles and inheritance; before interpolation, BOM
+    /// imports and management), since the child interpolates and manages them itself. Of the
+    /// dependencies, those the module passes on: Maven's one per module (the normalized list),
+    /// Ivy's first declaration of each module revision.
+    inheritable: Pom,
+}
+
 /// Builds effective POMs (memoized) from a [`PomSource`].
 pub struct Models<'s, S: PomSource> {
     source: &'s S,
     context: Context,
     flavor: Flavor,
-    cache: Mutex<HashMap<(String, String, String), Pom>>,
+    cache: Mutex<HashMap<(String, String, String), Arc<Built>>>,
     versions: Mutex<HashMap<(String, String), Vec<String>>>,
     limits: Limits,
     /// POMs read so far.
@@ -141,7 +164,8 @@ impl<'s, S: PomSource> Models<'s, S> {
         version: &str,
         path: &str,
     ) -> Effective {
-        self.build(group, artifact, version, path, &[]).await
+        let built = self.build(group, artifact, version, path, &[]).await?;
+        Ok(built.effective.clone())
     }
 
     /// [`Models::effective`] below `chain`, the modules whose parents or BOMs lead here.
@@ -152,14 +176,14 @@ impl<'s, S: PomSource> Models<'s, S> {
         version: &'a str,
         path: &'a str,
         chain: &'a [String],
-    ) -> Pin<Box<dyn Future<Output = Effective> + Send + 'a>>
+    ) -> Pin<Box<dyn Future<Output = Result<Arc<Built>, ResolveError>> + Send + 'a>>
     where
         S: 's,
     {
         Box::pin(async move {
             let key = (group.to_owned(), artifact.to_owned(), version.to_owned());
-            if let Some(pom) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
-                return Ok(pom);
+            if let Some(built) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+                return Ok(built);
             }
             let module = format!("{group}:{artifact}:{version}");
             let limit = |message: String| ResolveError::Limit {
@@ -213,9 +237,11 @@ impl<'s, S: PomSource> Models<'s, S> {
                 }
             };
             let own = with_profiles(&raw, &self.context);
-            let (inherited, parent_management) = match &raw.parent {
+            // Inheritance first, from what the parent passes on as declared; interpolation and
+            // management below then apply to the parent's declarations in this POM's context.
+            let inherited = match &raw.parent {
                 Some(parent) => {
-                    let parent_pom = self
+                    let parent_model = self
                         .build(
                             &parent.group,
                             &parent.artifact,
@@ -224,30 +250,21 @@ impl<'s, S: PomSource> Models<'s, S> {
                             &chain,
                         )
                         .await?;
-                    (
-                        inherit(&own, &parent_pom, self.flavor),
-                        parent_pom.dependency_management,
-                    )
+                    inherit(&own, &parent_model.inheritable, self.flavor)
                 }
-                None => (own.clone(), Vec::new()),
+                None => own,
             };
             let max_value = self.limits.max_value_length;
             let mut pom = interpolate_pom(&inherited, &self.context, max_value)
                 .map_err(|e| limit(e.to_string()))?;
+            // The declarations this model keeps, by their index in `inherited.dependencies`
+            // (interpolation keeps the list as it is).
+            let mut kept: Vec<usize> = (0..pom.dependencies.len()).collect();
             if self.flavor == Flavor::Maven {
                 // Maven's model normalizer: a dependency declared twice keeps its first place and
                 // takes the last declaration.
-                let mut unique: Vec<Dependency> = Vec::new();
-                for d in std::mem::take(&mut pom.dependencies) {
-                    match unique
-                        .iter_mut()
-                        .find(|u| management_key(u) == management_key(&d))
-                    {
-                        Some(u) => *u = d,
-                        None => unique.push(d),
-                    }
-                }
-                pom.dependencies = unique;
+                kept = normalized(&pom.dependencies);
+                pom.dependencies = kept.iter().map(|&i| pom.dependencies[i].clone()).collect();
             }
             let is_import = |d: &Dependency| {
                 d.scope.as_deref() == Some("import") && d.kind.as_deref() == Some("pom")
@@ -255,7 +272,8 @@ impl<'s, S: PomSource> Models<'s, S> {
             let mut management = Vec::new();
             match self.flavor {
                 Flavor::Maven => {
-                    // Import BOMs: declared entries win, then earlier BOMs.
+                    // Import BOMs (this POM's and its parents'): declared entries win, then
+                    // earlier BOMs.
                     let mut imports = Vec::new();
                     for d in &pom.dependency_management {
                         if is_import(d) {
@@ -269,31 +287,21 @@ impl<'s, S: PomSource> Models<'s, S> {
                         let bom_pom = self
                             .build(&bom.group, &bom.artifact, &version, &module, &chain)
                             .await?;
-                        for d in bom_pom.dependency_management {
+                        for d in &bom_pom.effective.dependency_management {
                             if !management
                                 .iter()
-                                .any(|m| management_key(m) == management_key(&d))
+                                .any(|m| management_key(m) == management_key(d))
                             {
-                                management.push(d);
+                                management.push(d.clone());
                             }
                         }
                     }
                 }
                 Flavor::Ivy => {
                     // Ivy records managed versions by group and artifact as it reads them: the
-                    // parent's first, then this POM's in document order with each BOM's entries
-                    // where it is imported; a later entry replaces an earlier one.
-                    let own_management = interpolate_pom(
-                        &Pom {
-                            dependency_management: own.dependency_management.clone(),
-                            dependencies: Vec::new(),
-                            ..inherited.clone()
-                        },
-                        &self.context,
-                        max_value,
-                    )
-                    .map_err(|e| limit(e.to_string()))?
-                    .dependency_management;
+                    // parents' first (see `inherit`), then this POM's, in document order with
+                    // each BOM's entries where it is imported; a later entry replaces an earlier
+                    // one.
                     let upsert = |management: &mut Vec<Dependency>, d: Dependency| match management
                         .iter_mut()
                         .find(|m| m.group == d.group && m.artifact == d.artifact)
@@ -301,17 +309,14 @@ impl<'s, S: PomSource> Models<'s, S> {
                         Some(m) => *m = d,
                         None => management.push(d),
                     };
-                    for d in parent_management {
-                        upsert(&mut management, d);
-                    }
-                    for d in own_management {
+                    for d in std::mem::take(&mut pom.dependency_management) {
                         if is_import(&d) {
                             let version = d.version.clone().unwrap_or_default();
                             let bom_pom = self
                                 .build(&d.group, &d.artifact, &version, &module, &chain)
                                 .await?;
-                            for m in bom_pom.dependency_management {
-                                upsert(&mut management, m);
+                            for m in &bom_pom.effective.dependency_management {
+                                upsert(&mut management, m.clone());
                             }
                         } else {
                             upsert(&mut management, d);
@@ -320,7 +325,8 @@ impl<'s, S: PomSource> Models<'s, S> {
                 }
             }
             pom.dependency_management = management;
-            // The POM's own management fills its dependencies' missing versions and scopes.
+            // The management (this POM's own over its parents') fills the missing versions,
+            // scopes and exclusions of its dependencies, inherited ones included.
             let flavor = self.flavor;
             let same = |m: &Dependency, d: &Dependency| match flavor {
                 Flavor::Maven => management_key(m) == management_key(d),
@@ -339,10 +345,25 @@ impl<'s, S: PomSource> Models<'s, S> {
                     }
                 }
             }
-            let held = self
-                .model_bytes
-                .fetch_add(pom.text_size() as u64, Ordering::Relaxed)
-                + pom.text_size() as u64;
+            if self.flavor == Flavor::Ivy {
+                // Ivy's descriptor merges a module revision declared again into its first
+                // declaration, and that is the one a child re-reads.
+                kept = first_of_each_revision(&pom.dependencies);
+            }
+            let inheritable = Pom {
+                dependencies: kept
+                    .iter()
+                    .map(|&i| inherited.dependencies[i].clone())
+                    .collect(),
+                dependency_management: inherited.dependency_management,
+                ..pom.clone()
+            };
+            let built = Built {
+                effective: pom,
+                inheritable,
+            };
+            let size = (built.effective.text_size() + built.inheritable.text_size()) as u64;
+            let held = self.model_bytes.fetch_add(size, Ordering::Relaxed) + size;
             if held > self.limits.max_model_bytes {
                 return Err(limit(format!(
                     "the resolution's POMs hold more than {} bytes, the limit \
@@ -350,10 +371,11 @@ impl<'s, S: PomSource> Models<'s, S> {
                     self.limits.max_model_bytes
                 )));
             }
+            let built = Arc::new(built);
             if let Ok(mut cache) = self.cache.lock() {
-                cache.insert(key, pom.clone());
+                cache.insert(key, Arc::clone(&built));
             }
-            Ok(pom)
+            Ok(built)
         })
     }
 
@@ -414,6 +436,36 @@ impl<'s, S: PomSource> Models<'s, S> {
             }
         }
     }
+}
+
+/// Maven's model normalizer on a POM's `dependencies`: the indexes of the declarations that stay,
+/// in order. A module (by management key) declared twice keeps the place of its first declaration
+/// and takes the last one.
+fn normalized(dependencies: &[Dependency]) -> Vec<usize> {
+    let mut kept: Vec<usize> = Vec::new();
+    for (i, d) in dependencies.iter().enumerate() {
+        let key = management_key(d);
+        match kept
+            .iter_mut()
+            .find(|k| management_key(&dependencies[**k]) == key)
+        {
+            Some(k) => *k = i,
+            None => kept.push(i),
+        }
+    }
+    kept
+}
+
+/// The indexes of the first declaration of each module revision (group, artifact, version) among
+/// a POM's effective `dependencies`: what an Ivy module descriptor passes on to a child POM.
+fn first_of_each_revision(dependencies: &[Dependency]) -> Vec<usize> {
+    let mut seen = HashSet::new();
+    (0..dependencies.len())
+        .filter(|&i| {
+            let d = &dependencies[i];
+            seen.insert((&d.group, &d.artifact, &d.version))
+        })
+        .collect()
 }
 
 /// `keys` in the order a `java.util.HashMap<String, _>` filled with them in this order iterates:
@@ -761,6 +813,45 @@ mod tests {
         assert_eq!(order(&["1.0.0", "1.0"]), ["1.0", "1.0.0"]);
         assert_eq!(order(&["1.1-final", "1.1"]), ["1.1-final", "1.1"]);
         assert_eq!(order(&["1.1", "1.1-final"]), ["1.1", "1.1-final"]);
+    }
+
+    #[tokio::test]
+    async fn a_parents_dependencies_are_managed_and_interpolated_in_the_child() {
+        let dependency = |a: &str, v: &str| {
+            format!(
+                "<dependency><groupId>t</groupId><artifactId>{a}</artifactId><version>{v}</version></dependency>"
+            )
+        };
+        let versionless = "<dependency><groupId>t</groupId><artifactId>m</artifactId></dependency>";
+        let parent = format!(
+            "<project><groupId>t</groupId><artifactId>parent</artifactId><version>1</version>\
+             <properties><p.v>1</p.v></properties>\
+             <dependencyManagement><dependencies>{}</dependencies></dependencyManagement>\
+             <dependencies>{versionless}{}</dependencies></project>",
+            dependency("m", "1"),
+            dependency("p", "${p.v}"),
+        );
+        let child = format!(
+            "<project><parent><groupId>t</groupId><artifactId>parent</artifactId><version>1</version></parent>\
+             <artifactId>child</artifactId><version>1</version><properties><p.v>2</p.v></properties>\
+             <dependencyManagement><dependencies>{}</dependencies></dependencyManagement></project>",
+            dependency("m", "2"),
+        );
+        let repo = Memory(HashMap::from([
+            ("t:parent:1".to_owned(), parent),
+            ("t:child:1".to_owned(), child),
+            pom("t", "m", "1", ""),
+            pom("t", "m", "2", ""),
+            pom("t", "p", "1", ""),
+            pom("t", "p", "2", ""),
+        ]));
+        for flavor in [Flavor::Maven, Flavor::Ivy] {
+            assert_eq!(
+                resolve_in(&repo, &["t:child:1"], flavor).await,
+                ["t:child:1", "t:m:2", "t:p:2"],
+                "{flavor:?}"
+            );
+        }
     }
 
     #[tokio::test]
