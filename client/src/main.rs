@@ -145,6 +145,10 @@ struct SubmitArgs {
     /// Uploads at the same time.
     #[arg(long, default_value_t = 4)]
     parallel_uploads: usize,
+    /// How long to wait for the driver pod, to make it the owner of the token Secret (which
+    /// Kubernetes then deletes with it).
+    #[arg(long, env = "SPARKSTAGE_OWNER_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
+    owner_timeout: std::time::Duration,
     /// Have the init container fetch remote dependencies (http(s), s3/s3a, gs, az, hdfs,
     /// webhdfs) instead of Spark, with its retries, verification and node cache.
     #[arg(long, env = "SPARKSTAGE_FETCH_REMOTE")]
@@ -232,8 +236,16 @@ async fn main_inner(cli: Cli) -> Result<i32> {
             let client = kube::Client::try_default()
                 .await
                 .context("cannot configure the Kubernetes client (kubeconfig or in-cluster)")?;
-            sparkstage::secret::create(client, &prepared.secret).await?;
-            submit::run(&prepared.command).await
+            sparkstage::secret::create(client.clone(), &prepared.secret).await?;
+            submit::run_adopting(
+                &prepared.command,
+                client,
+                &prepared.namespace,
+                &prepared.bundle,
+                s.owner_timeout,
+                cli.quiet,
+            )
+            .await
         }
         Command::Upload {
             files,

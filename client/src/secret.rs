@@ -5,9 +5,12 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, PostParams};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use sparkstage_api::bundles::BUNDLE_LABEL;
 
 use crate::templates::TOKEN_KEY;
 
@@ -70,5 +73,97 @@ pub async fn create(client: kube::Client, secret: &Secret) -> Result<()> {
         Err(e) => Err(anyhow::Error::new(e).context(format!(
             "creating Secret {namespace}/{name} through the Kubernetes API"
         ))),
+    }
+}
+
+/// The driver pod a Secret was given to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adopted {
+    pub pod: String,
+    pub uid: String,
+}
+
+/// The application's driver pod, when it exists: the pod labelled with the bundle and
+/// `spark-role=driver`; of several (a driver recreated by an operator), the oldest.
+pub async fn driver_pod(
+    client: kube::Client,
+    namespace: &str,
+    bundle: &str,
+) -> Result<Option<Adopted>> {
+    let pods: Api<Pod> = Api::namespaced(client, namespace);
+    let selector = format!("{BUNDLE_LABEL}={bundle},spark-role=driver");
+    let listed = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .with_context(|| format!("listing pods {selector} in namespace {namespace}"))?;
+    let mut drivers: Vec<&Pod> = listed
+        .items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect();
+    drivers.sort_by_key(|p| p.metadata.creation_timestamp.clone());
+    Ok(drivers.first().and_then(|p| {
+        Some(Adopted {
+            pod: p.metadata.name.clone()?,
+            uid: p.metadata.uid.clone()?,
+        })
+    }))
+}
+
+/// Makes the driver pod the owner of the Secret `name`, so that Kubernetes' garbage collector
+/// deletes the Secret with the driver. Only `metadata.ownerReferences` changes (a merge patch),
+/// which an immutable Secret allows.
+pub async fn set_owner(
+    client: kube::Client,
+    namespace: &str,
+    name: &str,
+    driver: &Adopted,
+) -> Result<()> {
+    let secrets: Api<Secret> = Api::namespaced(client, namespace);
+    let owner = OwnerReference {
+        api_version: "v1".to_owned(),
+        kind: "Pod".to_owned(),
+        name: driver.pod.clone(),
+        uid: driver.uid.clone(),
+        controller: Some(false),
+        block_owner_deletion: Some(false),
+    };
+    let patch = serde_json::json!({"metadata": {"ownerReferences": [owner]}});
+    match secrets
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) => anyhow::bail!(
+            "the Kubernetes API refused to set the owner of Secret {namespace}/{name}: {} ({}, \
+             HTTP {})",
+            status.message,
+            status.reason,
+            status.code
+        ),
+        Err(e) => Err(anyhow::Error::new(e)
+            .context(format!("setting the owner of Secret {namespace}/{name}"))),
+    }
+}
+
+/// Waits (looking every `every`, at most `within`) for the driver pod of `bundle`, then makes it
+/// the owner of the bundle's Secret. `Ok(None)`: no driver pod appeared in time.
+pub async fn adopt(
+    client: kube::Client,
+    namespace: &str,
+    bundle: &str,
+    within: Duration,
+    every: Duration,
+) -> Result<Option<Adopted>> {
+    let started = tokio::time::Instant::now();
+    loop {
+        if let Some(driver) = driver_pod(client.clone(), namespace, bundle).await? {
+            set_owner(client, namespace, &secret_name(bundle), &driver).await?;
+            return Ok(Some(driver));
+        }
+        if started.elapsed() + every > within {
+            return Ok(None);
+        }
+        tokio::time::sleep(every).await;
     }
 }

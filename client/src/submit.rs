@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::Pod;
 use sparkstage_api::bundles::{BUNDLE_LABEL, BundleEntry, EntryKind, Owner};
@@ -89,6 +91,9 @@ pub struct Prepared {
     /// Keeps a temporary templates directory alive until the submission ran.
     pub _templates_dir: Option<tempfile::TempDir>,
     pub summary: String,
+    /// The bundle's id and the namespace of its Secret and pods.
+    pub bundle: String,
+    pub namespace: String,
 }
 
 /// Stages and rewrites `command` (`spark-submit` and its arguments).
@@ -329,6 +334,8 @@ pub async fn prepare(options: &SubmitOptions, command: &[String]) -> Result<Opti
         secret,
         _templates_dir: keep,
         summary,
+        bundle,
+        namespace,
     }))
 }
 
@@ -353,12 +360,77 @@ pub async fn run(command: &[String]) -> Result<i32> {
         .status()
         .await
         .with_context(|| format!("cannot run {program}"))?;
+    Ok(exit_code(status))
+}
+
+fn exit_code(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
-    Ok(status
+    status
         .code()
         .or_else(|| status.signal().map(|s| 128 + s))
-        .unwrap_or(1))
+        .unwrap_or(1)
 }
+
+/// Runs spark-submit and, meanwhile, gives the bundle's Secret to the driver pod it creates
+/// ([`crate::secret::adopt`]), waiting at most `within` for the pod (and once more when
+/// spark-submit has exited). A Secret left without an owner is said, not an error: spark-submit's
+/// exit status is the command's.
+pub async fn run_adopting(
+    command: &[String],
+    client: kube::Client,
+    namespace: &str,
+    bundle: &str,
+    within: Duration,
+    quiet: bool,
+) -> Result<i32> {
+    let (program, args) = command.split_first().context("empty command")?;
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .spawn()
+        .with_context(|| format!("cannot run {program}"))?;
+    let adopting = crate::secret::adopt(client.clone(), namespace, bundle, within, ADOPT_POLL);
+    let mut adopting = std::pin::pin!(adopting);
+    let (adopted, status) = tokio::select! {
+        adopted = &mut adopting => (Some(adopted), child.wait().await?),
+        status = child.wait() => (None, status?),
+    };
+    let adopted = match adopted {
+        Some(adopted) => adopted,
+        // spark-submit is done (cluster mode without waiting, or it failed): one last look.
+        None => match crate::secret::driver_pod(client.clone(), namespace, bundle).await {
+            Ok(Some(driver)) => crate::secret::set_owner(
+                client,
+                namespace,
+                &crate::secret::secret_name(bundle),
+                &driver,
+            )
+            .await
+            .map(|()| Some(driver)),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        },
+    };
+    let secret = format!("{namespace}/{}", crate::secret::secret_name(bundle));
+    match adopted {
+        Ok(Some(driver)) if !quiet => eprintln!(
+            "sparkstage: Secret {secret} now belongs to the driver pod {} (deleted with it)",
+            driver.pod
+        ),
+        Ok(Some(_)) => {}
+        Ok(None) => eprintln!(
+            "sparkstage: warning: no driver pod of bundle {bundle} appeared in {namespace}, so \
+             Secret {secret} has no owner and stays: delete it when the application is done"
+        ),
+        Err(e) => eprintln!(
+            "sparkstage: warning: Secret {secret} has no owner and stays ({e:#}); the submitter \
+             needs get/list/watch on pods and patch on secrets"
+        ),
+    }
+    Ok(exit_code(status))
+}
+
+/// How often the driver pod is looked for.
+const ADOPT_POLL: Duration = Duration::from_secs(1);
 
 /// The dry run's report: the command, the templates and the Secret.
 pub fn report(prepared: &Prepared) -> String {

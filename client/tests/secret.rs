@@ -265,3 +265,154 @@ async fn submit_creates_the_secret_then_runs_spark_submit() -> Result<()> {
     );
     Ok(())
 }
+
+/// What the recorded-traffic double saw: (method, path and query, content type, body).
+type Seen = Arc<Mutex<Vec<(Method, String, String, Value)>>>;
+
+/// Serves the recorded answers of a pod list (first `14-pods-list-none`, `empties` times, then
+/// `13-pods-list-driver`) and of the ownerReferences patch (`07-...`).
+async fn recorded_api(empties: usize) -> Result<(String, Seen)> {
+    use axum::extract::RawQuery;
+    use axum::http::HeaderMap;
+    use axum::routing::patch;
+    use sparkstage_tests::kube_double::Recorded;
+    let none = Recorded::load("14-pods-list-none")?;
+    let drivers = Recorded::load("13-pods-list-driver")?;
+    let patched = Recorded::load("07-secret-immutable-patch-ownerreferences")?;
+    let seen: Seen = Arc::default();
+    let lists = Arc::new(Mutex::new(0usize));
+    let answer = |r: &Recorded| {
+        (
+            r.status,
+            [("content-type", "application/json")],
+            r.body.clone(),
+        )
+            .into_response()
+    };
+    let app =
+        Router::new()
+            .route(
+                "/api/v1/namespaces/{ns}/pods",
+                get({
+                    let seen = Arc::clone(&seen);
+                    move |Path(ns): Path<String>, RawQuery(q): RawQuery| async move {
+                        let path =
+                            format!("/api/v1/namespaces/{ns}/pods?{}", q.unwrap_or_default());
+                        if let Ok(mut s) = seen.lock() {
+                            s.push((Method::GET, path, String::new(), Value::Null));
+                        }
+                        let n = lists.lock().map(|mut n| {
+                            *n += 1;
+                            *n
+                        });
+                        if n.unwrap_or_default() <= empties {
+                            answer(&none)
+                        } else {
+                            answer(&drivers)
+                        }
+                    }
+                }),
+            )
+            .route(
+                "/api/v1/namespaces/{ns}/secrets/{name}",
+                patch({
+                    let seen = Arc::clone(&seen);
+                    move |Path((ns, name)): Path<(String, String)>,
+                          headers: HeaderMap,
+                          body: Bytes| async move {
+                        let content_type = headers
+                            .get("content-type")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned();
+                        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                        if let Ok(mut s) = seen.lock() {
+                            s.push((
+                                Method::PATCH,
+                                format!("/api/v1/namespaces/{ns}/secrets/{name}"),
+                                content_type,
+                                body,
+                            ));
+                        }
+                        answer(&patched)
+                    }
+                }),
+            );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok((url, seen))
+}
+
+/// The bundle of the recorded Secret `sparkstage-0123...` in namespace `fixtures`.
+const RECORDED_BUNDLE: &str = "0123456789abcdef0123456789abcdef";
+
+#[tokio::test]
+async fn the_secret_goes_to_the_driver_pod_once_it_exists() -> Result<()> {
+    use sparkstage::secret::{Adopted, adopt};
+    use std::time::Duration;
+    // Two lists find no driver yet; the third finds the recorded drivers.
+    let (url, seen) = recorded_api(2).await?;
+    let adopted = adopt(
+        client(&url)?,
+        "fixtures",
+        RECORDED_BUNDLE,
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+    )
+    .await?;
+    // Of the two recorded drivers, the older one.
+    ensure!(
+        adopted
+            == Some(Adopted {
+                pod: "fixture-app-821568a22cf14dfc-driver".into(),
+                uid: "34021d66-6652-48da-b438-808846ef6ff1".into(),
+            }),
+        "{adopted:?}"
+    );
+    let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    ensure!(seen.len() == 4, "{seen:?}");
+    for (method, path, _, _) in &seen[..3] {
+        ensure!(
+            *method == Method::GET
+                && path.contains(
+                    "labelSelector=sparkstage.io%2Fbundle%3D0123456789abcdef0123456789abcdef%2Cspark-role%3Ddriver"
+                ),
+            "{path}"
+        );
+    }
+    // The patch is the recorded one, byte for byte in JSON: only ownerReferences, as a merge
+    // patch (which the API server accepted on the immutable Secret).
+    let (method, path, content_type, body) = &seen[3];
+    ensure!(*method == Method::PATCH, "{method}");
+    ensure!(
+        path == "/api/v1/namespaces/fixtures/secrets/sparkstage-0123456789abcdef0123456789abcdef",
+        "{path}"
+    );
+    ensure!(
+        content_type == "application/merge-patch+json",
+        "{content_type}"
+    );
+    let recorded: Value = serde_json::from_str(&sparkstage_tests::kube_double::fixture(
+        "07-secret-immutable-patch-ownerreferences.request.json",
+    )?)?;
+    ensure!(*body == recorded, "{body} != {recorded}");
+
+    // No driver in time: none, and no patch.
+    let (url, seen) = recorded_api(usize::MAX).await?;
+    let adopted = adopt(
+        client(&url)?,
+        "fixtures",
+        RECORDED_BUNDLE,
+        Duration::from_millis(300),
+        Duration::from_millis(50),
+    )
+    .await?;
+    ensure!(adopted.is_none());
+    let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    ensure!(
+        seen.iter().all(|(m, ..)| *m == Method::GET) && seen.len() >= 3,
+        "{seen:?}"
+    );
+    Ok(())
+}
