@@ -88,6 +88,34 @@ where
     })
 }
 
+/// A server on `storage` whose collection runs `hooks`, with `old` uploaded and two hours old
+/// (older than the grace, referenced by nothing): one collection runs; the state, the app and
+/// what the collection answered.
+async fn collect_with_hooks(
+    storage: &Storage,
+    clock: &ManualClock,
+    hooks: Hooks,
+    slot: &OnceLock<Router>,
+    old: &[u8],
+) -> Result<(AppState, Router, sparkstage_api::lifecycle::GcResponse)> {
+    let state = AppState::with(
+        storage,
+        settings(Duration::from_secs(3600)),
+        None,
+        Injected {
+            clock: Arc::new(clock.clone()),
+            gc_hooks: hooks,
+            ..Injected::default()
+        },
+    );
+    let app = app(state.clone());
+    let _ = slot.set(app.clone());
+    ensure!(put_blob(&app, old).await?.0 == StatusCode::CREATED);
+    clock.advance(Duration::from_secs(2 * 3600));
+    let report = state.lifecycle.run_once(false).await?;
+    Ok((state, app, report))
+}
+
 /// What happened to a bundle created inside a hook.
 type Outcomes = Arc<Mutex<Vec<(StatusCode, Value)>>>;
 
@@ -120,22 +148,8 @@ async fn bundles_created_at_the_worst_moments_keep_their_blobs_or_are_refused() 
             "after_condemn" => hooks.after_condemn = Some(step),
             _ => hooks.before_delete = Some(step),
         }
-        let state = AppState::with(
-            &storage,
-            settings(Duration::from_secs(3600)),
-            None,
-            Injected {
-                clock: Arc::new(clock.clone()),
-                gc_hooks: hooks,
-                ..Injected::default()
-            },
-        );
-        let app = app(state.clone());
-        let _ = slot.set(app.clone());
-        ensure!(put_blob(&app, &old).await?.0 == StatusCode::CREATED);
         // The blob is old and nothing references it: a candidate.
-        clock.advance(Duration::from_secs(2 * 3600));
-        let report = state.lifecycle.run_once(false).await?;
+        let (state, app, report) = collect_with_hooks(&storage, &clock, hooks, &slot, &old).await?;
         let (status, body) = outcomes
             .lock()
             .ok()
@@ -197,24 +211,11 @@ async fn an_upload_of_a_condemned_blob_waits_and_stores_it_anew() -> Result<()> 
             .boxed()
         })
     };
-    let state = AppState::with(
-        &storage,
-        settings(Duration::from_secs(3600)),
-        None,
-        Injected {
-            clock: Arc::new(clock.clone()),
-            gc_hooks: Hooks {
-                before_delete: Some(step),
-                ..Hooks::default()
-            },
-            ..Injected::default()
-        },
-    );
-    let app = app(state.clone());
-    let _ = slot.set(app.clone());
-    ensure!(put_blob(&app, &old).await?.0 == StatusCode::CREATED);
-    clock.advance(Duration::from_secs(2 * 3600));
-    let report = state.lifecycle.run_once(false).await?;
+    let hooks = Hooks {
+        before_delete: Some(step),
+        ..Hooks::default()
+    };
+    let (_, app, report) = collect_with_hooks(&storage, &clock, hooks, &slot, &old).await?;
     ensure!(report.blobs_deleted == 1, "{report:?}");
     let task = upload
         .lock()
