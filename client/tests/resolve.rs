@@ -781,3 +781,62 @@ async fn spark_defaults_conf_is_read_as_spark_submit_reads_it() -> Result<()> {
     ensure!(!command.contains("spark.jars="), "{command}");
     Ok(())
 }
+
+/// A resolution's jars are kept from garbage collection while a client may still name them in a
+/// bundle (the server keeps the answer's record), even with no grace at all; an uploaded blob
+/// nothing names is collected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolved_jars_are_kept_from_garbage_collection_until_bundled() -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let root = work.path().join("repo");
+    repository(&root)?;
+    let repo = MavenRepo::serve(&root, Duration::ZERO).await?;
+    let server = server_with(work.path(), &repo.url, &["--gc-grace", "0s"]).await?;
+    let http = reqwest::Client::new();
+    let answer = post_resolve(
+        &http,
+        &server,
+        &serde_json::json!({"coordinates": ["t:lib:1"]}),
+    )
+    .await?;
+    ensure!(answer.status().is_success(), "HTTP {}", answer.status());
+    let resolved: ResolveResponse = answer.json().await?;
+    ensure!(resolved.artifacts.len() == 2, "{resolved:?}");
+    let stray = b"uploaded, never bundled".to_vec();
+    let stray_digest = sparkstage_api::Digest::of(&stray);
+    let put = http
+        .put(format!("{}/v1/blobs/{stray_digest}", server.url()))
+        .bearer_auth(UPLOAD_TOKEN)
+        .body(stray)
+        .send()
+        .await?;
+    ensure!(put.status() == 201, "{}", put.status());
+
+    let gc: serde_json::Value = http
+        .post(format!("{}/v1/gc", server.url()))
+        .bearer_auth(UPLOAD_TOKEN)
+        .json(&serde_json::json!({}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    ensure!(
+        gc["blobs_deleted"] == 1 && gc["blobs"][0]["digest"] == stray_digest.to_string(),
+        "{gc}"
+    );
+    // The resolved jars are still there: a bundle of them is created.
+    let entries: Vec<serde_json::Value> = resolved
+        .artifacts
+        .iter()
+        .map(|a| serde_json::json!({"name": a.file_name, "digest": a.digest, "size": a.size, "kind": "jar"}))
+        .collect();
+    let created = http
+        .post(format!("{}/v1/bundles", server.url()))
+        .bearer_auth(UPLOAD_TOKEN)
+        .json(&serde_json::json!({"entries": entries}))
+        .send()
+        .await?;
+    ensure!(created.status() == 201, "{}", created.text().await?);
+    Ok(())
+}

@@ -479,7 +479,20 @@ async fn unknown_bundle_and_wrong_token_look_the_same() -> TestResult {
 
 #[tokio::test]
 async fn an_expired_bundle_answers_as_an_unknown_one() -> TestResult {
-    let app = server(Settings::default(), None).await;
+    use sparkstage_server::clock::ManualClock;
+    let storage = storage::open("memory://", &OpenOptions::default())?;
+    ensure_layout(storage.store.as_ref()).await?;
+    let clock = ManualClock::new(chrono::Utc::now());
+    let injected = sparkstage_server::Injected {
+        clock: std::sync::Arc::new(clock.clone()),
+        ..Default::default()
+    };
+    let app = app(AppState::with(
+        &storage,
+        Settings::default(),
+        None,
+        injected,
+    ));
     let d = stored(&app, b"short-lived").await;
     let created = send(&app, post_json("/v1/bundles", &json!({"entries": [{"name": "f", "digest": d, "size": 11, "kind": "file"}], "ttl": "1s"}))).await;
     assert_eq!(created.status, StatusCode::CREATED);
@@ -491,7 +504,7 @@ async fn an_expired_bundle_answers_as_an_unknown_one() -> TestResult {
             .status,
         StatusCode::OK
     );
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_secs(1));
     let expired = send(&app, get_with(&format!("/v1/bundles/{id}"), &token)).await;
     assert_eq!(
         (expired.status, expired.code().as_str()),
