@@ -75,6 +75,31 @@ impl Job {
     }
 }
 
+/// A temporary file, removed when this is dropped unless it was moved to its final name.
+struct TempFile {
+    path: PathBuf,
+    moved: bool,
+}
+
+impl TempFile {
+    fn new(path: PathBuf) -> Self {
+        Self { path, moved: false }
+    }
+
+    fn moved(&mut self) {
+        self.moved = true;
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.moved {
+            // Synchronous: a drop cannot wait, and this must be done before the run reports.
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 /// A verified file at its final name.
 #[derive(Debug, Clone)]
 pub struct Fetched {
@@ -181,15 +206,20 @@ impl Transfer {
         let mut from_cache = false;
         let mut cache_warning = None;
         let tmp = job.temp_path();
+        // Removes the temporary file however this future ends: an error, or dropped when the
+        // run's deadline passes in the middle of a transfer.
+        let mut temp = TempFile::new(tmp.clone());
         let cache = cache.zip(job.sha256);
         let result = async {
             // create_new: a name that exists (a leftover, or anything else) is never reused.
-            let mut file = tokio::fs::OpenOptions::new()
+            // Opened in place, not on the blocking pool: an open still running there when this
+            // future is dropped would create the file after its guard removed it.
+            let file = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .open(&tmp)
-                .await
                 .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+            let mut file = tokio::fs::File::from_std(file);
             // A hit needs no lock. A miss takes the digest's lock, so that one process of the
             // node downloads while the others wait, then looks again: the holder before it may
             // have added the file meanwhile. The lock is held until the file is in the cache.
@@ -251,9 +281,10 @@ impl Transfer {
             file.flush().await.map_err(|e| io_message(&tmp, &e))?;
             file.sync_all().await.map_err(|e| io_message(&tmp, &e))?;
             drop(file);
-            tokio::fs::rename(&tmp, job.final_path())
-                .await
+            // In place too, so that the guard knows whether the file moved.
+            std::fs::rename(&tmp, job.final_path())
                 .map_err(|e| format!("cannot rename into {}: {e}", job.final_path().display()))?;
+            temp.moved();
             crate::state::sync_dir(&job.dir);
             if let Some((cache, _)) = cache
                 && !from_cache
@@ -275,7 +306,7 @@ impl Transfer {
                 cache_warning,
             }),
             Err(error) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
+                drop(temp);
                 Err(Failure {
                     source: job.source.clone(),
                     error,

@@ -304,7 +304,8 @@ pub async fn run(config: &Config, options: &Options) -> Result<Summary, RunError
         _ => None,
     };
     // The deadline bounds the whole run, whatever the number of files: what has not arrived by
-    // then fails (its temporary file is removed by the next run), what did arrive is recorded.
+    // then fails (the transfers in flight are dropped, and their temporary files removed as they
+    // drop), what did arrive is recorded.
     let sources: Vec<String> = todo.iter().map(|j| j.source.clone()).collect();
     let results: Vec<(Job, Result<Fetched, Failure>)> = futures::stream::iter(todo)
         .map(|job| {

@@ -37,20 +37,45 @@ fn manifest(entries: usize) -> Bytes {
     Bytes::from(serde_json::to_vec(&manifest).unwrap_or_default())
 }
 
+/// The content of the blobs of the `stalled` bundle, of which the server sends half.
+fn stalled_blob() -> Vec<u8> {
+    vec![7u8; 1 << 20]
+}
+
 /// `/v1/bundles/{id}`: `small` is a 10,000-entry manifest, `large` a 200,000-entry one,
-/// `endless` a body that never ends; every blob is answered after 200 ms.
+/// `stalled` three 1 MiB jars whose bodies stop halfway, `endless` a body that never ends;
+/// every other blob is answered after 200 ms.
 async fn serve() -> Result<String> {
     let small = manifest(10_000);
     let large = manifest(200_000);
+    let blob = stalled_blob();
+    let stalled = Bytes::from(
+        serde_json::to_vec(&BundleManifest {
+            id: "stalled".into(),
+            entries: (0..3)
+                .map(|i| BundleEntry {
+                    name: format!("stall{i}.jar"),
+                    digest: Digest::of(&blob),
+                    size: blob.len() as u64,
+                    kind: EntryKind::Jar,
+                })
+                .collect(),
+            owner: None,
+            created_at: chrono::Utc::now(),
+            expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
+        })
+        .unwrap_or_default(),
+    );
     let app = Router::new()
         .route(
             "/v1/bundles/{id}",
             get(move |Path(id): Path<String>| {
-                let (small, large) = (small.clone(), large.clone());
+                let (small, large, stalled) = (small.clone(), large.clone(), stalled.clone());
                 async move {
                     match id.as_str() {
                         "small" => small.into_response(),
                         "large" => large.into_response(),
+                        "stalled" => stalled.into_response(),
                         _ => Body::from_stream(
                             futures::stream::once(async { Bytes::from_static(b"{\"id\":\"") })
                                 .chain(futures::stream::repeat(Bytes::from(vec![b'x'; 1 << 16])))
@@ -63,15 +88,43 @@ async fn serve() -> Result<String> {
         )
         .route(
             "/v1/bundles/{id}/blobs/{digest}",
-            get(|| async {
+            get(|Path((id, _)): Path<(String, String)>| async move {
+                if id == "stalled" {
+                    let half = Bytes::from(stalled_blob()[..1 << 19].to_vec());
+                    let body = futures::stream::once(async move { Ok::<_, std::io::Error>(half) })
+                        .chain(futures::stream::pending());
+                    return (
+                        [("content-length", (1u32 << 20).to_string())],
+                        Body::from_stream(body),
+                    )
+                        .into_response();
+                }
                 tokio::time::sleep(Duration::from_millis(200)).await;
-                "x"
+                "x".into_response()
             }),
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move { axum::serve(listener, app).await });
     Ok(url)
+}
+
+/// Transfers cut off by the deadline in the middle of their bodies leave no temporary file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfers_the_deadline_cuts_off_leave_no_temporary_file() -> Result<()> {
+    let server = serve().await?;
+    let dirs = Dirs::new()?;
+    let mut args = dirs.bundle_args(&server, "stalled", "token-token-token")?;
+    args.extend(["--timeout".into(), "2s".into()]);
+    let output = init(&args, &[]).await?;
+    let err = stderr(&output);
+    ensure!(!output.status.success(), "finished: {err}");
+    ensure!(err.contains("deadline of 2s"), "{err}");
+    let left: Vec<String> = std::fs::read_dir(&dirs.jars)?
+        .map(|f| f.map(|f| f.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
+    ensure!(left.is_empty(), "left behind: {left:?}");
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
