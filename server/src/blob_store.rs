@@ -52,7 +52,7 @@ pub struct WriteTuning {
 }
 
 /// Chunk size of file reads when serving from a local directory.
-const FILE_READ_CHUNK: usize = 128 * 1024;
+const FILE_READ_CHUNK: usize = 512 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct BlobStore {
@@ -82,6 +82,9 @@ pub const BLOBS_PREFIX: &str = "blobs/sha256";
 pub struct DownloadBudget {
     bytes: Arc<tokio::sync::Semaphore>,
     total: usize,
+    /// Chunk buffers given back by written chunks, reused for the next reads: no allocation
+    /// and no zeroing per chunk. As many as the budget holds at most.
+    buffers: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
     /// Opens and reads of local files on the blocking pool at once: a thread per concurrent
     /// download would otherwise grow with the connections, each with its stack.
     reads: Arc<tokio::sync::Semaphore>,
@@ -97,7 +100,20 @@ impl DownloadBudget {
         Self {
             bytes: Arc::new(tokio::sync::Semaphore::new(total)),
             total,
+            buffers: Arc::default(),
             reads: Arc::new(tokio::sync::Semaphore::new(READS_AT_ONCE)),
+        }
+    }
+
+    /// A buffer of `len` bytes (at most a chunk) for a read: a reused one when there is one.
+    fn buffer(&self, len: usize) -> Pooled {
+        let reused = self.buffers.lock().ok().and_then(|mut b| b.pop());
+        let mut buffer = reused.unwrap_or_else(|| vec![0u8; FILE_READ_CHUNK]);
+        buffer.truncate(len);
+        Pooled {
+            buffer,
+            pool: Some(Arc::clone(&self.buffers)),
+            keep: self.total / FILE_READ_CHUNK,
         }
     }
 
@@ -110,7 +126,37 @@ impl DownloadBudget {
     }
 }
 
-/// A chunk's bytes and its share of the [`DownloadBudget`], given back when the chunk is dropped.
+/// A chunk buffer that goes back to its pool when dropped (once written).
+struct Pooled {
+    buffer: Vec<u8>,
+    pool: Option<Arc<std::sync::Mutex<Vec<Vec<u8>>>>>,
+    /// The most buffers the pool keeps.
+    keep: usize,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buffer
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let mut buffer = std::mem::take(&mut self.buffer);
+        if let Some(pool) = self.pool.take()
+            && buffer.capacity() == FILE_READ_CHUNK
+            && let Ok(mut pool) = pool.lock()
+            && pool.len() < self.keep
+        {
+            // A short last chunk is filled out again (its tail only) to a whole chunk.
+            buffer.resize(FILE_READ_CHUNK, 0);
+            pool.push(buffer);
+        }
+    }
+}
+
+/// A chunk's bytes and its share of the [`DownloadBudget`], given back when the chunk is dropped
+/// (the bytes first: a pooled buffer is back in the pool before its share is free again).
 struct Held<T> {
     bytes: T,
     _share: Option<tokio::sync::OwnedSemaphorePermit>,
@@ -407,10 +453,11 @@ impl BlobStore {
 }
 
 /// Streams `range` of a local file in chunks read on the blocking pool (object_store's own file
-/// stream reads 8 KiB at a time, too slow to keep up with a network card). Each chunk is read
-/// straight into its own buffer by a positioned read once it has its share of `budget`, and that
-/// buffer is what the connection writes: one copy of each chunk, never more than the budget. One
-/// chunk is read ahead.
+/// stream reads 8 KiB at a time, too slow to keep up with a network card). Each chunk is read by
+/// a positioned read, once it has its share of `budget`, straight into a buffer of the budget's
+/// pool, and that buffer is what the connection writes, then goes back to the pool: one copy of
+/// each chunk, no allocation or zeroing per chunk, never more than the budget. One chunk is read
+/// ahead.
 fn file_stream(
     file: std::fs::File,
     range: Range<u64>,
@@ -425,16 +472,24 @@ fn file_stream(
             let len = usize::try_from((range.end - offset).min(FILE_READ_CHUNK as u64))
                 .unwrap_or(FILE_READ_CHUNK);
             async move {
-                let share = match &budget {
-                    Some(budget) => Some(budget.take(len).await?),
-                    None => None,
+                let (share, mut buffer) = match &budget {
+                    Some(budget) => (Some(budget.take(len).await?), budget.buffer(len)),
+                    None => (
+                        None,
+                        Pooled {
+                            buffer: vec![0u8; len],
+                            pool: None,
+                            keep: 0,
+                        },
+                    ),
                 };
-                // Allocated here, read into there: the blocking threads allocate nothing.
-                let mut buffer = vec![0u8; len];
+                // Taken here, read into there: the blocking threads allocate nothing.
                 let reading = reads.acquire_owned().await.map_err(std::io::Error::other)?;
                 let buffer = tokio::task::spawn_blocking(move || {
                     use std::os::unix::fs::FileExt as _;
-                    let read = file.read_exact_at(&mut buffer, offset).map(|()| buffer);
+                    let read = file
+                        .read_exact_at(&mut buffer.buffer, offset)
+                        .map(|()| buffer);
                     drop(reading);
                     read
                 })
