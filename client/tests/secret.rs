@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery};
