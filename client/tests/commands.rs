@@ -85,14 +85,7 @@ async fn upload_ls_rm() -> Result<()> {
         0o600
     );
     // The token opens the bundle, whose entries have the right kinds.
-    let manifest: serde_json::Value = reqwest::Client::new()
-        .get(format!("{url}/v1/bundles/{id}"))
-        .bearer_auth(&token)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let manifest = server.manifest(&id, &token).await?;
     let kinds: Vec<(&str, &str)> = manifest["entries"]
         .as_array()
         .context("entries")?

@@ -208,14 +208,7 @@ async fn dry_run_then_init_container_then_spark_submit_runs_the_job() -> Result<
     };
     let id = label("driver").context("no bundle label on the driver")?;
     ensure!(label("executor") == Some(id.clone()), "{command:?}");
-    let manifest: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/v1/bundles/{id}", server.url()))
-        .bearer_auth(&token)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let manifest = server.manifest(&id, &token).await?;
     ensure!(
         manifest["owner"]["namespace"] == "analytics"
             && manifest["owner"]["labels"]["sparkstage.io/bundle"] == id.as_str(),

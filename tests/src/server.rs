@@ -112,6 +112,18 @@ impl Server {
         ))
     }
 
+    /// The manifest of bundle `id`, read with its `token` (as a pod reads it).
+    pub async fn manifest(&self, id: &str, token: &str) -> Result<Value> {
+        Ok(reqwest::Client::new()
+            .get(format!("{}/v1/bundles/{id}", self.url()))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
+    }
+
     /// Blob bytes the server has sent so far (`sparkstage_blob_bytes_sent_total`).
     pub async fn bytes_sent(&self) -> Result<u64> {
         self.metric("sparkstage_blob_bytes_sent_total").await
