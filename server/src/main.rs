@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use sparkstage_server::config::{Config, LogFormat};
-use sparkstage_server::lifecycle::kube_owners::KubeOwners;
+use sparkstage_server::lifecycle::kube_owners::{KubeOwners, WatchSpec};
 use sparkstage_server::storage::{self, Backend, OpenOptions};
 use sparkstage_server::{AppState, Injected, Settings, app, connections, ensure_layout};
 use tokio::net::TcpListener;
@@ -86,11 +86,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
         let client = kube::Client::try_default()
             .await
             .context("--kubernetes: no in-cluster configuration and no usable kubeconfig")?;
-        let (owners, task) = KubeOwners::start(
-            client,
-            sparkstage_api::bundles::BUNDLE_LABEL,
-            std::sync::Arc::clone(&injected.clock),
-        );
+        let spec = WatchSpec {
+            selector: "spark-role".to_owned(),
+            bundle_label: sparkstage_api::bundles::BUNDLE_LABEL.to_owned(),
+        };
+        let (owners, task) =
+            KubeOwners::start(client, spec, std::sync::Arc::clone(&injected.clock));
         injected.owners = owners;
         Some(task)
     } else {

@@ -14,7 +14,7 @@ use axum::http::{Request, StatusCode, header};
 use serde_json::json;
 use sparkstage_api::bundles::Owner;
 use sparkstage_server::clock::{Clock, ManualClock};
-use sparkstage_server::lifecycle::kube_owners::KubeOwners;
+use sparkstage_server::lifecycle::kube_owners::{KubeOwners, WatchSpec};
 use sparkstage_server::lifecycle::owners::{OwnerState, Owners};
 use sparkstage_server::storage::{self, OpenOptions};
 use sparkstage_server::{AppState, Injected, Settings, app, ensure_layout};
@@ -89,8 +89,23 @@ async fn owner_tracking_follows_the_recorded_watch_and_deletes_only_what_it_sees
     ensure!(lines.len() == 6, "{} recorded lines", lines.len());
     let watch = double.next_watch();
     let clock = ManualClock::new(chrono::Utc::now());
-    let (owners, _task) = KubeOwners::start(double.client()?, LABEL, Arc::new(clock.clone()));
+    let spec = WatchSpec {
+        selector: LABEL.to_owned(),
+        bundle_label: LABEL.to_owned(),
+    };
+    let (owners, _task) = KubeOwners::start(double.client()?, spec, Arc::new(clock.clone()));
     let fixtures = owner("fixtures");
+    // The fork's form: no bundle label, matched by its labels (the recorded pod gets `extra=1`
+    // in its second MODIFIED); an owner without labels never matches anything.
+    let fork = Owner {
+        namespace: Some("fixtures".into()),
+        labels: BTreeMap::from([("extra".to_owned(), "1".to_owned())]),
+        spark_app_id: None,
+    };
+    let unlabelled = Owner {
+        labels: BTreeMap::new(),
+        ..fork.clone()
+    };
 
     // Before the first list is complete, the cluster cannot be seen.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -124,6 +139,8 @@ async fn owner_tracking_follows_the_recorded_watch_and_deletes_only_what_it_sees
         owners.state(&fixtures) == OwnerState::Pods(1)
     })
     .await?;
+    ensure!(owners.state(&fork) == OwnerState::Gone { since: synced_at });
+    ensure!(owners.state(&unlabelled) == OwnerState::Unknown);
     download(&app, &used, &used_token).await?;
     // Past the initial access timeout: a bundle with a pod is kept, downloaded or not.
     clock.advance(Duration::from_secs(31 * 60));
@@ -132,7 +149,10 @@ async fn owner_tracking_follows_the_recorded_watch_and_deletes_only_what_it_sees
     for line in &lines[1..4] {
         watch.send(line.clone())?;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    until("the new label is seen", || {
+        owners.state(&fork) == OwnerState::Pods(1)
+    })
+    .await?;
     ensure!(owners.state(&fixtures) == OwnerState::Pods(1));
 
     // DELETED, then a BOOKMARK: no pod since now.
@@ -144,6 +164,7 @@ async fn owner_tracking_follows_the_recorded_watch_and_deletes_only_what_it_sees
         owners.state(&fixtures) == OwnerState::Gone { since: deleted_at }
     })
     .await?;
+    ensure!(owners.state(&fork) == OwnerState::Gone { since: deleted_at });
     // The never-downloaded bundle goes at once (created 32 min ago); the downloaded one waits
     // for the owner grace.
     ensure!(sweep(&state).await? == [(unused.clone(), "unused".to_owned())]);

@@ -1,21 +1,25 @@
-//! Owner tracking through the Kubernetes API (`--kubernetes`): one watch of the pods that carry
-//! the bundle label (`sparkstage.io/bundle`, set by `sparkstage submit` on the driver and the
-//! executors), across the namespaces the server may see.
+//! Owner tracking through the Kubernetes API (`--kubernetes`): one watch of Spark's pods (those
+//! labelled `spark-role`), across the namespaces the server may see.
+//!
+//! An owner is found in two ways:
+//! - by the bundle label (`sparkstage.io/bundle=<id>`, which `sparkstage submit` sets on the
+//!   driver and the executors and the server records in the owner): the pods of the namespace
+//!   with that label value, kept in an index;
+//! - by its labels, for an owner without the bundle label (the fork's form: a namespace and the
+//!   labels its driver pod carries, `ownerType: Pod`): the pods of the namespace that carry all of
+//!   them. An owner without labels is never matched (it would match every pod).
 //!
 //! The watch (`kube::runtime::watcher`: a list, then a watch from its resourceVersion, resumed
-//! by the watcher itself when the API server ends it) keeps, per namespace and label value, the
-//! pods that exist, and when the last of them went. Until its first list is complete, and from a
+//! by the watcher itself when the API server ends it) keeps every watched pod's namespace and
+//! labels, and when pods went (a day's worth). Until its first list is complete, and from a
 //! failure of the watch until a new list is complete, every owner is
 //! [`OwnerState::Unknown`]: nothing is deleted on an owner's account while the cluster cannot be
 //! seen. A failed watch is started again after a backoff (1 s, doubling, at most 1 min).
 //!
-//! Owners without the bundle label (the fork's API, which names its own pod labels) are not
-//! tracked here: the ttl alone applies to them.
-//!
 //! The server's RBAC: `get`, `list`, `watch` on pods (cluster-wide, or in the namespaces it
 //! serves) and `get` on namespaces.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,105 +34,194 @@ use sparkstage_api::bundles::Owner;
 use super::owners::{OwnerState, Owners};
 use crate::clock::SharedClock;
 
-/// Namespace and label value: one application's pods.
+/// Namespace and bundle label value: one application's pods.
 type Key = (String, String);
+type Labels = BTreeMap<String, String>;
 
-/// How long the time a key's last pod went is remembered (a bundle is deleted `--owner-grace`
-/// after it, so this only has to outlive that and a failing sweep).
+/// A watched pod: its namespace and labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seen {
+    namespace: String,
+    labels: Labels,
+}
+
+/// How long the time pods went is remembered (a bundle is deleted `--owner-grace` after it, so
+/// this only has to outlive that and a failing sweep).
 const FORGET_GONE_AFTER: chrono::Duration = chrono::Duration::days(1);
 const BACKOFF_START: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// What to watch, and how owners are matched.
+#[derive(Debug, Clone)]
+pub struct WatchSpec {
+    /// The label selector of the watch (`spark-role` in the server: every Spark pod).
+    pub selector: String,
+    /// The label whose value names a bundle (`sparkstage.io/bundle` in the server).
+    pub bundle_label: String,
+}
 
 #[derive(Debug, Default)]
 struct Tracked {
     /// The watch's view is complete and current.
     synced: bool,
-    /// When the first complete view was had: the "gone since" of keys never seen with a pod.
+    /// When the first complete view was had: the "gone since" of owners never seen with a pod.
     since: Option<DateTime<Utc>>,
-    /// Pods (by uid) per key.
-    pods: HashMap<Key, HashSet<String>>,
-    /// When each key's last pod went.
+    /// Every watched pod, by uid.
+    pods: HashMap<String, Seen>,
+    /// The pods that carry the bundle label, by namespace and value.
+    by_key: HashMap<Key, HashSet<String>>,
+    /// When each bundle key's last pod went.
     gone: HashMap<Key, DateTime<Utc>>,
+    /// Pods that went, oldest first, for owners matched by their labels.
+    departed: VecDeque<(Seen, DateTime<Utc>)>,
     /// A list in progress (between `Init` and `InitDone`).
-    listing: Option<HashMap<Key, HashSet<String>>>,
+    listing: Option<HashMap<String, Seen>>,
 }
 
 impl Tracked {
-    fn apply(&mut self, event: watcher::Event<Pod>, label: &str, now: DateTime<Utc>) {
+    fn key(seen: &Seen, bundle_label: &str) -> Option<Key> {
+        let value = seen.labels.get(bundle_label)?;
+        Some((seen.namespace.clone(), value.clone()))
+    }
+
+    /// `uid` now is `seen` (`None`: it went).
+    fn set(&mut self, uid: &str, seen: Option<Seen>, bundle_label: &str, now: DateTime<Utc>) {
+        let old = match &seen {
+            Some(seen) => self.pods.insert(uid.to_owned(), seen.clone()),
+            None => self.pods.remove(uid),
+        };
+        if old == seen {
+            return;
+        }
+        if let Some(old) = old {
+            if let Some(key) = Self::key(&old, bundle_label)
+                && let Some(uids) = self.by_key.get_mut(&key)
+            {
+                uids.remove(uid);
+                if uids.is_empty() {
+                    self.by_key.remove(&key);
+                    self.gone.insert(key, now);
+                }
+            }
+            // Gone, or relabelled: owners matched by the old labels saw it go.
+            self.departed.push_back((old, now));
+        }
+        if let Some(seen) = seen
+            && let Some(key) = Self::key(&seen, bundle_label)
+        {
+            self.gone.remove(&key);
+            self.by_key.entry(key).or_default().insert(uid.to_owned());
+        }
+    }
+
+    fn apply(&mut self, event: watcher::Event<Pod>, bundle_label: &str, now: DateTime<Utc>) {
         match event {
             watcher::Event::Init => self.listing = Some(HashMap::new()),
             watcher::Event::InitApply(pod) => {
-                if let (Some(listing), Some((key, uid))) =
-                    (&mut self.listing, identify(&pod, label))
-                {
-                    listing.entry(key).or_default().insert(uid);
+                if let (Some(listing), Some((uid, seen))) = (&mut self.listing, identify(&pod)) {
+                    listing.insert(uid, seen);
                 }
             }
             watcher::Event::InitDone => {
                 let listed = self.listing.take().unwrap_or_default();
-                // Keys whose pods went while the watch did not look: gone now, as far as we know.
-                for key in self.pods.keys() {
-                    if !listed.contains_key(key) {
-                        self.gone.insert(key.clone(), now);
-                    }
+                // Pods that went while the watch did not look: gone now, as far as we know.
+                let went: Vec<String> = self
+                    .pods
+                    .keys()
+                    .filter(|uid| !listed.contains_key(*uid))
+                    .cloned()
+                    .collect();
+                for uid in went {
+                    self.set(&uid, None, bundle_label, now);
                 }
-                for key in listed.keys() {
-                    self.gone.remove(key);
+                for (uid, seen) in listed {
+                    self.set(&uid, Some(seen), bundle_label, now);
                 }
-                self.pods = listed;
                 self.synced = true;
                 self.since.get_or_insert(now);
             }
             watcher::Event::Apply(pod) => {
-                if let Some((key, uid)) = identify(&pod, label) {
-                    self.gone.remove(&key);
-                    self.pods.entry(key).or_default().insert(uid);
+                if let Some((uid, seen)) = identify(&pod) {
+                    self.set(&uid, Some(seen), bundle_label, now);
                 }
             }
             watcher::Event::Delete(pod) => {
-                if let Some((key, uid)) = identify(&pod, label)
-                    && let Some(uids) = self.pods.get_mut(&key)
-                {
-                    uids.remove(&uid);
-                    if uids.is_empty() {
-                        self.pods.remove(&key);
-                        self.gone.insert(key, now);
-                    }
+                if let Some((uid, _)) = identify(&pod) {
+                    self.set(&uid, None, bundle_label, now);
                 }
             }
         }
         self.gone.retain(|_, at| now - *at < FORGET_GONE_AFTER);
+        while self
+            .departed
+            .front()
+            .is_some_and(|(_, at)| now - *at >= FORGET_GONE_AFTER)
+        {
+            self.departed.pop_front();
+        }
     }
 
-    fn state(&self, key: &Key) -> OwnerState {
+    fn state(&self, owner: &Owner, bundle_label: &str) -> OwnerState {
+        let Some(namespace) = &owner.namespace else {
+            return OwnerState::Unknown;
+        };
         if !self.synced {
             return OwnerState::Unknown;
         }
-        match self.pods.get(key) {
-            Some(uids) if !uids.is_empty() => {
-                OwnerState::Pods(u32::try_from(uids.len()).unwrap_or(u32::MAX))
-            }
-            _ => match self.gone.get(key).copied().or(self.since) {
-                Some(since) => OwnerState::Gone { since },
-                None => OwnerState::Unknown,
-            },
+        let gone_since = |at: Option<DateTime<Utc>>| match at.or(self.since) {
+            Some(since) => OwnerState::Gone { since },
+            None => OwnerState::Unknown,
+        };
+        if let Some(value) = owner.labels.get(bundle_label) {
+            let key = (namespace.clone(), value.clone());
+            return match self.by_key.get(&key) {
+                Some(uids) if !uids.is_empty() => {
+                    OwnerState::Pods(u32::try_from(uids.len()).unwrap_or(u32::MAX))
+                }
+                _ => gone_since(self.gone.get(&key).copied()),
+            };
         }
+        if owner.labels.is_empty() {
+            return OwnerState::Unknown;
+        }
+        let matches = |seen: &Seen| {
+            seen.namespace == *namespace
+                && owner
+                    .labels
+                    .iter()
+                    .all(|(k, v)| seen.labels.get(k) == Some(v))
+        };
+        let pods = self.pods.values().filter(|seen| matches(seen)).count();
+        if pods > 0 {
+            return OwnerState::Pods(u32::try_from(pods).unwrap_or(u32::MAX));
+        }
+        let last = self
+            .departed
+            .iter()
+            .filter(|(seen, _)| matches(seen))
+            .map(|(_, at)| *at)
+            .max();
+        gone_since(last)
     }
 }
 
-/// A pod's key and uid, when it carries the label.
-fn identify(pod: &Pod, label: &str) -> Option<(Key, String)> {
+/// A pod's uid, namespace and labels.
+fn identify(pod: &Pod) -> Option<(String, Seen)> {
     let meta = &pod.metadata;
-    let value = meta.labels.as_ref()?.get(label)?;
-    let key = (meta.namespace.clone()?, value.clone());
     let uid = meta.uid.clone().or_else(|| meta.name.clone())?;
-    Some((key, uid))
+    Some((
+        uid,
+        Seen {
+            namespace: meta.namespace.clone()?,
+            labels: meta.labels.clone().unwrap_or_default(),
+        },
+    ))
 }
 
-/// Owner tracking by a watch of the pods that carry `label`.
+/// Owner tracking by a watch of the pods [`WatchSpec`] selects.
 pub struct KubeOwners {
     client: kube::Client,
-    label: String,
+    spec: WatchSpec,
     tracked: Mutex<Tracked>,
     clock: SharedClock,
 }
@@ -136,24 +229,22 @@ pub struct KubeOwners {
 impl std::fmt::Debug for KubeOwners {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KubeOwners")
-            .field("label", &self.label)
+            .field("spec", &self.spec)
             .finish_non_exhaustive()
     }
 }
 
 impl KubeOwners {
-    /// Starts tracking pods that carry `label` (the bundle label, [`BUNDLE_LABEL`] in the
-    /// server). The watch runs until the returned task is aborted.
-    ///
-    /// [`BUNDLE_LABEL`]: sparkstage_api::bundles::BUNDLE_LABEL
+    /// Starts tracking the pods `spec` selects. The watch runs until the returned task is
+    /// aborted.
     pub fn start(
         client: kube::Client,
-        label: &str,
+        spec: WatchSpec,
         clock: SharedClock,
     ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
         let owners = Arc::new(Self {
             client,
-            label: label.to_owned(),
+            spec,
             tracked: Mutex::new(Tracked::default()),
             clock,
         });
@@ -169,15 +260,16 @@ impl KubeOwners {
         let mut backoff = BACKOFF_START;
         loop {
             let api: Api<Pod> = Api::all(self.client.clone());
-            let config = watcher::Config::default().labels(&self.label);
+            let config = watcher::Config::default().labels(&self.spec.selector);
             let mut events = std::pin::pin!(watcher(api, config));
             let failure = loop {
                 match events.next().await {
                     Some(Ok(event)) => {
                         let synced = matches!(event, watcher::Event::InitDone);
-                        self.tracked().apply(event, &self.label, self.clock.now());
+                        self.tracked()
+                            .apply(event, &self.spec.bundle_label, self.clock.now());
                         if synced {
-                            tracing::info!(label = %self.label, "owner tracking sees the cluster's pods");
+                            tracing::info!(selector = %self.spec.selector, "owner tracking sees the cluster's pods");
                             backoff = BACKOFF_START;
                         }
                     }
@@ -204,11 +296,7 @@ impl KubeOwners {
 
 impl Owners for KubeOwners {
     fn state(&self, owner: &Owner) -> OwnerState {
-        let (Some(namespace), Some(value)) = (&owner.namespace, owner.labels.get(&self.label))
-        else {
-            return OwnerState::Unknown;
-        };
-        self.tracked().state(&(namespace.clone(), value.clone()))
+        self.tracked().state(owner, &self.spec.bundle_label)
     }
 
     fn namespace_gone<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, bool> {
