@@ -9,16 +9,22 @@
 //! what the other replicas stored since their last garbage collection (at most
 //! `--gc-interval` of uploads).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use sparkstage_api::size::format_size;
 
 use crate::error::ApiError;
 
+/// Stored bytes and bytes reserved by uploads in flight, under one lock (a cap check reads both).
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    stored: u64,
+    reserved: u64,
+}
+
 #[derive(Debug)]
 pub struct Usage {
-    used: AtomicU64,
+    counts: Mutex<Counts>,
     cap: Option<u64>,
     counted: tokio::sync::watch::Sender<bool>,
 }
@@ -26,19 +32,25 @@ pub struct Usage {
 impl Usage {
     pub fn new(cap: Option<u64>) -> Arc<Self> {
         Arc::new(Self {
-            used: AtomicU64::new(0),
+            counts: Mutex::new(Counts::default()),
             cap,
             counted: tokio::sync::watch::Sender::new(false),
         })
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn cap(&self) -> Option<u64> {
         self.cap
     }
 
-    /// Bytes in use as far as this replica knows (0 until the first count).
+    /// Bytes in use as far as this replica knows, uploads in flight included (0 until the first
+    /// count).
     pub fn used(&self) -> u64 {
-        self.used.load(Ordering::Relaxed)
+        let counts = *self.counts();
+        counts.stored.saturating_add(counts.reserved)
     }
 
     /// Whether the first count is done.
@@ -46,21 +58,18 @@ impl Usage {
         *self.counted.borrow()
     }
 
-    /// Sets the count from a listing of every blob. `reserved_since` is what uploads reserved
-    /// while the listing ran (they may or may not be in it): counted again, so the cap errs on
-    /// the side of refusing.
+    /// Sets the stored bytes from a listing of every blob. Uploads in flight keep their
+    /// reservations; one that completed while the listing ran may be counted twice until the next
+    /// count (the cap errs on the side of refusing).
     pub fn set_counted(&self, listed: u64) {
-        self.used.store(listed, Ordering::Relaxed);
+        self.counts().stored = listed;
         self.counted.send_replace(true);
     }
 
     /// Bytes that left the store.
     pub fn freed(&self, bytes: u64) {
-        let _ = self
-            .used
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
-                Some(u.saturating_sub(bytes))
-            });
+        let mut counts = self.counts();
+        counts.stored = counts.stored.saturating_sub(bytes);
     }
 
     /// Takes `bytes` under the cap for an upload, or answers 507 `storage_full` naming the cap
@@ -90,37 +99,32 @@ pub struct Reservation {
 impl Reservation {
     /// Takes `more` bytes, or answers 507 (keeping what it held).
     pub async fn grow(&mut self, more: u64) -> Result<(), ApiError> {
-        let Some(cap) = self.usage.cap else {
-            self.usage.used.fetch_add(more, Ordering::Relaxed);
-            self.bytes += more;
-            return Ok(());
-        };
-        if !self.usage.is_counted() {
+        if self.usage.cap.is_some() && !self.usage.is_counted() {
             self.usage.wait_counted().await;
         }
-        let taken = self
-            .usage
-            .used
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
-                used.checked_add(more).filter(|total| *total <= cap)
-            });
-        match taken {
-            Ok(_) => {
-                self.bytes += more;
-                Ok(())
-            }
-            Err(used) => Err(ApiError::StorageFull(format!(
+        let mut counts = self.usage.counts();
+        let used = counts.stored.saturating_add(counts.reserved);
+        if let Some(cap) = self.usage.cap
+            && used.checked_add(more).is_none_or(|total| total > cap)
+        {
+            return Err(ApiError::StorageFull(format!(
                 "storing {} more would pass this server's storage cap of {} ({} in use, \
                  --max-storage); nothing was stored: delete bundles or raise the cap",
                 format_size(more),
                 format_size(cap),
                 format_size(used.saturating_sub(self.bytes)),
-            ))),
+            )));
         }
+        counts.reserved = counts.reserved.saturating_add(more);
+        self.bytes += more;
+        Ok(())
     }
 
-    /// The bytes were stored: they stay counted.
+    /// The bytes were stored: they count as stored now.
     pub fn keep(mut self) {
+        let mut counts = self.usage.counts();
+        counts.reserved = counts.reserved.saturating_sub(self.bytes);
+        counts.stored = counts.stored.saturating_add(self.bytes);
         self.bytes = 0;
     }
 }
@@ -128,7 +132,8 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         if self.bytes > 0 {
-            self.usage.freed(self.bytes);
+            let mut counts = self.usage.counts();
+            counts.reserved = counts.reserved.saturating_sub(self.bytes);
         }
     }
 }
@@ -160,6 +165,21 @@ mod tests {
         assert_eq!(usage.used(), 100);
         usage.freed(500);
         assert_eq!(usage.used(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_count_keeps_the_uploads_in_flight() {
+        let usage = Usage::new(Some(100));
+        usage.set_counted(10);
+        let in_flight = usage.reserve(50).await.unwrap_or_else(|e| panic!("{e}"));
+        // A collection lists 30 stored bytes meanwhile: the 50 in flight still count.
+        usage.set_counted(30);
+        assert_eq!(usage.used(), 80);
+        assert!(usage.reserve(21).await.is_err());
+        in_flight.keep();
+        assert_eq!(usage.used(), 80);
+        usage.set_counted(80);
+        assert_eq!(usage.used(), 80);
     }
 
     #[tokio::test]
