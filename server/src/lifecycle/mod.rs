@@ -93,7 +93,7 @@ impl Unclaimed {
     }
 }
 
-/// Existence checks of one writer at once.
+/// Existence checks of one request at once.
 const HEAD_CONCURRENCY: usize = 32;
 
 impl Lifecycle {
@@ -150,33 +150,48 @@ impl Lifecycle {
         kept.store(self.store.as_ref(), path).await
     }
 
-    /// The writer's check ([`gc`]): after its record is stored, which of `wanted` (digest and
-    /// size) are condemned, missing or of another size. Condemned batches are read first, then
-    /// the blobs, in that order.
-    pub async fn check(&self, wanted: &HashMap<Digest, u64>) -> Result<Unclaimed, ApiError> {
-        let digests: Vec<Digest> = wanted.keys().copied().collect();
-        let mut out = Unclaimed {
-            missing: self.condemned.which(&digests).await?,
-            wrong_size: Vec::new(),
-        };
+    /// Which of `digests` cannot be counted on (condemned by a collection, or not stored), and
+    /// the stored size of the others. Condemned batches are read first, then the blobs, in that
+    /// order (the writer's check of [`gc`] rests on it).
+    pub async fn unavailable(
+        &self,
+        digests: &[Digest],
+    ) -> Result<(HashSet<Digest>, HashMap<Digest, u64>), ApiError> {
+        let mut missing = self.condemned.which(digests).await?;
         let blobs = &self.blobs;
-        let sizes: Vec<(Digest, Option<u64>)> = futures::stream::iter(digests)
+        let sizes: Vec<(Digest, Option<u64>)> = futures::stream::iter(digests.iter().copied())
             .map(|d| async move { blobs.size(&d).await.map(|s| (d, s)) })
             .buffer_unordered(HEAD_CONCURRENCY)
             .try_collect()
             .await?;
+        let mut stored = HashMap::new();
         for (digest, size) in sizes {
             match size {
                 None => {
-                    out.missing.insert(digest);
+                    missing.insert(digest);
                 }
-                Some(size) if Some(&size) != wanted.get(&digest) => {
-                    out.wrong_size.push((digest, size));
+                Some(size) if !missing.contains(&digest) => {
+                    stored.insert(digest, size);
                 }
                 Some(_) => {}
             }
         }
-        Ok(out)
+        Ok((missing, stored))
+    }
+
+    /// The writer's check ([`gc`]): after its record is stored, which of `wanted` (digest and
+    /// size) are condemned, missing or of another size.
+    pub async fn check(&self, wanted: &HashMap<Digest, u64>) -> Result<Unclaimed, ApiError> {
+        let digests: Vec<Digest> = wanted.keys().copied().collect();
+        let (missing, stored) = self.unavailable(&digests).await?;
+        let wrong_size = stored
+            .into_iter()
+            .filter(|(digest, size)| wanted.get(digest) != Some(size))
+            .collect();
+        Ok(Unclaimed {
+            missing,
+            wrong_size,
+        })
     }
 
     /// One sweep and one collection, now (`POST /v1/gc`); `dry_run` deletes nothing.

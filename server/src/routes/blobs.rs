@@ -20,9 +20,6 @@ use crate::error::{ApiError, ApiJson};
 use crate::metrics::UploadLabels;
 use crate::request_body::{drain, idle_limited};
 
-/// Concurrent existence checks of one request.
-const HEAD_CONCURRENCY: usize = 32;
-
 /// The upload route: no body limit of axum's (the blob size limit applies) and no deadline
 /// (the body idle timeout applies).
 pub fn upload_router() -> Router<AppState> {
@@ -153,18 +150,11 @@ async fn find_missing(
         .into_iter()
         .filter(|d| seen.insert(*d))
         .collect();
-    let blobs = &state.blobs;
-    let sizes: Vec<Option<u64>> = futures::stream::iter(unique.iter().copied())
-        .map(|d| async move { blobs.size(&d).await })
-        .buffered(HEAD_CONCURRENCY)
-        .try_collect()
-        .await?;
     // A blob a garbage collection is deleting is to be uploaded again.
-    let condemned = state.lifecycle.condemned().which(&unique).await?;
+    let (unavailable, _) = state.lifecycle.unavailable(&unique).await?;
     let missing = unique
         .into_iter()
-        .zip(sizes)
-        .filter_map(|(d, size)| (size.is_none() || condemned.contains(&d)).then_some(d))
+        .filter(|d| unavailable.contains(d))
         .collect();
     Ok(Json(FindMissingResponse { missing }))
 }

@@ -27,7 +27,7 @@ use crate::error::{ApiError, ApiJson};
 use crate::range::{self, RangeSpec};
 
 /// Bundles whose state is read at once for a listing.
-const HEAD_CONCURRENCY: usize = 32;
+const LIST_CONCURRENCY: usize = 32;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -178,7 +178,7 @@ async fn list(
                 Ok::<_, ApiError>(summary)
             }
         })
-        .buffered(HEAD_CONCURRENCY)
+        .buffered(LIST_CONCURRENCY)
         .try_collect()
         .await?;
     Ok(Json(ListBundlesResponse { bundles }))
