@@ -30,20 +30,7 @@ pub const LISTS: [(&str, &str, EntryKind); 4] = [
 ];
 
 /// Where the init container puts files in the pods.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Layout {
-    pub jars_dir: String,
-    pub files_dir: String,
-}
-
-impl Layout {
-    pub fn dir(&self, kind: EntryKind) -> &str {
-        match kind.target_dir() {
-            TargetDir::Jars => &self.jars_dir,
-            TargetDir::Files => &self.files_dir,
-        }
-    }
-}
+pub use sparkstage_injection::Layout;
 
 /// A local file to stage.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,7 +185,7 @@ impl Planner<'_> {
         }
         let mut uri = format!(
             "local://{}/{name}",
-            self.layout.dir(kind).trim_end_matches('/')
+            self.layout.dir(kind.target_dir())
         );
         if let Some(fragment) = fragment {
             uri.push('#');
@@ -224,21 +211,15 @@ impl Planner<'_> {
         let name = path.rsplit('/').next().unwrap_or_default().to_owned();
         sparkstage_api::bundles::validate_entry_name(0, &name)
             .map_err(|e| PlanError::BadEntry(format!("{body} ({named_by})"), e.to_string()))?;
-        let dir = if name.ends_with(".jar") {
-            &self.layout.jars_dir
-        } else {
-            &self.layout.files_dir
-        };
-        let pod_path = format!("{}/{name}", dir.trim_end_matches('/'));
+        let pod_path = self.layout.path_of(&name);
         match self.remote_paths.get(&pod_path) {
             Some(other) if other != body => {
                 return Err(PlanError::Clash {
                     a: other.clone(),
                     b: body.to_owned(),
-                    kind: if name.ends_with(".jar") {
-                        EntryKind::Jar
-                    } else {
-                        EntryKind::File
+                    kind: match sparkstage_injection::layout::target_of(&name) {
+                        TargetDir::Jars => EntryKind::Jar,
+                        TargetDir::Files => EntryKind::File,
                     },
                     name,
                 });
@@ -404,7 +385,7 @@ pub fn plan(
     for dep in &planner.deps {
         let pod_path = format!(
             "{}/{}",
-            layout.dir(dep.kind).trim_end_matches('/'),
+            layout.dir(dep.kind.target_dir()),
             dep.name
         );
         if let Some(remote) = planner.remote_paths.get(&pod_path) {

@@ -14,4 +14,3 @@ pub mod secret;
 pub mod stage;
 pub mod submit;
 pub mod submit_args;
-pub mod templates;

@@ -12,12 +12,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use sparkstage_api::bundles::BUNDLE_LABEL;
 
-use crate::templates::TOKEN_KEY;
-
-/// The Secret's name for a bundle: a valid DNS subdomain, unique per bundle.
-pub fn secret_name(bundle: &str) -> String {
-    format!("sparkstage-{}", bundle.to_ascii_lowercase())
-}
+pub use sparkstage_injection::pod::secret_name;
+use sparkstage_injection::pod::TOKEN_KEY;
 
 /// The Secret holding `token` for `bundle` in `namespace`.
 pub fn secret(namespace: &str, bundle: &str, token: &str) -> Secret {

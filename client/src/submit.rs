@@ -15,11 +15,10 @@ use crate::deps::{Layout, Plan, plan};
 use crate::progress::Progress;
 use crate::stage::{BundleSpec, DigestCache, ServerClient, StageFile, stage};
 use crate::submit_args::SubmitArgs;
-use crate::templates::{InitSpec, Role, pod_template};
+use sparkstage_injection::{InitArgs, Injection, Role, SparkContainer, TokenVolume};
 use sparkstage_api::size::format_size;
 
-pub const DEFAULT_JARS_DIR: &str = "/var/spark-data/spark-jars";
-pub const DEFAULT_FILES_DIR: &str = "/var/spark-data/spark-files";
+pub use sparkstage_injection::layout::{DEFAULT_FILES_DIR, DEFAULT_JARS_DIR};
 
 /// The configuration keys of the Kubernetes resource-staging-server fork of Spark, accepted as
 /// aliases of our options when the submission sets them.
@@ -269,16 +268,29 @@ pub async fn prepare(options: &SubmitOptions, command: &[String]) -> Result<Opti
     }
 
     let secret = crate::secret::secret(&namespace, &bundle, &staged.bundle.token);
-    let init = InitSpec {
+    let mut init_args = InitArgs::none();
+    init_args.server = Some(
+        internal_server
+            .parse()
+            .with_context(|| format!("the server URL for pods is not a URL: {internal_server}"))?,
+    );
+    init_args.bundle = Some(bundle.clone());
+    init_args.jars_dir = Some(layout.jars_dir.clone().into());
+    init_args.files_dir = Some(layout.files_dir.clone().into());
+    init_args.timeout = timeout
+        .map(|t| {
+            t.parse::<humantime::Duration>()
+                .with_context(|| format!("the init container's timeout {t:?} is not a duration"))
+        })
+        .transpose()?;
+    init_args.sources = remote;
+    let init = Injection {
         image: options.init_image.clone(),
         image_pull_policy: options.init_pull_policy.clone(),
-        server: internal_server,
-        bundle: bundle.clone(),
-        secret: crate::secret::secret_name(&bundle),
-        jars_dir: layout.jars_dir.clone(),
-        files_dir: layout.files_dir.clone(),
-        timeout,
-        sources: remote,
+        token: TokenVolume::Secret {
+            name: crate::secret::secret_name(&bundle),
+        },
+        args: init_args,
     };
     let (dir, keep) = match &options.templates_dir {
         Some(dir) => (dir.clone(), None),
@@ -293,7 +305,11 @@ pub async fn prepare(options: &SubmitOptions, command: &[String]) -> Result<Opti
     let mut templates = Vec::new();
     for (role, base, container) in base_templates {
         let base = base.as_deref().map(read_template).transpose()?;
-        let pod = pod_template(base, &init, role, container.as_deref())?;
+        let mut pod = base.unwrap_or_default();
+        let which = container
+            .as_deref()
+            .map_or(SparkContainer::TemplateFirst, SparkContainer::Named);
+        init.inject(&mut pod, role, which)?;
         let yaml = serde_norway::to_string(&pod)?;
         let path = dir.join(format!("{}-pod-template.yaml", role.as_str()));
         std::fs::write(&path, &yaml).with_context(|| format!("cannot write {}", path.display()))?;

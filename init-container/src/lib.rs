@@ -224,10 +224,9 @@ pub async fn run(config: &Config, options: &Options) -> Result<Summary, RunError
         jobs.extend(bundle_jobs(&transfer, bundle, config).await?);
     }
     for source in &config.urls {
-        let dir = if source.name.ends_with(".jar") {
-            &config.jars_dir
-        } else {
-            &config.files_dir
+        let dir = match sparkstage_injection::layout::target_of(&source.name) {
+            TargetDir::Jars => &config.jars_dir,
+            TargetDir::Files => &config.files_dir,
         };
         let shown = redact(&source.url);
         let origin = if object::is_object_url(&source.url) {

@@ -6,89 +6,19 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use sparkstage_api::Digest;
-use sparkstage_api::bundles::validate_entry_name;
 use sparkstage_api::size::parse_size;
 use url::Url;
 
-pub const DEFAULT_JARS_DIR: &str = "/var/spark-data/spark-jars";
-pub const DEFAULT_FILES_DIR: &str = "/var/spark-data/spark-files";
+pub use sparkstage_injection::layout::{DEFAULT_FILES_DIR, DEFAULT_JARS_DIR};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_PARALLELISM: usize = 8;
 pub const DEFAULT_CACHE_MAX_SIZE: u64 = 10 << 30;
 
-/// Fetches a Spark application's jars and files into the pod before Spark starts.
-#[derive(Debug, Clone, Parser)]
-#[command(name = "sparkstage-init", version, about)]
-pub struct Args {
-    /// A JSON spec file (a mounted ConfigMap); flags and environment override its fields, and its
-    /// sources come before the positional ones.
-    #[arg(long, env = "SPARKSTAGE_SPEC")]
-    pub spec: Option<PathBuf>,
-    /// Where jars go [default: /var/spark-data/spark-jars].
-    #[arg(long, env = "SPARKSTAGE_JARS_DIR")]
-    pub jars_dir: Option<PathBuf>,
-    /// Where every other file goes [default: /var/spark-data/spark-files].
-    #[arg(long, env = "SPARKSTAGE_FILES_DIR")]
-    pub files_dir: Option<PathBuf>,
-    /// The staging server's base URL, for --bundle.
-    #[arg(long, env = "SPARKSTAGE_SERVER")]
-    pub server: Option<Url>,
-    /// A staged bundle's id.
-    #[arg(long, env = "SPARKSTAGE_BUNDLE")]
-    pub bundle: Option<String>,
-    /// A file holding the bundle's token (a mounted Secret).
-    #[arg(long, env = "SPARKSTAGE_TOKEN_FILE")]
-    pub token_file: Option<PathBuf>,
-    /// The deadline for the whole run, such as "5m" or "90s" [default: 5m].
-    #[arg(long, env = "SPARKSTAGE_TIMEOUT")]
-    pub timeout: Option<humantime::Duration>,
-    /// Downloads at the same time [default: 8].
-    #[arg(long, env = "SPARKSTAGE_PARALLELISM")]
-    pub parallelism: Option<usize>,
-    /// The NameNode's WebHDFS (HTTP) address for `hdfs://` sources, `host:port` or
-    /// `http(s)://host:port` [default: the hdfs:// URL's host, port 9870].
-    #[arg(long, env = "SPARKSTAGE_WEBHDFS_ADDRESS")]
-    pub webhdfs_address: Option<String>,
-    /// The WebHDFS `user.name` (simple authentication).
-    #[arg(long, env = "HADOOP_USER_NAME")]
-    pub hdfs_user: Option<String>,
-    /// A file holding an HDFS delegation token (sent as `delegation=`, never printed).
-    #[arg(long, env = "SPARKSTAGE_HDFS_DELEGATION_TOKEN_FILE")]
-    pub hdfs_delegation_token_file: Option<PathBuf>,
-    /// A header sent with every http(s) source, `Name: value` (repeatable; in the environment
-    /// one per line). Values are never printed. For headers meant for one origin only, give the
-    /// source as an object in the spec file.
-    #[arg(long = "header", env = "SPARKSTAGE_HEADERS", value_delimiter = '\n')]
-    pub headers: Vec<String>,
-    /// A file of `Name: value` lines (a mounted Secret), added to --header.
-    #[arg(long, env = "SPARKSTAGE_HEADER_FILE")]
-    pub header_file: Option<PathBuf>,
-    /// A node-local, content-addressed cache shared by the init containers of a node (a
-    /// hostPath): files with a known sha256 are copied from it, verified, instead of downloaded,
-    /// and downloads are added to it. Safe for concurrent use.
-    #[arg(long, env = "SPARKSTAGE_CACHE_DIR")]
-    pub cache_dir: Option<PathBuf>,
-    /// The cache's size limit; the least recently used files are removed past it [default: 10GiB].
-    #[arg(long, env = "SPARKSTAGE_CACHE_MAX_SIZE", value_parser = parse_size)]
-    pub cache_max_size: Option<u64>,
-    /// Attempts per file, the first one included, for transient failures [default: 10].
-    #[arg(long, env = "SPARKSTAGE_MAX_ATTEMPTS")]
-    pub max_attempts: Option<u32>,
-    /// Time limit to connect to an origin [default: 10s].
-    #[arg(long, env = "SPARKSTAGE_CONNECT_TIMEOUT")]
-    pub connect_timeout: Option<humantime::Duration>,
-    /// A response body that sends nothing this long counts as stalled and is retried [default: 30s].
-    #[arg(long, env = "SPARKSTAGE_READ_TIMEOUT")]
-    pub read_timeout: Option<humantime::Duration>,
-    /// http(s), s3, gs, az, hdfs, webhdfs or swebhdfs URLs, optionally ending in `#sha256=<hex>`; names ending in `.jar` go to the jars
-    /// directory, others to the files directory. In the environment: comma-separated.
-    #[arg(env = "SPARKSTAGE_SOURCES", value_delimiter = ',')]
-    pub sources: Vec<String>,
-}
+/// The command line, defined with the pod injection that writes it.
+pub use sparkstage_injection::InitArgs as Args;
 
 /// The spec file: the same fields as the flags.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -367,41 +297,10 @@ fn read_spec(path: &Path) -> Result<SpecFile> {
         .with_context(|| format!("the spec file {} is not a valid spec", path.display()))
 }
 
-/// Parses one positional source: `http(s)://host/path/name[?query][#sha256=<hex>]`.
+/// Parses one positional source (see [`sparkstage_injection::command::Source`]).
 pub fn parse_source(index: usize, source: &str) -> Result<UrlSource> {
-    let mut url = Url::parse(source)
-        .map_err(|e| anyhow::anyhow!("source #{} is not a URL: {e}", index + 1))?;
-    let shown = sparkstage_api::shown::url(&url);
-    match url.scheme() {
-        "http" | "https" | "s3" | "s3a" | "gs" | "az" | "abfs" | "abfss" | "hdfs" | "webhdfs"
-        | "swebhdfs" => {}
-        other => {
-            bail!(
-                "source {shown}: unknown scheme {other:?}; use http(s)://, s3://, gs://, az://, \
-                 hdfs:// or webhdfs://"
-            )
-        }
-    }
-    let sha256 = match url.fragment() {
-        None | Some("") => None,
-        Some(fragment) => {
-            let hex = fragment.strip_prefix("sha256=").with_context(|| {
-                format!("source {shown}: the fragment must be #sha256=<64 hex characters>")
-            })?;
-            let digest = format!("sha256:{}", hex.to_ascii_lowercase())
-                .parse::<Digest>()
-                .with_context(|| format!("source {shown}: bad #sha256= fragment"))?;
-            Some(digest)
-        }
-    };
-    url.set_fragment(None);
-    let name = url
-        .path_segments()
-        .and_then(|mut segments| segments.next_back())
-        .unwrap_or_default()
-        .to_owned();
-    validate_entry_name(index, &name)
-        .map_err(|e| anyhow::anyhow!("source {shown}: no usable file name in the URL path: {e}"))?;
+    let sparkstage_injection::command::Source { url, sha256, name } =
+        sparkstage_injection::command::Source::parse(index, source)?;
     Ok(UrlSource {
         url,
         sha256,
@@ -413,6 +312,7 @@ pub fn parse_source(index: usize, source: &str) -> Result<UrlSource> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
     fn args(list: &[&str]) -> Args {
         Args::try_parse_from(std::iter::once("sparkstage-init").chain(list.iter().copied()))
