@@ -120,7 +120,7 @@ struct SubmitArgs {
     #[arg(long, env = "SPARKSTAGE_NAMESPACE")]
     namespace: Option<String>,
     /// The init container's image.
-    #[arg(long, env = "SPARKSTAGE_INIT_IMAGE", default_value = concat!("ghcr.io/sparkstage/sparkstage-init:", env!("CARGO_PKG_VERSION")))]
+    #[arg(long, env = "SPARKSTAGE_INIT_IMAGE", default_value = sparkstage_injection::pod::DEFAULT_INIT_IMAGE)]
     init_image: String,
     /// The init container's imagePullPolicy.
     #[arg(long, env = "SPARKSTAGE_INIT_PULL_POLICY")]

@@ -309,7 +309,7 @@ pub async fn prepare(options: &SubmitOptions, command: &[String]) -> Result<Opti
         let which = container
             .as_deref()
             .map_or(SparkContainer::TemplateFirst, SparkContainer::Named);
-        init.inject(&mut pod, role, which)?;
+        init.inject(&mut pod, Some(role), which)?;
         let yaml = serde_norway::to_string(&pod)?;
         let path = dir.join(format!("{}-pod-template.yaml", role.as_str()));
         std::fs::write(&path, &yaml).with_context(|| format!("cannot write {}", path.display()))?;

@@ -27,6 +27,12 @@ use crate::command::InitArgs;
 use crate::layout::{DEFAULT_FILES_DIR, DEFAULT_JARS_DIR, Layout};
 
 pub const INIT_CONTAINER: &str = "sparkstage-init";
+/// The init container's image unless told otherwise: the one built from `deploy/images/` for
+/// this version.
+pub const DEFAULT_INIT_IMAGE: &str = concat!(
+    "ghcr.io/sparkstage/sparkstage-init:",
+    env!("CARGO_PKG_VERSION")
+);
 pub const JARS_VOLUME: &str = "sparkstage-jars";
 pub const FILES_VOLUME: &str = "sparkstage-files";
 pub const TOKEN_VOLUME: &str = "sparkstage-token";
@@ -72,6 +78,14 @@ impl Role {
         }
     }
 
+    /// How messages name a pod of this role.
+    pub fn pod(self) -> &'static str {
+        match self {
+            Self::Driver => "driver pod",
+            Self::Executor => "executor pod",
+        }
+    }
+
     /// The role Spark gives a pod it creates, by its `spark-role` label.
     pub fn of_pod(pod: &Pod) -> Option<Self> {
         match pod.metadata.labels.as_ref()?.get("spark-role")?.as_str() {
@@ -105,15 +119,13 @@ pub struct Injection {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum InjectError {
+    #[error("the {pod} has no container named {name:?}")]
+    NoSuchContainer { pod: &'static str, name: String },
     #[error(
-        "the {role} pod has no container named {name:?} (spark.kubernetes.{role}.podTemplateContainerName)"
-    )]
-    NoSuchContainer { role: &'static str, name: String },
-    #[error(
-        "the {role} pod already mounts {what} at {path} in container {container:?}; sparkstage needs that path for the staged files (choose other download directories)"
+        "the {pod} already mounts {what} at {path} in container {container:?}; sparkstage needs that path for the staged files (choose other download directories)"
     )]
     MountClash {
-        role: &'static str,
+        pod: &'static str,
         what: String,
         path: String,
         container: String,
@@ -208,7 +220,7 @@ impl Injection {
         args.to_argv()
     }
 
-    /// The volumes the pod gets.
+    /// The volumes the pod gets: the token's only when it fetches a bundle.
     pub fn volumes(&self) -> Vec<Volume> {
         let empty = |name: &str| Volume {
             name: name.to_owned(),
@@ -246,7 +258,11 @@ impl Injection {
                 ..Volume::default()
             },
         };
-        vec![empty(JARS_VOLUME), empty(FILES_VOLUME), token]
+        let mut volumes = vec![empty(JARS_VOLUME), empty(FILES_VOLUME)];
+        if self.args.bundle.is_some() {
+            volumes.push(token);
+        }
+        volumes
     }
 
     /// The mounts in Spark's container: the two directories, read-only.
@@ -266,11 +282,19 @@ impl Injection {
             image: Some(self.image.clone()),
             image_pull_policy: self.image_pull_policy.clone(),
             args: Some(self.command_line()),
-            volume_mounts: Some(vec![
-                mount(JARS_VOLUME, &layout.jars_dir, false),
-                mount(FILES_VOLUME, &layout.files_dir, false),
-                mount(TOKEN_VOLUME, TOKEN_DIR, true),
-            ]),
+            volume_mounts: Some(
+                [
+                    Some(mount(JARS_VOLUME, &layout.jars_dir, false)),
+                    Some(mount(FILES_VOLUME, &layout.files_dir, false)),
+                    self.args
+                        .bundle
+                        .as_ref()
+                        .map(|_| mount(TOKEN_VOLUME, TOKEN_DIR, true)),
+                ]
+                .into_iter()
+                .flatten()
+                .collect(),
+            ),
             security_context: Some(SecurityContext {
                 allow_privilege_escalation: Some(false),
                 read_only_root_filesystem: Some(true),
@@ -285,13 +309,15 @@ impl Injection {
     }
 
     /// Adds the init container, its volumes, the mounts in Spark's container and the bundle
-    /// label to `pod` (of `role`; a template gets a container for Spark when it has none).
+    /// label to `pod`, a Spark pod of `role` or (`None`) any other pod. A pod without
+    /// containers (a template) gets one for Spark.
     pub fn inject(
         &self,
         pod: &mut Pod,
-        role: Role,
+        role: Option<Role>,
         which: SparkContainer<'_>,
     ) -> Result<(), InjectError> {
+        let what = role.map_or("pod", Role::pod);
         if let Some(bundle) = &self.args.bundle {
             pod.metadata
                 .labels
@@ -301,9 +327,10 @@ impl Injection {
         let pod_spec = pod.spec.get_or_insert_with(PodSpec::default);
         // A template without containers gets Spark's, which Spark then fills in.
         if pod_spec.containers.is_empty() {
-            let name = match which {
-                SparkContainer::Named(name) => name,
-                _ => role.default_container(),
+            let name = match (which, role) {
+                (SparkContainer::Named(name), _) => name,
+                (_, Some(role)) => role.default_container(),
+                (_, None) => "main",
             };
             pod_spec.containers.push(Container {
                 name: name.to_owned(),
@@ -312,7 +339,7 @@ impl Injection {
         }
         let index =
             spark_container(pod_spec, which).ok_or_else(|| InjectError::NoSuchContainer {
-                role: role.as_str(),
+                pod: what,
                 name: match which {
                     SparkContainer::Named(name) => name.to_owned(),
                     _ => String::new(),
@@ -326,7 +353,7 @@ impl Injection {
                 .find(|m| same_path(&m.mount_path, &ours.mount_path) && m.name != ours.name)
             {
                 return Err(InjectError::MountClash {
-                    role: role.as_str(),
+                    pod: what,
                     what: format!("volume {:?}", clash.name),
                     path: ours.mount_path.clone(),
                     container: container.name.clone(),
@@ -368,7 +395,7 @@ mod tests {
     fn template(base: Option<Pod>, role: Role, name: Option<&str>) -> Result<Pod, InjectError> {
         let mut pod = base.unwrap_or_default();
         let which = name.map_or(SparkContainer::TemplateFirst, SparkContainer::Named);
-        injection().inject(&mut pod, role, which)?;
+        injection().inject(&mut pod, Some(role), which)?;
         Ok(pod)
     }
 
@@ -437,6 +464,12 @@ mod tests {
         assert_eq!(token.audience.as_deref(), Some(TOKEN_AUDIENCE));
         assert_eq!(token.expiration_seconds, Some(600));
         assert_eq!(token.path, TOKEN_KEY);
+        // Without a bundle there is no token to fetch with, and no volume for it.
+        injection.args.bundle = None;
+        assert!(injection.volumes().iter().all(|v| v.name != TOKEN_VOLUME));
+        let init = injection.init_container();
+        assert!(init.volume_mounts.iter().flatten().all(|m| m.name != TOKEN_VOLUME));
+        assert!(!init.args.iter().flatten().any(|a| a == "--token-file"));
     }
 
     #[test]
@@ -489,7 +522,7 @@ mod tests {
         let mut other = injection();
         other.args.bundle = Some("f".repeat(32));
         other
-            .inject(&mut pod, Role::Driver, SparkContainer::TemplateFirst)
+            .inject(&mut pod, Some(Role::Driver), SparkContainer::TemplateFirst)
             .expect("twice");
         let s = pod.spec.expect("spec");
         assert_eq!(s.volumes.as_ref().map(Vec::len), Some(3));

@@ -7,7 +7,10 @@ use axum::http::request::Parts;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 
+use std::sync::Arc;
+
 use crate::AppState;
+use crate::bundle::BundleRecord;
 use crate::error::ApiError;
 
 /// The token of an `Authorization: Bearer <token>` header.
@@ -74,5 +77,35 @@ impl FromRequestParts<AppState> for UploadAuth {
         } else {
             Err(ApiError::Unauthorized("the upload token is wrong"))
         }
+    }
+}
+
+/// The bundle `id` for a download: `token` is the bundle's token, or (with pod identity) the
+/// ServiceAccount token of a pod in the bundle's namespace. Anything else is answered exactly as
+/// an unknown bundle is.
+pub async fn open_bundle(
+    state: &AppState,
+    id: &str,
+    token: &str,
+) -> Result<Arc<BundleRecord>, ApiError> {
+    match state.bundles.authorize(id, token).await {
+        Err(ApiError::BundleNotFound) => {}
+        other => return other,
+    }
+    let Some(identity) = &state.pod_identity else {
+        return Err(ApiError::BundleNotFound);
+    };
+    let Some(record) = state.bundles.find(id).await? else {
+        return Err(ApiError::BundleNotFound);
+    };
+    let namespace = record
+        .manifest
+        .owner
+        .as_ref()
+        .and_then(|o| o.namespace.as_deref());
+    if identity.admits(token, namespace).await {
+        Ok(record)
+    } else {
+        Err(ApiError::BundleNotFound)
     }
 }

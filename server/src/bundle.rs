@@ -95,7 +95,7 @@ pub fn new_bundle(
 }
 
 /// Whether `id` has the shape of a bundle id (32 lowercase hex characters).
-fn is_bundle_id(id: &str) -> bool {
+pub fn is_bundle_id(id: &str) -> bool {
     id.len() == 32
         && id
             .bytes()
@@ -220,23 +220,28 @@ impl Bundles {
 
     /// The bundle `id` if `token` opens it and it has not expired.
     pub async fn authorize(&self, id: &str, token: &str) -> Result<Arc<BundleRecord>, ApiError> {
+        match self.find(id).await? {
+            Some(record) if record.accepts(token, self.clock.now()) => Ok(record),
+            _ => Err(ApiError::BundleNotFound),
+        }
+    }
+
+    /// The bundle `id`, whoever asks, if it exists and has not expired (through the short cache
+    /// that downloads use).
+    pub async fn find(&self, id: &str) -> Result<Option<Arc<BundleRecord>>, ApiError> {
         if !is_bundle_id(id) {
-            return Err(ApiError::BundleNotFound);
+            return Ok(None);
         }
         let record = match self.cached(id) {
             Some(r) => r,
             None => {
                 let Some(record) = self.load(id).await? else {
-                    return Err(ApiError::BundleNotFound);
+                    return Ok(None);
                 };
                 self.remember(record)
             }
         };
-        if record.accepts(token, self.clock.now()) {
-            Ok(record)
-        } else {
-            Err(ApiError::BundleNotFound)
-        }
+        Ok((self.clock.now() < record.manifest.expires_at).then_some(record))
     }
 
     /// Deletes the bundle `id` when `token` opens it.

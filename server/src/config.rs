@@ -187,6 +187,43 @@ pub struct Config {
     #[arg(long, env = "SPARKSTAGE_MAX_STORAGE", value_parser = parse_size)]
     pub max_storage: Option<u64>,
 
+    /// Serve the mutating admission webhook (`POST /v1/admission/pods`) over TLS on this address,
+    /// such as 0.0.0.0:8443. Off by default; the staging API is not served there.
+    #[arg(long, env = "SPARKSTAGE_WEBHOOK_LISTEN")]
+    pub webhook_listen: Option<SocketAddr>,
+
+    /// The webhook's certificate chain (PEM), read again when it changes.
+    #[arg(long, env = "SPARKSTAGE_WEBHOOK_CERT", default_value = "/etc/sparkstage/webhook/tls.crt")]
+    pub webhook_cert: PathBuf,
+
+    /// The webhook's private key (PEM), read again when it changes.
+    #[arg(long, env = "SPARKSTAGE_WEBHOOK_KEY", default_value = "/etc/sparkstage/webhook/tls.key")]
+    pub webhook_key: PathBuf,
+
+    /// The server's URL as pods reach it (its Service), written into the init containers the
+    /// webhook adds; needed for bundles.
+    #[arg(long, env = "SPARKSTAGE_POD_SERVER_URL")]
+    pub pod_server_url: Option<url::Url>,
+
+    /// The init container's image, in pods the webhook mutates.
+    #[arg(long, env = "SPARKSTAGE_INIT_IMAGE", default_value = sparkstage_injection::pod::DEFAULT_INIT_IMAGE)]
+    pub init_image: String,
+
+    /// The init container's imagePullPolicy [default: the cluster's].
+    #[arg(long, env = "SPARKSTAGE_INIT_PULL_POLICY")]
+    pub init_pull_policy: Option<String>,
+
+    /// The server's own namespace (the downward API's metadata.namespace): its pods are never
+    /// mutated.
+    #[arg(long, env = "SPARKSTAGE_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// With --kubernetes, pods fetch bundles with their own ServiceAccount token (checked with a
+    /// TokenReview) instead of a Secret; only these ServiceAccounts' tokens are accepted
+    /// (comma-separated) [default: any ServiceAccount of the bundle's namespace].
+    #[arg(long, env = "SPARKSTAGE_POD_IDENTITY_SERVICE_ACCOUNTS", value_delimiter = ',')]
+    pub pod_identity_service_accounts: Vec<String>,
+
     /// Log format.
     #[arg(long, env = "SPARKSTAGE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -20,12 +20,14 @@ pub mod connections;
 pub mod error;
 pub mod lifecycle;
 pub mod metrics;
+pub mod pod_identity;
 pub mod range;
 pub mod request_body;
 pub mod resolutions;
 pub mod routes;
 pub mod storage;
 pub mod usage;
+pub mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +50,7 @@ use crate::lifecycle::gc::Hooks;
 use crate::lifecycle::owners::{NoOwners, Owners};
 use crate::lifecycle::{Lifecycle, LifecycleSettings};
 use crate::metrics::Metrics;
+use crate::pod_identity::{PodIdentity, TokenReviewer};
 use crate::resolutions::{MavenSettings, Resolutions};
 use crate::storage::Storage;
 use crate::usage::Usage;
@@ -72,6 +75,11 @@ pub struct Settings {
     pub lifecycle: LifecycleSettings,
     /// `--max-storage`: bytes of blobs past which uploads get 507.
     pub max_storage: Option<u64>,
+    /// What the admission webhook writes into pods.
+    pub webhook: webhook::WebhookSettings,
+    /// With pod identity: the ServiceAccounts whose tokens open bundles (empty: any of the
+    /// bundle's namespace).
+    pub pod_identity_service_accounts: Vec<String>,
 }
 
 impl Default for Settings {
@@ -89,6 +97,8 @@ impl Default for Settings {
             maven: MavenSettings::default(),
             lifecycle: LifecycleSettings::default(),
             max_storage: None,
+            webhook: webhook::WebhookSettings::default(),
+            pod_identity_service_accounts: Vec::new(),
         }
     }
 }
@@ -123,6 +133,13 @@ impl Settings {
                 owner_grace: c.owner_grace,
             },
             max_storage: c.max_storage,
+            webhook: webhook::WebhookSettings {
+                init_image: c.init_image.clone(),
+                init_pull_policy: c.init_pull_policy.clone(),
+                server_url: c.pod_server_url.clone(),
+                own_namespace: c.namespace.clone(),
+            },
+            pod_identity_service_accounts: c.pod_identity_service_accounts.clone(),
         }
     }
 
@@ -145,14 +162,18 @@ pub struct AppState {
     pub clock: SharedClock,
     /// sha256 of the upload token; `None` when uploads need no token.
     pub upload_token_sha256: Option<[u8; 32]>,
+    /// Pods' ServiceAccount tokens open bundles of their namespace (`--kubernetes`).
+    pub pod_identity: Option<Arc<PodIdentity>>,
 }
 
-/// What the server is given from outside rather than built: the clock, owner tracking, and
-/// hooks into garbage collection (tests).
+/// What the server is given from outside rather than built: the clock, owner tracking, the
+/// TokenReviews of pod identity, and hooks into garbage collection (tests).
 #[derive(Clone, Debug)]
 pub struct Injected {
     pub clock: SharedClock,
     pub owners: Arc<dyn Owners>,
+    /// `Some`: pods may fetch bundles with their ServiceAccount token.
+    pub token_reviewer: Option<Arc<dyn TokenReviewer>>,
     pub gc_hooks: Hooks,
 }
 
@@ -161,6 +182,7 @@ impl Default for Injected {
         Self {
             clock: Arc::new(SystemClock),
             owners: Arc::new(NoOwners),
+            token_reviewer: None,
             gc_hooks: Hooks::default(),
         }
     }
@@ -206,7 +228,15 @@ impl AppState {
             injected.owners,
         )
         .with_hooks(injected.gc_hooks);
+        let pod_identity = injected.token_reviewer.map(|reviewer| {
+            Arc::new(PodIdentity::new(
+                reviewer,
+                settings.pod_identity_service_accounts.clone(),
+                Arc::clone(&metrics),
+            ))
+        });
         Self {
+            pod_identity,
             store: Arc::clone(&storage.store),
             blobs,
             bundles,

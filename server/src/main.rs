@@ -4,6 +4,8 @@ use anyhow::Context;
 use clap::Parser;
 use sparkstage_server::config::{Config, LogFormat};
 use sparkstage_server::lifecycle::kube_owners::{KubeOwners, WatchSpec};
+use sparkstage_server::pod_identity::KubeTokenReviewer;
+use sparkstage_server::webhook;
 use sparkstage_server::storage::{self, Backend, OpenOptions};
 use sparkstage_server::{AppState, Injected, Settings, app, connections, ensure_layout};
 use tokio::net::TcpListener;
@@ -86,6 +88,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         let client = kube::Client::try_default()
             .await
             .context("--kubernetes: no in-cluster configuration and no usable kubeconfig")?;
+        injected.token_reviewer = Some(std::sync::Arc::new(KubeTokenReviewer::new(
+            client.clone(),
+        )));
+        tracing::info!("pod identity is on: pods may fetch bundles with their ServiceAccount token");
         let spec = WatchSpec {
             selector: "spark-role".to_owned(),
             bundle_label: sparkstage_api::bundles::BUNDLE_LABEL.to_owned(),
@@ -100,6 +106,36 @@ async fn run(config: Config) -> anyhow::Result<()> {
     };
     let state = AppState::with(&storage, settings, upload_token.as_deref(), injected);
     let lifecycle = std::sync::Arc::clone(&state.lifecycle).spawn();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let webhook_task = match config.webhook_listen {
+        Some(address) => {
+            let cert = std::sync::Arc::new(webhook::tls::ReloadingCert::new(
+                config.webhook_cert.clone(),
+                config.webhook_key.clone(),
+            )?);
+            let acceptor = tokio_rustls::TlsAcceptor::from(cert.server_config()?);
+            let listener = TcpListener::bind(address)
+                .await
+                .with_context(|| format!("--webhook-listen: cannot listen on {address}"))?;
+            if config.pod_server_url.is_none() {
+                tracing::warn!(
+                    "--pod-server-url is not set: the webhook denies pods that ask for a bundle"
+                );
+            }
+            tracing::info!(address = %listener.local_addr()?, "admission webhook listening (TLS)");
+            let mut stop = stop_rx.clone();
+            Some(tokio::spawn(connections::serve_tls(
+                listener,
+                webhook::router(state.clone()),
+                config.connection_limits(),
+                Some(acceptor),
+                async move {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                },
+            )))
+        }
+        None => None,
+    };
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -114,6 +150,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         async move {
             shutdown_signal().await;
             tracing::info!("shutting down: draining in-flight requests");
+            let _ = stop_tx.send(true);
             let _ = shutdown_started_tx.send(());
         },
     );
@@ -134,6 +171,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         ),
     }
     lifecycle.abort();
+    if let Some(task) = webhook_task {
+        task.abort();
+    }
     if let Some(task) = owner_tracking {
         task.abort();
     }

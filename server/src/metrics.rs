@@ -50,8 +50,25 @@ pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AdmissionLabels {
+    /// `mutated`, `unchanged` or `denied`.
+    pub result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenReviewLabels {
+    /// `authenticated`, `refused` (not authenticated, another audience, a namespace or
+    /// ServiceAccount the bundle does not admit) or `failed` (the API server did not answer).
+    pub outcome: &'static str,
+}
+
 #[derive(Debug)]
 pub struct Metrics {
+    pub admission_reviews: Family<AdmissionLabels, Counter>,
+    pub admission_duration: Histogram,
+    pub token_reviews: Family<TokenReviewLabels, Counter>,
+    pub token_review_cache_hits: Counter,
     pub bundles_deleted: Family<ReasonLabels, Counter>,
     pub gc_blobs_deleted: Counter,
     pub gc_bytes_freed: Counter,
@@ -97,6 +114,38 @@ impl Default for Metrics {
         let gc_bytes_freed = Counter::default();
         let gc_duration = Histogram::new(duration_buckets());
         let storage_used = Gauge::default();
+        let admission_reviews = Family::<AdmissionLabels, Counter>::default();
+        for result in ["mutated", "unchanged", "denied"] {
+            let _ = admission_reviews.get_or_create(&AdmissionLabels { result });
+        }
+        // 50 µs .. ~0.8 s: an admission answer is expected in a few milliseconds.
+        let admission_duration = Histogram::new(exponential_buckets(0.000_05, 2.0, 15));
+        let token_reviews = Family::<TokenReviewLabels, Counter>::default();
+        for outcome in ["authenticated", "refused", "failed"] {
+            let _ = token_reviews.get_or_create(&TokenReviewLabels { outcome });
+        }
+        let token_review_cache_hits = Counter::default();
+        registry.register(
+            "admission_reviews",
+            "Pod admission reviews by result (mutated, unchanged, denied)",
+            admission_reviews.clone(),
+        );
+        registry.register(
+            "admission_review_duration_seconds",
+            "Time to answer one admission review",
+            admission_duration.clone(),
+        );
+        registry.register(
+            "token_reviews",
+            "TokenReviews of pod ServiceAccount tokens sent to the API server, by outcome \
+             (authenticated, refused, failed)",
+            token_reviews.clone(),
+        );
+        registry.register(
+            "token_review_cache_hits",
+            "Pod tokens answered from the review cache, without a TokenReview",
+            token_review_cache_hits.clone(),
+        );
         registry.register(
             "bundles_deleted",
             "Bundles deleted, by reason (expired, unused, owner_gone, namespace_gone, deleted)",
@@ -164,6 +213,10 @@ impl Default for Metrics {
             download_duration.clone(),
         );
         Self {
+            admission_reviews,
+            admission_duration,
+            token_reviews,
+            token_review_cache_hits,
             bundles_deleted,
             gc_blobs_deleted,
             gc_bytes_freed,

@@ -159,7 +159,7 @@ async fn manifest(
     Path(id): Path<String>,
     BearerToken(token): BearerToken,
 ) -> Result<Json<BundleManifest>, ApiError> {
-    let record = state.bundles.authorize(&id, &token).await?;
+    let record = crate::auth::open_bundle(&state, &id, &token).await?;
     // A pod reads the manifest first: that is the bundle's download, for the lifecycle.
     state.bundles.mark_downloaded(record.id()).await?;
     Ok(Json(record.manifest.clone()))
@@ -212,7 +212,7 @@ async fn download(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let record = state.bundles.authorize(&id, &token).await?;
+    let record = crate::auth::open_bundle(&state, &id, &token).await?;
     let digest: Digest = digest.parse()?;
     let entry = record
         .manifest

@@ -1,0 +1,413 @@
+//! The mutating admission webhook: `POST /v1/admission/pods` (AdmissionReview v1), served on a
+//! TLS listener of its own ([`tls`]), adds sparkstage's init container to the pods that ask for
+//! it, whoever creates them (spark-submit, the spark-operator, Airflow, a notebook).
+//!
+//! A pod asks with the label `sparkstage.io/inject: "true"` (the webhook configuration's
+//! objectSelector) and says what to fetch with annotations ([`ANNOTATIONS`]):
+//! `sparkstage.io/bundle` (a bundle id) and/or `sparkstage.io/sources` (comma-separated URLs,
+//! each optionally `#sha256=<hex>`), and optionally `sparkstage.io/jars-dir`,
+//! `sparkstage.io/files-dir` and `sparkstage.io/container` (Spark's container, when the pod
+//! template named it otherwise).
+//!
+//! The answer is a JSON patch that adds exactly what `sparkstage submit`'s pod templates add
+//! (`sparkstage_injection`), and the label `sparkstage.io/bundle` that owner tracking watches.
+//! - A pod without the label, a pod in `kube-system` or in the server's own namespace, and
+//!   anything but a pod CREATE is allowed unchanged.
+//! - A pod that has our init container already is allowed unchanged (the webhook's
+//!   reinvocation, an API server's retry, a template that injected it).
+//! - A malformed annotation, an unknown bundle, a bundle of another namespace, or a pod that
+//!   uses one of our names or paths is denied, with a message that says what to fix.
+//! - The review has no side effects, so a `dryRun` review gets the same answer.
+//!
+//! The patch is the difference between the pod as read and the pod with our parts: it only
+//! adds, and adds whole lists where the pod has none (the API server refuses an append to a
+//! list that does not exist: `doc is missing path "/spec/initContainers/-"`).
+
+pub mod tls;
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use k8s_openapi::api::core::v1::Pod;
+use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use sparkstage_injection::command::Source;
+use sparkstage_injection::pod::{
+    INIT_CONTAINER, NAME_PREFIX, SparkContainer, TOKEN_DIR, has_init_container, secret_name,
+};
+use sparkstage_injection::{InitArgs, Injection, Role, TokenVolume};
+use url::Url;
+
+use crate::AppState;
+use crate::metrics::AdmissionLabels;
+
+/// The webhook's path.
+pub const ADMISSION_PATH: &str = "/v1/admission/pods";
+/// The label a pod opts in with (the webhook configuration's objectSelector).
+pub const INJECT_LABEL: &str = "sparkstage.io/inject";
+pub const BUNDLE_ANNOTATION: &str = "sparkstage.io/bundle";
+pub const SOURCES_ANNOTATION: &str = "sparkstage.io/sources";
+pub const JARS_DIR_ANNOTATION: &str = "sparkstage.io/jars-dir";
+pub const FILES_DIR_ANNOTATION: &str = "sparkstage.io/files-dir";
+pub const CONTAINER_ANNOTATION: &str = "sparkstage.io/container";
+/// Every annotation the webhook reads.
+pub const ANNOTATIONS: [&str; 5] = [
+    BUNDLE_ANNOTATION,
+    SOURCES_ANNOTATION,
+    JARS_DIR_ANNOTATION,
+    FILES_DIR_ANNOTATION,
+    CONTAINER_ANNOTATION,
+];
+/// The most sources one pod may list.
+pub const MAX_SOURCES: usize = 1000;
+/// The largest review body read (the API server's own limit on an object is 3 MiB).
+pub const MAX_REVIEW_BYTES: usize = 4 << 20;
+
+/// What the webhook writes into pods.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// The init container's image.
+    pub init_image: String,
+    pub init_pull_policy: Option<String>,
+    /// The server's URL as pods reach it (the Service).
+    pub server_url: Option<Url>,
+    /// The server's own namespace, whose pods are never mutated.
+    pub own_namespace: Option<String>,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            init_image: sparkstage_injection::pod::DEFAULT_INIT_IMAGE.to_owned(),
+            init_pull_policy: None,
+            server_url: None,
+            own_namespace: None,
+        }
+    }
+}
+
+/// The webhook's routes (for the TLS listener only).
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(ADMISSION_PATH, post(admit))
+        .layer(DefaultBodyLimit::max(MAX_REVIEW_BYTES))
+        .with_state(state)
+}
+
+/// How a review ended, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Mutated,
+    Unchanged,
+    Denied,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mutated => "mutated",
+            Self::Unchanged => "unchanged",
+            Self::Denied => "denied",
+        }
+    }
+}
+
+async fn admit(State(state): State<AppState>, body: Bytes) -> Response {
+    let started = Instant::now();
+    let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(&body) {
+        Ok(review) => review,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("not an AdmissionReview: {e}"),
+            )
+                .into_response();
+        }
+    };
+    let request: AdmissionRequest<DynamicObject> = match review.try_into() {
+        Ok(request) => request,
+        Err(_) => {
+            return (StatusCode::BAD_REQUEST, "the AdmissionReview has no request")
+                .into_response();
+        }
+    };
+    let (response, outcome) = decide(&state, &request).await;
+    state
+        .metrics
+        .admission_reviews
+        .get_or_create(&AdmissionLabels {
+            result: outcome.as_str(),
+        })
+        .inc();
+    state
+        .metrics
+        .admission_duration
+        .observe(started.elapsed().as_secs_f64());
+    if outcome == Outcome::Denied {
+        tracing::info!(
+            uid = %request.uid,
+            namespace = request.namespace.as_deref().unwrap_or(""),
+            name = %request.name,
+            reason = %response.result.message,
+            "pod denied"
+        );
+    }
+    axum::Json(response.into_review()).into_response()
+}
+
+/// The answer to one review.
+pub async fn decide(
+    state: &AppState,
+    request: &AdmissionRequest<DynamicObject>,
+) -> (AdmissionResponse, Outcome) {
+    let allowed = AdmissionResponse::from(request);
+    match injection_for(state, request).await {
+        Ok(None) => (allowed, Outcome::Unchanged),
+        Ok(Some(patch)) if patch.0.is_empty() => (allowed, Outcome::Unchanged),
+        Ok(Some(patch)) => match allowed.with_patch(patch) {
+            Ok(patched) => (patched, Outcome::Mutated),
+            Err(e) => (
+                AdmissionResponse::from(request).deny(format!("sparkstage: {e}")),
+                Outcome::Denied,
+            ),
+        },
+        Err(message) => (
+            allowed.deny(format!("sparkstage: {message}")),
+            Outcome::Denied,
+        ),
+    }
+}
+
+/// What the pod asked for in its annotations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Asked {
+    pub bundle: Option<String>,
+    pub sources: Vec<String>,
+    pub jars_dir: Option<String>,
+    pub files_dir: Option<String>,
+    pub container: Option<String>,
+}
+
+/// A download directory from an annotation: an absolute, normalized path other than `/`.
+fn directory(annotation: &str, value: &str) -> Result<String, String> {
+    let value = value.trim();
+    let normal = value.starts_with('/')
+        && value.len() > 1
+        && value.len() <= 4096
+        && value
+            .trim_end_matches('/')
+            .split('/')
+            .skip(1)
+            .all(|part| !part.is_empty() && part != "." && part != "..")
+        && !value.chars().any(char::is_control);
+    if !normal {
+        return Err(format!(
+            "{annotation}: {} is not an absolute directory path like /var/spark-data/spark-jars \
+             (no `.` or `..` parts, not /)",
+            sparkstage_api::shown::outside(value, 200)
+        ));
+    }
+    if value.trim_end_matches('/') == TOKEN_DIR {
+        return Err(format!("{annotation}: {TOKEN_DIR} is where sparkstage mounts its token"));
+    }
+    Ok(value.trim_end_matches('/').to_owned())
+}
+
+/// Reads the annotations; the error says which one is wrong and how.
+pub fn asked(pod: &Pod) -> Result<Asked, String> {
+    let annotations = pod.metadata.annotations.clone().unwrap_or_default();
+    let get = |key: &str| annotations.get(key).map(|v| v.trim().to_owned());
+    let bundle = match get(BUNDLE_ANNOTATION) {
+        Some(id) if crate::bundle::is_bundle_id(&id) => Some(id),
+        Some(id) => {
+            return Err(format!(
+                "{BUNDLE_ANNOTATION}: {} is not a bundle id (32 lowercase hex characters, as \
+                 `sparkstage upload` or `sparkstage submit` prints it)",
+                sparkstage_api::shown::outside(&id, 100)
+            ));
+        }
+        None => None,
+    };
+    let mut sources = Vec::new();
+    if let Some(list) = get(SOURCES_ANNOTATION) {
+        for (index, source) in list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .enumerate()
+        {
+            if index >= MAX_SOURCES {
+                return Err(format!(
+                    "{SOURCES_ANNOTATION}: more than {MAX_SOURCES} sources; stage them as a bundle"
+                ));
+            }
+            Source::parse(index, source).map_err(|e| format!("{SOURCES_ANNOTATION}: {e}"))?;
+            sources.push(source.to_owned());
+        }
+    }
+    if bundle.is_none() && sources.is_empty() {
+        return Err(format!(
+            "the pod has the label {INJECT_LABEL}=true but says nothing to fetch: set the \
+             annotation {BUNDLE_ANNOTATION} (a bundle id) or {SOURCES_ANNOTATION} (URLs), or \
+             remove the label"
+        ));
+    }
+    let jars_dir = get(JARS_DIR_ANNOTATION)
+        .map(|d| directory(JARS_DIR_ANNOTATION, &d))
+        .transpose()?;
+    let files_dir = get(FILES_DIR_ANNOTATION)
+        .map(|d| directory(FILES_DIR_ANNOTATION, &d))
+        .transpose()?;
+    let layout = sparkstage_injection::Layout {
+        jars_dir: jars_dir
+            .clone()
+            .unwrap_or_else(|| sparkstage_injection::layout::DEFAULT_JARS_DIR.to_owned()),
+        files_dir: files_dir
+            .clone()
+            .unwrap_or_else(|| sparkstage_injection::layout::DEFAULT_FILES_DIR.to_owned()),
+    };
+    if layout.jars_dir.trim_end_matches('/') == layout.files_dir.trim_end_matches('/') {
+        return Err(format!(
+            "{JARS_DIR_ANNOTATION} and {FILES_DIR_ANNOTATION} name the same directory {}; give \
+             them two different directories",
+            layout.jars_dir
+        ));
+    }
+    let container = get(CONTAINER_ANNOTATION).filter(|c| !c.is_empty());
+    Ok(Asked {
+        bundle,
+        sources,
+        jars_dir,
+        files_dir,
+        container,
+    })
+}
+
+/// The patch for the request: `Ok(None)` when the webhook leaves it alone, `Err` with the
+/// reason to deny it.
+async fn injection_for(
+    state: &AppState,
+    request: &AdmissionRequest<DynamicObject>,
+) -> Result<Option<json_patch::Patch>, String> {
+    let settings = &state.settings.webhook;
+    if request.operation != Operation::Create
+        || request.kind.kind != "Pod"
+        || request.sub_resource.is_some()
+    {
+        return Ok(None);
+    }
+    let namespace = request.namespace.as_deref().unwrap_or_default();
+    if namespace == "kube-system" || settings.own_namespace.as_deref() == Some(namespace) {
+        return Ok(None);
+    }
+    let Some(object) = &request.object else {
+        return Ok(None);
+    };
+    // Only the label is looked at before the pod is read whole.
+    let labelled = object
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(INJECT_LABEL))
+        .is_some_and(|v| v == "true");
+    if !labelled {
+        return Ok(None);
+    }
+    let value = serde_json::to_value(object).map_err(|e| format!("cannot read the pod: {e}"))?;
+    let mut pod: Pod =
+        serde_json::from_value(value).map_err(|e| format!("cannot read the pod: {e}"))?;
+    if has_init_container(&pod) {
+        return Ok(None);
+    }
+    let asked = asked(&pod)?;
+    if let Some(bundle) = &asked.bundle {
+        let record = state.bundles.find(bundle).await.map_err(|e| {
+            format!("cannot look up bundle {bundle} now ({e}); the pod can be created again")
+        })?;
+        let Some(record) = record else {
+            return Err(format!(
+                "bundle {bundle} does not exist on the staging server (never created, expired or \
+                 deleted); stage the application again"
+            ));
+        };
+        let owner_namespace = record
+            .manifest
+            .owner
+            .as_ref()
+            .and_then(|o| o.namespace.as_deref());
+        if let Some(owner_namespace) = owner_namespace
+            && owner_namespace != namespace
+        {
+            return Err(format!(
+                "bundle {bundle} belongs to namespace {owner_namespace}, not {namespace}; stage \
+                 it for this namespace"
+            ));
+        }
+    }
+    let spec = pod.spec.as_ref().ok_or("the pod has no spec")?;
+    let used = spec
+        .volumes
+        .iter()
+        .flatten()
+        .map(|v| v.name.as_str())
+        .chain(spec.init_containers.iter().flatten().map(|c| c.name.as_str()))
+        .chain(spec.containers.iter().map(|c| c.name.as_str()));
+    if let Some(name) = used.into_iter().find(|n| n.starts_with(NAME_PREFIX)) {
+        return Err(format!(
+            "the pod already has a volume or container named {name:?}; names starting with \
+             {NAME_PREFIX:?} are sparkstage's (the init container is {INIT_CONTAINER:?})"
+        ));
+    }
+    let server_url = match (&asked.bundle, &settings.server_url) {
+        (Some(_), None) => {
+            return Err(
+                "this staging server has no --pod-server-url, so pods cannot reach it for a \
+                 bundle; ask its operator"
+                    .to_owned(),
+            );
+        }
+        (Some(_), Some(url)) => Some(url.clone()),
+        (None, _) => None,
+    };
+    let mut args = InitArgs::none();
+    args.server = server_url;
+    args.bundle = asked.bundle.clone();
+    args.jars_dir = asked.jars_dir.clone().map(Into::into);
+    args.files_dir = asked.files_dir.clone().map(Into::into);
+    args.sources = asked.sources.clone();
+    let token = match (&state.pod_identity, &asked.bundle) {
+        (Some(_), _) => TokenVolume::ServiceAccount,
+        (None, Some(bundle)) => TokenVolume::Secret {
+            name: secret_name(bundle),
+        },
+        (None, None) => TokenVolume::ServiceAccount,
+    };
+    let injection = Injection {
+        image: settings.init_image.clone(),
+        image_pull_policy: settings.init_pull_policy.clone(),
+        token,
+        args,
+    };
+    let role = Role::of_pod(&pod);
+    let which = match (&asked.container, role) {
+        (Some(name), _) => SparkContainer::Named(name),
+        (None, Some(role)) => SparkContainer::CreatedBySpark(role),
+        (None, None) => SparkContainer::First,
+    };
+    let before = serde_json::to_value(&pod).map_err(|e| format!("cannot read the pod: {e}"))?;
+    injection
+        .inject(&mut pod, role, which)
+        .map_err(|e| match e {
+            sparkstage_injection::pod::InjectError::NoSuchContainer { name, .. } => format!(
+                "the pod has no container named {name:?} ({CONTAINER_ANNOTATION})"
+            ),
+            other => format!("{other} ({JARS_DIR_ANNOTATION}, {FILES_DIR_ANNOTATION})"),
+        })?;
+    let after = serde_json::to_value(&pod).map_err(|e| format!("cannot write the pod: {e}"))?;
+    Ok(Some(json_patch::diff(&before, &after)))
+}
