@@ -183,10 +183,7 @@ impl Planner<'_> {
                 });
             }
         }
-        let mut uri = format!(
-            "local://{}/{name}",
-            self.layout.dir(kind.target_dir())
-        );
+        let mut uri = format!("local://{}/{name}", self.layout.dir(kind.target_dir()));
         if let Some(fragment) = fragment {
             uri.push('#');
             uri.push_str(fragment);
@@ -383,11 +380,7 @@ pub fn plan(
     }
     // Local and remote files land in the same directories: one name, one file.
     for dep in &planner.deps {
-        let pod_path = format!(
-            "{}/{}",
-            layout.dir(dep.kind.target_dir()),
-            dep.name
-        );
+        let pod_path = format!("{}/{}", layout.dir(dep.kind.target_dir()), dep.name);
         if let Some(remote) = planner.remote_paths.get(&pod_path) {
             return Err(PlanError::Clash {
                 a: dep.path.display().to_string(),

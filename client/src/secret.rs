@@ -12,8 +12,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use sparkstage_api::bundles::BUNDLE_LABEL;
 
-pub use sparkstage_injection::pod::secret_name;
 use sparkstage_injection::pod::TOKEN_KEY;
+pub use sparkstage_injection::pod::secret_name;
 
 /// The Secret holding `token` for `bundle` in `namespace`.
 pub fn secret(namespace: &str, bundle: &str, token: &str) -> Secret {

@@ -15,8 +15,8 @@ use crate::deps::{Layout, Plan, plan};
 use crate::progress::Progress;
 use crate::stage::{BundleSpec, DigestCache, ServerClient, StageFile, stage};
 use crate::submit_args::SubmitArgs;
-use sparkstage_injection::{InitArgs, Injection, Role, SparkContainer, TokenVolume};
 use sparkstage_api::size::format_size;
+use sparkstage_injection::{InitArgs, Injection, Role, SparkContainer, TokenVolume};
 
 pub use sparkstage_injection::layout::{DEFAULT_FILES_DIR, DEFAULT_JARS_DIR};
 

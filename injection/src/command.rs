@@ -59,11 +59,12 @@ impl Source {
         let sha256 = match url.fragment() {
             None | Some("") => None,
             Some(fragment) => {
-                let hex = fragment
-                    .strip_prefix("sha256=")
-                    .ok_or_else(|| SourceError::Fragment {
-                        shown: shown.clone(),
-                    })?;
+                let hex =
+                    fragment
+                        .strip_prefix("sha256=")
+                        .ok_or_else(|| SourceError::Fragment {
+                            shown: shown.clone(),
+                        })?;
                 let digest = format!("sha256:{}", hex.to_ascii_lowercase())
                     .parse::<Digest>()
                     .map_err(|e| SourceError::Digest {
@@ -262,8 +263,10 @@ mod tests {
     use super::*;
 
     fn parse(argv: &[String]) -> InitArgs {
-        InitArgs::try_parse_from(std::iter::once("sparkstage-init".to_owned()).chain(argv.iter().cloned()))
-            .expect("the written command line parses")
+        InitArgs::try_parse_from(
+            std::iter::once("sparkstage-init".to_owned()).chain(argv.iter().cloned()),
+        )
+        .expect("the written command line parses")
     }
 
     #[test]
@@ -272,7 +275,11 @@ mod tests {
             spec: Some("/etc/sparkstage/spec.json".into()),
             jars_dir: Some("/j".into()),
             files_dir: Some("/f".into()),
-            server: Some("http://sparkstage.sparkstage-system:10000/".parse().expect("url")),
+            server: Some(
+                "http://sparkstage.sparkstage-system:10000/"
+                    .parse()
+                    .expect("url"),
+            ),
             bundle: Some("0123456789abcdef0123456789abcdef".into()),
             token_file: Some("/var/run/secrets/sparkstage/token".into()),
             timeout: Some("5m 30s".parse().expect("duration")),

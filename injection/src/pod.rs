@@ -439,8 +439,8 @@ mod tests {
         use clap::Parser;
         let pod = template(None, Role::Driver, None).expect("template");
         let init = &pod.spec.expect("spec").init_containers.expect("init")[0];
-        let argv = std::iter::once("sparkstage-init".to_owned())
-            .chain(init.args.clone().expect("args"));
+        let argv =
+            std::iter::once("sparkstage-init".to_owned()).chain(init.args.clone().expect("args"));
         let parsed = InitArgs::try_parse_from(argv).expect("parses");
         assert_eq!(parsed.bundle, injection().args.bundle);
         assert_eq!(
@@ -459,7 +459,11 @@ mod tests {
         injection.token = TokenVolume::ServiceAccount;
         let volume = injection.volumes().pop().expect("token volume");
         assert_eq!(volume.name, TOKEN_VOLUME);
-        let projection = &volume.projected.expect("projected").sources.expect("sources")[0];
+        let projection = &volume
+            .projected
+            .expect("projected")
+            .sources
+            .expect("sources")[0];
         let token = projection.service_account_token.as_ref().expect("token");
         assert_eq!(token.audience.as_deref(), Some(TOKEN_AUDIENCE));
         assert_eq!(token.expiration_seconds, Some(600));
@@ -468,7 +472,12 @@ mod tests {
         injection.args.bundle = None;
         assert!(injection.volumes().iter().all(|v| v.name != TOKEN_VOLUME));
         let init = injection.init_container();
-        assert!(init.volume_mounts.iter().flatten().all(|m| m.name != TOKEN_VOLUME));
+        assert!(
+            init.volume_mounts
+                .iter()
+                .flatten()
+                .all(|m| m.name != TOKEN_VOLUME)
+        );
         assert!(!init.args.iter().flatten().any(|a| a == "--token-file"));
     }
 
@@ -487,11 +496,17 @@ mod tests {
         let two = spec(&["sidecar", "spark-kubernetes-executor"]);
         let created = |role| SparkContainer::CreatedBySpark(role);
         assert_eq!(spark_container(&two, created(Role::Executor)), Some(1));
-        assert_eq!(spark_container(&two, SparkContainer::TemplateFirst), Some(0));
+        assert_eq!(
+            spark_container(&two, SparkContainer::TemplateFirst),
+            Some(0)
+        );
         // A template's container named otherwise keeps its name, and Spark appends it.
         let renamed = spec(&["sidecar", "spark"]);
         assert_eq!(spark_container(&renamed, created(Role::Driver)), Some(1));
-        assert_eq!(spark_container(&two, SparkContainer::Named("sidecar")), Some(0));
+        assert_eq!(
+            spark_container(&two, SparkContainer::Named("sidecar")),
+            Some(0)
+        );
         assert_eq!(spark_container(&two, SparkContainer::Named("x")), None);
         assert_eq!(spark_container(&spec(&[]), created(Role::Driver)), None);
         assert_eq!(spark_container(&spec(&[]), SparkContainer::First), None);
@@ -558,7 +573,9 @@ mod tests {
         let pod: Pod = serde_json::from_value(user.clone()).expect("a Pod");
         let merged = template(Some(pod), Role::Driver, Some("spark")).expect("merge");
         let mut merged = serde_json::to_value(&merged).expect("json");
-        let labels = merged["metadata"]["labels"].as_object_mut().expect("labels");
+        let labels = merged["metadata"]["labels"]
+            .as_object_mut()
+            .expect("labels");
         assert!(labels.remove(BUNDLE_LABEL).is_some());
         // Ours, and nothing else, went in.
         let spec_json = &mut merged["spec"];

@@ -193,11 +193,19 @@ pub struct Config {
     pub webhook_listen: Option<SocketAddr>,
 
     /// The webhook's certificate chain (PEM), read again when it changes.
-    #[arg(long, env = "SPARKSTAGE_WEBHOOK_CERT", default_value = "/etc/sparkstage/webhook/tls.crt")]
+    #[arg(
+        long,
+        env = "SPARKSTAGE_WEBHOOK_CERT",
+        default_value = "/etc/sparkstage/webhook/tls.crt"
+    )]
     pub webhook_cert: PathBuf,
 
     /// The webhook's private key (PEM), read again when it changes.
-    #[arg(long, env = "SPARKSTAGE_WEBHOOK_KEY", default_value = "/etc/sparkstage/webhook/tls.key")]
+    #[arg(
+        long,
+        env = "SPARKSTAGE_WEBHOOK_KEY",
+        default_value = "/etc/sparkstage/webhook/tls.key"
+    )]
     pub webhook_key: PathBuf,
 
     /// The server's URL as pods reach it (its Service), written into the init containers the
@@ -221,7 +229,11 @@ pub struct Config {
     /// With --kubernetes, pods fetch bundles with their own ServiceAccount token (checked with a
     /// TokenReview) instead of a Secret; only these ServiceAccounts' tokens are accepted
     /// (comma-separated) [default: any ServiceAccount of the bundle's namespace].
-    #[arg(long, env = "SPARKSTAGE_POD_IDENTITY_SERVICE_ACCOUNTS", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "SPARKSTAGE_POD_IDENTITY_SERVICE_ACCOUNTS",
+        value_delimiter = ','
+    )]
     pub pod_identity_service_accounts: Vec<String>,
 
     /// Log format.

@@ -5,8 +5,8 @@ use clap::Parser;
 use sparkstage_server::config::{Config, LogFormat};
 use sparkstage_server::lifecycle::kube_owners::{KubeOwners, WatchSpec};
 use sparkstage_server::pod_identity::KubeTokenReviewer;
-use sparkstage_server::webhook;
 use sparkstage_server::storage::{self, Backend, OpenOptions};
+use sparkstage_server::webhook;
 use sparkstage_server::{AppState, Injected, Settings, app, connections, ensure_layout};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -88,10 +88,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         let client = kube::Client::try_default()
             .await
             .context("--kubernetes: no in-cluster configuration and no usable kubeconfig")?;
-        injected.token_reviewer = Some(std::sync::Arc::new(KubeTokenReviewer::new(
-            client.clone(),
-        )));
-        tracing::info!("pod identity is on: pods may fetch bundles with their ServiceAccount token");
+        injected.token_reviewer = Some(std::sync::Arc::new(KubeTokenReviewer::new(client.clone())));
+        tracing::info!(
+            "pod identity is on: pods may fetch bundles with their ServiceAccount token"
+        );
         let spec = WatchSpec {
             selector: "spark-role".to_owned(),
             bundle_label: sparkstage_api::bundles::BUNDLE_LABEL.to_owned(),

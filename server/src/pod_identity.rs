@@ -107,7 +107,10 @@ impl TokenReviewer for KubeTokenReviewer {
                 },
                 ..TokenReview::default()
             };
-            match api.create(&kube::api::PostParams::default(), &request).await {
+            match api
+                .create(&kube::api::PostParams::default(), &request)
+                .await
+            {
                 Ok(answer) => Ok(reviewed(&answer)),
                 // kube's errors name the status and reason; the request body (the token) is
                 // not in them.
@@ -265,7 +268,10 @@ mod tests {
 
     const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
 
-    fn identity(answer: Result<Reviewed, String>, accounts: &[&str]) -> (PodIdentity, Arc<Counting>) {
+    fn identity(
+        answer: Result<Reviewed, String>,
+        accounts: &[&str],
+    ) -> (PodIdentity, Arc<Counting>) {
         let reviewer = Arc::new(Counting {
             calls: AtomicUsize::new(0),
             answer,
@@ -304,7 +310,11 @@ mod tests {
         let (identity, reviewer) = identity_failing();
         assert!(!identity.admits(JWT, Some("fixtures")).await);
         assert!(!identity.admits(JWT, Some("fixtures")).await);
-        assert_eq!(reviewer.calls.load(Ordering::SeqCst), 2, "failures are not cached");
+        assert_eq!(
+            reviewer.calls.load(Ordering::SeqCst),
+            2,
+            "failures are not cached"
+        );
         // A bundle token (hex) is never sent for review.
         assert!(!identity.admits(&"ab".repeat(32), Some("fixtures")).await);
         assert_eq!(reviewer.calls.load(Ordering::SeqCst), 2);

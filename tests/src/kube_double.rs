@@ -14,7 +14,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
@@ -73,6 +73,12 @@ struct Double {
     missing_namespaces: HashSet<String>,
     /// Lists wait while this is set.
     hold_lists: bool,
+    /// TokenReview answers by the token asked about; any other token gets the recorded invalid
+    /// signature.
+    reviews: std::collections::HashMap<String, Recorded>,
+    /// TokenReviews asked, and the audiences of the last one.
+    review_count: usize,
+    review_audiences: Option<Vec<String>>,
 }
 
 /// The running double.
@@ -136,6 +142,30 @@ async fn namespace(State(state): State<Shared>, Path(name): Path<String>) -> Res
     StatusCode::NOT_IMPLEMENTED.into_response()
 }
 
+async fn token_review(State(state): State<Shared>, body: Bytes) -> Response {
+    let request: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    let token = request["spec"]["token"].as_str().unwrap_or_default();
+    let audiences = request["spec"]["audiences"].as_array().map(|a| {
+        a.iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    });
+    let mut s = lock(&state);
+    s.review_count += 1;
+    s.review_audiences = audiences;
+    let answer = match s.reviews.get(token) {
+        Some(recorded) => Ok(recorded.clone()),
+        None => Recorded::load("18-tokenreview-invalid-signature"),
+    };
+    match answer {
+        Ok(r) => r.answer(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
 impl KubeDouble {
     /// Serves `list` (a recorded pod list, such as `15-pods-list-before-watch`) to pod lists.
     pub async fn start(list: &str) -> Result<Self> {
@@ -145,10 +175,17 @@ impl KubeDouble {
             watch: None,
             missing_namespaces: HashSet::new(),
             hold_lists: false,
+            reviews: std::collections::HashMap::new(),
+            review_count: 0,
+            review_audiences: None,
         }));
         let app = Router::new()
             .route("/api/v1/pods", get(pods))
             .route("/api/v1/namespaces/{name}", get(namespace))
+            .route(
+                "/apis/authentication.k8s.io/v1/tokenreviews",
+                post(token_review),
+            )
             .with_state(Arc::clone(&state));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
@@ -167,6 +204,33 @@ impl KubeDouble {
         Ok(kube::Client::try_from(kube::Config::new(
             self.url.parse()?,
         ))?)
+    }
+
+    /// A TokenReview of `token` is answered with the review recorded as `stem` (such as
+    /// `22-tokenreview-pod-bound`).
+    pub fn review_token(&self, token: &str, stem: &str) -> Result<()> {
+        let recorded = Recorded::load(stem)?;
+        lock(&self.state).reviews.insert(token.to_owned(), recorded);
+        Ok(())
+    }
+
+    /// How many TokenReviews were asked, and the audiences the last one asked for.
+    pub fn token_reviews(&self) -> (usize, Option<Vec<String>>) {
+        let s = lock(&self.state);
+        (s.review_count, s.review_audiences.clone())
+    }
+
+    /// A kubeconfig file in `dir` that points at this double (for a server process).
+    pub fn kubeconfig(&self, dir: &std::path::Path) -> Result<PathBuf> {
+        let path = dir.join("kubeconfig");
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: double\n  cluster:\n    server: {}\n\
+             users:\n- name: nobody\n  user: {{}}\ncontexts:\n- name: double\n  context:\n    \
+             cluster: double\n    user: nobody\n    namespace: fixtures\ncurrent-context: double\n",
+            self.url
+        );
+        std::fs::write(&path, text)?;
+        Ok(path)
     }
 
     /// Pod lists wait until [`KubeDouble::open_lists`].

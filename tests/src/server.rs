@@ -33,13 +33,16 @@ pub struct Server {
     // Field order: the process dies before its log directory is removed.
     pub process: ChildGuard,
     pub port: u16,
+    /// The second port given to the server, where its arguments say `{port2}`.
+    pub port2: u16,
     log: PathBuf,
     _dir: TempDir,
 }
 
 impl Server {
     /// Starts `sparkstage-server --listen 127.0.0.1:<free port> ARGS...` with `env` added to its
-    /// environment, and waits until `/healthz` answers.
+    /// environment, and waits until `/healthz` answers. In `args`, `{port}` is that port and
+    /// `{port2}` another free one (for a second listener).
     pub async fn start(args: &[&str], env: &[(String, String)]) -> Result<Self> {
         let bin = binary("sparkstage-server")?;
         let dir = tempfile::Builder::new()
@@ -49,12 +52,16 @@ impl Server {
         let mut last_error = None;
         for _ in 0..5 {
             let port = free_port();
+            let port2 = free_port();
             let log_file = std::fs::File::create(&log)?;
             let mut command = Command::new(&bin);
             command
                 .arg("--listen")
                 .arg(format!("127.0.0.1:{port}"))
-                .args(args)
+                .args(args.iter().map(|a| {
+                    a.replace("{port}", &port.to_string())
+                        .replace("{port2}", &port2.to_string())
+                }))
                 .envs(env.iter().map(|(k, v)| (k, v)))
                 .env_remove("SPARKSTAGE_STORAGE")
                 .stdin(Stdio::null())
@@ -66,6 +73,7 @@ impl Server {
                     return Ok(Self {
                         process,
                         port,
+                        port2,
                         log,
                         _dir: dir,
                     });

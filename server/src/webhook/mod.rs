@@ -132,7 +132,10 @@ async fn admit(State(state): State<AppState>, body: Bytes) -> Response {
     let request: AdmissionRequest<DynamicObject> = match review.try_into() {
         Ok(request) => request,
         Err(_) => {
-            return (StatusCode::BAD_REQUEST, "the AdmissionReview has no request")
+            return (
+                StatusCode::BAD_REQUEST,
+                "the AdmissionReview has no request",
+            )
                 .into_response();
         }
     };
@@ -157,7 +160,26 @@ async fn admit(State(state): State<AppState>, body: Bytes) -> Response {
             "pod denied"
         );
     }
-    axum::Json(response.into_review()).into_response()
+    match wire(response) {
+        Ok(body) => axum::Json(body).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// The review as the API server reads it. `kube` writes the patch (`Vec<u8>`) as an array of
+/// numbers; the API server's type is Go's `[]byte`, whose JSON form is a base64 string, which
+/// is what the responses recorded from a real API server carry.
+fn wire(response: AdmissionResponse) -> Result<serde_json::Value, serde_json::Error> {
+    use base64::Engine as _;
+    let patch = response
+        .patch
+        .as_ref()
+        .map(|p| base64::engine::general_purpose::STANDARD.encode(p));
+    let mut body = serde_json::to_value(response.into_review())?;
+    if let (Some(patch), Some(answer)) = (patch, body.get_mut("response")) {
+        answer["patch"] = serde_json::Value::String(patch);
+    }
+    Ok(body)
 }
 
 /// The answer to one review.
@@ -176,10 +198,12 @@ pub async fn decide(
                 Outcome::Denied,
             ),
         },
-        Err(message) => (
-            allowed.deny(format!("sparkstage: {message}")),
-            Outcome::Denied,
-        ),
+        Err(message) => {
+            let mut denied = allowed.deny(format!("sparkstage: {message}"));
+            denied.result.code = 403;
+            denied.result.reason = "Forbidden".to_owned();
+            (denied, Outcome::Denied)
+        }
     }
 }
 
@@ -213,7 +237,9 @@ fn directory(annotation: &str, value: &str) -> Result<String, String> {
         ));
     }
     if value.trim_end_matches('/') == TOKEN_DIR {
-        return Err(format!("{annotation}: {TOKEN_DIR} is where sparkstage mounts its token"));
+        return Err(format!(
+            "{annotation}: {TOKEN_DIR} is where sparkstage mounts its token"
+        ));
     }
     Ok(value.trim_end_matches('/').to_owned())
 }
@@ -355,7 +381,12 @@ async fn injection_for(
         .iter()
         .flatten()
         .map(|v| v.name.as_str())
-        .chain(spec.init_containers.iter().flatten().map(|c| c.name.as_str()))
+        .chain(
+            spec.init_containers
+                .iter()
+                .flatten()
+                .map(|c| c.name.as_str()),
+        )
         .chain(spec.containers.iter().map(|c| c.name.as_str()));
     if let Some(name) = used.into_iter().find(|n| n.starts_with(NAME_PREFIX)) {
         return Err(format!(
@@ -403,9 +434,9 @@ async fn injection_for(
     injection
         .inject(&mut pod, role, which)
         .map_err(|e| match e {
-            sparkstage_injection::pod::InjectError::NoSuchContainer { name, .. } => format!(
-                "the pod has no container named {name:?} ({CONTAINER_ANNOTATION})"
-            ),
+            sparkstage_injection::pod::InjectError::NoSuchContainer { name, .. } => {
+                format!("the pod has no container named {name:?} ({CONTAINER_ANNOTATION})")
+            }
             other => format!("{other} ({JARS_DIR_ANNOTATION}, {FILES_DIR_ANNOTATION})"),
         })?;
     let after = serde_json::to_value(&pod).map_err(|e| format!("cannot write the pod: {e}"))?;
