@@ -10,6 +10,7 @@
 //! - [`bundles`]: `POST /v1/bundles`, `GET`/`DELETE /v1/bundles/{id}` and their entries;
 //! - [`lifecycle`]: `POST /v1/gc` and the state of a bundle;
 //! - [`resolve`]: `POST /v1/resolve` (Maven coordinates resolved by the server);
+//! - [`info`]: `GET /v1/info`, what a server offers;
 //! - [`error`]: the JSON error body every endpoint answers with;
 //! - [`size`]: byte sizes (`512MiB`) as flags and spec files write them;
 //! - [`shown`]: what messages and logs may show of URLs (no credentials) and outside text.
@@ -18,6 +19,7 @@ pub mod blobs;
 pub mod bundles;
 pub mod digest;
 pub mod error;
+pub mod info;
 pub mod lifecycle;
 pub mod resolve;
 pub mod shown;

@@ -139,6 +139,11 @@ struct SubmitArgs {
     /// How long the bundle lives [default: the server's].
     #[arg(long, env = "SPARKSTAGE_TTL")]
     ttl: Option<String>,
+    /// How the init container gets into the pods: pod templates and a Secret (`templates`), or
+    /// labels and annotations for the server's admission webhook (`webhook`; no Secret when the
+    /// server checks the pods' own tokens).
+    #[arg(long, env = "SPARKSTAGE_INJECT", value_enum, default_value_t = submit::Inject::Templates)]
+    inject: submit::Inject,
     /// Where to write the pod templates [default: a temporary directory].
     #[arg(long, env = "SPARKSTAGE_TEMPLATES_DIR")]
     templates_dir: Option<PathBuf>,
@@ -208,6 +213,7 @@ async fn main_inner(cli: Cli) -> Result<i32> {
                 fetch_remote: s.fetch_remote,
                 dry_run: s.dry_run,
                 quiet: cli.quiet,
+                inject: s.inject,
             };
             let Some(prepared) = submit::prepare(&options, &s.command).await? else {
                 if !cli.quiet {
@@ -233,10 +239,14 @@ async fn main_inner(cli: Cli) -> Result<i32> {
                 print!("{}", submit::report(&prepared));
                 return Ok(0);
             }
+            let Some((secret, _)) = &prepared.secret else {
+                // The pods fetch with their own token: nothing to create in the cluster.
+                return submit::run(&prepared.command).await;
+            };
             let client = kube::Client::try_default()
                 .await
                 .context("cannot configure the Kubernetes client (kubeconfig or in-cluster)")?;
-            sparkstage::secret::create(client.clone(), &prepared.secret).await?;
+            sparkstage::secret::create(client.clone(), secret).await?;
             submit::run_adopting(
                 &prepared.command,
                 client,

@@ -181,6 +181,17 @@ impl ServerClient {
         Ok(response.json().await?)
     }
 
+    /// What the server offers (`GET /v1/info`).
+    pub async fn info(&self) -> Result<sparkstage_api::info::ServerInfo> {
+        let response = self
+            .send(
+                "asking the server what it offers",
+                self.request(reqwest::Method::GET, sparkstage_api::info::INFO_PATH),
+            )
+            .await?;
+        Ok(response.json().await?)
+    }
+
     /// The server's bundles (an operator's call: the upload token).
     pub async fn list_bundles(&self) -> Result<Vec<BundleSummary>> {
         let response = self

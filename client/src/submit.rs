@@ -28,6 +28,18 @@ pub const FORK_JARS_DIR: &str = "spark.kubernetes.mountdependencies.jarsDownload
 pub const FORK_FILES_DIR: &str = "spark.kubernetes.mountdependencies.filesDownloadDir";
 pub const FORK_TIMEOUT: &str = "spark.kubernetes.mountdependencies.mountTimeout";
 
+/// How the init container gets into the pods.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Inject {
+    /// Pod templates written here (`spark.kubernetes.{driver,executor}.podTemplateFile`), with
+    /// the bundle token in a Secret.
+    #[default]
+    Templates,
+    /// Labels and annotations for the server's admission webhook; no Secret when the server
+    /// accepts the pods' own ServiceAccount tokens.
+    Webhook,
+}
+
 /// What `sparkstage submit` was asked, before the submission's own settings are read.
 #[derive(Debug, Clone, Default)]
 pub struct SubmitOptions {
@@ -48,6 +60,7 @@ pub struct SubmitOptions {
     pub fetch_remote: bool,
     pub dry_run: bool,
     pub quiet: bool,
+    pub inject: Inject,
 }
 
 /// A submission's effective Spark configuration: `--conf` over the properties file.
@@ -84,9 +97,8 @@ pub struct Prepared {
     /// spark-submit and its rewritten arguments.
     pub command: Vec<String>,
     pub templates: Vec<(Role, PathBuf, String)>,
-    /// The Secret as YAML, and as an object to create.
-    pub secret_yaml: String,
-    pub secret: k8s_openapi::api::core::v1::Secret,
+    /// The Secret to create, and as YAML; none when pods fetch with their own token.
+    pub secret: Option<(k8s_openapi::api::core::v1::Secret, String)>,
     /// Keeps a temporary templates directory alive until the submission ran.
     pub _templates_dir: Option<tempfile::TempDir>,
     pub summary: String,
@@ -292,41 +304,61 @@ pub async fn prepare(options: &SubmitOptions, command: &[String]) -> Result<Opti
         },
         args: init_args,
     };
-    let (dir, keep) = match &options.templates_dir {
-        Some(dir) => (dir.clone(), None),
-        None => {
-            let temp = tempfile::Builder::new()
-                .prefix("sparkstage-templates-")
-                .tempdir()?;
-            (temp.path().to_path_buf(), Some(temp))
-        }
-    };
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut templates = Vec::new();
-    for (role, base, container) in base_templates {
-        let base = base.as_deref().map(read_template).transpose()?;
-        let mut pod = base.unwrap_or_default();
-        let which = container
-            .as_deref()
-            .map_or(SparkContainer::TemplateFirst, SparkContainer::Named);
-        init.inject(&mut pod, Some(role), which)?;
-        let yaml = serde_norway::to_string(&pod)?;
-        let path = dir.join(format!("{}-pod-template.yaml", role.as_str()));
-        std::fs::write(&path, &yaml).with_context(|| format!("cannot write {}", path.display()))?;
-        set_conf(
-            &mut args,
-            &format!("spark.kubernetes.{}.podTemplateFile", role.as_str()),
-            &path.display().to_string(),
-        );
-        templates.push((role, path, yaml));
-    }
-    // With a dry run the directory is the user's to keep.
-    let keep = match keep {
-        Some(temp) if options.dry_run => {
-            let _ = temp.keep();
-            None
+    let mut keep = None;
+    let secret = match options.inject {
+        Inject::Templates => {
+            let (dir, temp) = match &options.templates_dir {
+                Some(dir) => (dir.clone(), None),
+                None => {
+                    let temp = tempfile::Builder::new()
+                        .prefix("sparkstage-templates-")
+                        .tempdir()?;
+                    (temp.path().to_path_buf(), Some(temp))
+                }
+            };
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            for (role, base, container) in base_templates {
+                let base = base.as_deref().map(read_template).transpose()?;
+                let mut pod = base.unwrap_or_default();
+                let which = container
+                    .as_deref()
+                    .map_or(SparkContainer::TemplateFirst, SparkContainer::Named);
+                init.inject(&mut pod, Some(role), which)?;
+                let yaml = serde_norway::to_string(&pod)?;
+                let path = dir.join(format!("{}-pod-template.yaml", role.as_str()));
+                std::fs::write(&path, &yaml)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                set_conf(
+                    &mut args,
+                    &format!("spark.kubernetes.{}.podTemplateFile", role.as_str()),
+                    &path.display().to_string(),
+                );
+                templates.push((role, path, yaml));
+            }
+            // With a dry run the directory is the user's to keep.
+            keep = match temp {
+                Some(temp) if options.dry_run => {
+                    let _ = temp.keep();
+                    None
+                }
+                other => other,
+            };
+            Some(secret)
         }
-        other => other,
+        Inject::Webhook => {
+            ask_webhook(&mut args, &init, &base_templates);
+            if init.args.timeout.is_some() && !options.quiet {
+                eprintln!(
+                    "sparkstage: warning: with --inject webhook the server's webhook writes the \
+                     init container; its deadline is the server's default, not --init-timeout"
+                );
+            }
+            // Pods fetch with their own token when the server can check it.
+            let info = client.info().await?;
+            (!info.pod_identity).then_some(secret)
+        }
     };
 
     let mut command = vec![spark_submit.clone()];
@@ -346,13 +378,65 @@ pub async fn prepare(options: &SubmitOptions, command: &[String]) -> Result<Opti
     Ok(Some(Prepared {
         command,
         templates,
-        secret_yaml: serde_norway::to_string(&secret)?,
-        secret,
+        secret: match secret {
+            Some(secret) => {
+                let yaml = serde_norway::to_string(&secret)?;
+                Some((secret, yaml))
+            }
+            None => None,
+        },
         _templates_dir: keep,
         summary,
         bundle,
         namespace,
     }))
+}
+
+/// Asks the server's admission webhook for the init container in the driver's and the
+/// executors' pods: its label, and annotations with the bundle, the directories when not the
+/// default, the remote sources, and Spark's container when a template names it.
+fn ask_webhook(
+    args: &mut SubmitArgs,
+    init: &Injection,
+    templates: &[(Role, Option<String>, Option<String>); 2],
+) {
+    use sparkstage_injection::layout::{DEFAULT_FILES_DIR, DEFAULT_JARS_DIR};
+    use sparkstage_injection::webhook::{
+        BUNDLE_ANNOTATION, CONTAINER_ANNOTATION, FILES_DIR_ANNOTATION, INJECT_LABEL,
+        JARS_DIR_ANNOTATION, SOURCES_ANNOTATION,
+    };
+    let layout = init.layout();
+    for (role, _, container) in templates {
+        let role = role.as_str();
+        set_conf(
+            args,
+            &format!("spark.kubernetes.{role}.label.{INJECT_LABEL}"),
+            "true",
+        );
+        let mut annotations = Vec::new();
+        if let Some(bundle) = &init.args.bundle {
+            annotations.push((BUNDLE_ANNOTATION, bundle.clone()));
+        }
+        if layout.jars_dir.trim_end_matches('/') != DEFAULT_JARS_DIR {
+            annotations.push((JARS_DIR_ANNOTATION, layout.jars_dir.clone()));
+        }
+        if layout.files_dir.trim_end_matches('/') != DEFAULT_FILES_DIR {
+            annotations.push((FILES_DIR_ANNOTATION, layout.files_dir.clone()));
+        }
+        if !init.args.sources.is_empty() {
+            annotations.push((SOURCES_ANNOTATION, init.args.sources.join(",")));
+        }
+        if let Some(container) = container {
+            annotations.push((CONTAINER_ANNOTATION, container.clone()));
+        }
+        for (key, value) in annotations {
+            set_conf(
+                args,
+                &format!("spark.kubernetes.{role}.annotation.{key}"),
+                &value,
+            );
+        }
+    }
 }
 
 /// A word as a POSIX shell reads it back.
@@ -468,8 +552,10 @@ pub fn report(prepared: &Prepared) -> String {
         ));
         out.push_str(yaml);
     }
-    out.push_str("---\n# Secret (kubectl apply -f -)\n");
-    out.push_str(&prepared.secret_yaml);
+    if let Some((_, yaml)) = &prepared.secret {
+        out.push_str("---\n# Secret (kubectl apply -f -)\n");
+        out.push_str(yaml);
+    }
     out
 }
 

@@ -178,6 +178,87 @@ async fn the_forks_configuration_keys_are_aliases() -> Result<()> {
     Ok(())
 }
 
+/// `--inject webhook`: labels and annotations for the server's webhook instead of templates; a
+/// Secret only when the server cannot check the pods' own tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_for_the_webhook_labels_the_pods_and_needs_a_secret_only_without_pod_identity()
+-> Result<()> {
+    let work = tempfile::tempdir()?;
+    std::fs::write(work.path().join("app.jar"), "jar")?;
+    let token_file = work.path().join("upload.token");
+    std::fs::write(&token_file, UPLOAD_TOKEN)?;
+    let double =
+        sparkstage_tests::kube_double::KubeDouble::start("15-pods-list-before-watch").await?;
+    let kubeconfig = double.kubeconfig(work.path())?;
+    let token_arg = token_file.to_str().context("utf-8")?;
+    for pod_identity in [false, true] {
+        let mut args = vec!["--storage", "memory://", "--upload-token-file", token_arg];
+        if pod_identity {
+            args.push("--kubernetes");
+        }
+        let server = Server::start(
+            &args,
+            &[("KUBECONFIG".to_owned(), kubeconfig.display().to_string())],
+        )
+        .await?;
+        let o = sparkstage(
+            &[
+                "submit",
+                "--server",
+                &server.url(),
+                "--inject",
+                "webhook",
+                "--jars-dir",
+                "/opt/deps/jars",
+                "--dry-run",
+                "--",
+                "spark-submit",
+                "--conf",
+                "spark.kubernetes.executor.podTemplateContainerName=spark",
+                "app.jar",
+            ],
+            work.path(),
+        )
+        .await?;
+        ensure!(o.status.success(), "{}", err(&o));
+        let report = out(&o);
+        let bundle = err(&o)
+            .split_whitespace()
+            .skip_while(|w| *w != "bundle")
+            .nth(1)
+            .context("no bundle id")?
+            .trim_end_matches(':')
+            .to_owned();
+        for role in ["driver", "executor"] {
+            for expected in [
+                format!("spark.kubernetes.{role}.label.sparkstage.io/inject=true"),
+                format!("spark.kubernetes.{role}.annotation.sparkstage.io/bundle={bundle}"),
+                format!("spark.kubernetes.{role}.annotation.sparkstage.io/jars-dir=/opt/deps/jars"),
+            ] {
+                ensure!(report.contains(&expected), "{expected} not in {report}");
+            }
+        }
+        ensure!(
+            report.contains("spark.kubernetes.executor.annotation.sparkstage.io/container=spark"),
+            "{report}"
+        );
+        ensure!(!report.contains("podTemplateFile"), "{report}");
+        ensure!(
+            !report.contains("files-dir"),
+            "the default directory is not written: {report}"
+        );
+        ensure!(
+            report.contains("local:///opt/deps/jars/app.jar"),
+            "{report}"
+        );
+        ensure!(
+            report.contains("# Secret") != pod_identity,
+            "pod identity {pod_identity}: {report}"
+        );
+    }
+    Ok(())
+}
+
 /// The digests `sparkstage gc` printed, in order.
 fn printed_blobs(o: &Output, verb: &str) -> Vec<String> {
     let prefix = format!("{verb} blob ");

@@ -6,11 +6,13 @@
 //! - [`layout`]: where jars and files go in the pod, and which directory a file name goes to;
 //! - [`command`]: the init container's command line, parsed by it and written by the others;
 //! - [`pod`]: the init container, its volumes and their mounts in Spark's container, added to a
-//!   pod (a template or a pod under admission), with the token it fetches with.
+//!   pod (a template or a pod under admission), with the token it fetches with;
+//! - [`webhook`]: the label and annotations a pod asks the admission webhook with.
 
 pub mod command;
 pub mod layout;
 pub mod pod;
+pub mod webhook;
 
 pub use command::InitArgs;
 pub use layout::Layout;

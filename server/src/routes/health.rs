@@ -1,4 +1,5 @@
-//! `GET /healthz` (the process serves), `GET /readyz` (the storage answers), `GET /metrics`.
+//! `GET /healthz` (the process serves), `GET /readyz` (the storage answers), `GET /metrics`,
+//! `GET /v1/info` (what this server offers).
 
 use std::time::Duration;
 
@@ -7,6 +8,8 @@ use axum::extract::State;
 use axum::routing::get;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
+
+use sparkstage_api::info::{INFO_PATH, ServerInfo};
 
 use crate::error::ApiError;
 use crate::{AppState, LAYOUT_MARKER, metrics};
@@ -19,6 +22,14 @@ pub fn router() -> Router<AppState> {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::serve))
+        .route(INFO_PATH, get(info))
+}
+
+async fn info(State(state): State<AppState>) -> axum::Json<ServerInfo> {
+    axum::Json(ServerInfo {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        pod_identity: state.pod_identity.is_some(),
+    })
 }
 
 async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {

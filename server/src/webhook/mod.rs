@@ -3,7 +3,8 @@
 //! it, whoever creates them (spark-submit, the spark-operator, Airflow, a notebook).
 //!
 //! A pod asks with the label `sparkstage.io/inject: "true"` (the webhook configuration's
-//! objectSelector) and says what to fetch with annotations ([`ANNOTATIONS`]):
+//! objectSelector) and says what to fetch with annotations
+//! ([`sparkstage_injection::webhook`]):
 //! `sparkstage.io/bundle` (a bundle id) and/or `sparkstage.io/sources` (comma-separated URLs,
 //! each optionally `#sha256=<hex>`), and optionally `sparkstage.io/jars-dir`,
 //! `sparkstage.io/files-dir` and `sparkstage.io/container` (Spark's container, when the pod
@@ -48,21 +49,10 @@ use crate::metrics::AdmissionLabels;
 
 /// The webhook's path.
 pub const ADMISSION_PATH: &str = "/v1/admission/pods";
-/// The label a pod opts in with (the webhook configuration's objectSelector).
-pub const INJECT_LABEL: &str = "sparkstage.io/inject";
-pub const BUNDLE_ANNOTATION: &str = "sparkstage.io/bundle";
-pub const SOURCES_ANNOTATION: &str = "sparkstage.io/sources";
-pub const JARS_DIR_ANNOTATION: &str = "sparkstage.io/jars-dir";
-pub const FILES_DIR_ANNOTATION: &str = "sparkstage.io/files-dir";
-pub const CONTAINER_ANNOTATION: &str = "sparkstage.io/container";
-/// Every annotation the webhook reads.
-pub const ANNOTATIONS: [&str; 5] = [
-    BUNDLE_ANNOTATION,
-    SOURCES_ANNOTATION,
-    JARS_DIR_ANNOTATION,
-    FILES_DIR_ANNOTATION,
-    CONTAINER_ANNOTATION,
-];
+pub use sparkstage_injection::webhook::{
+    ANNOTATIONS, BUNDLE_ANNOTATION, CONTAINER_ANNOTATION, FILES_DIR_ANNOTATION, INJECT_LABEL,
+    JARS_DIR_ANNOTATION, SOURCES_ANNOTATION,
+};
 /// The most sources one pod may list.
 pub const MAX_SOURCES: usize = 1000;
 /// The largest review body read (the API server's own limit on an object is 3 MiB).
