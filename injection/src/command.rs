@@ -251,9 +251,9 @@ fn compact(duration: humantime::Duration) -> String {
     let d: std::time::Duration = duration.into();
     let ms = d.as_millis();
     match ms {
-        _ if ms % 1000 != 0 => format!("{ms}ms"),
-        _ if ms % 3_600_000 == 0 && ms > 0 => format!("{}h", ms / 3_600_000),
-        _ if ms % 60_000 == 0 && ms > 0 => format!("{}m", ms / 60_000),
+        _ if !ms.is_multiple_of(1000) => format!("{ms}ms"),
+        _ if ms.is_multiple_of(3_600_000) && ms > 0 => format!("{}h", ms / 3_600_000),
+        _ if ms.is_multiple_of(60_000) && ms > 0 => format!("{}m", ms / 60_000),
         _ => format!("{}s", ms / 1000),
     }
 }

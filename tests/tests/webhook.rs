@@ -597,11 +597,10 @@ async fn sources_alone_need_no_bundle_and_no_token_and_directories_move() -> Res
         "{mounts:?}"
     );
     assert!(
-        pod.metadata
+        !pod.metadata
             .labels
             .unwrap_or_default()
-            .get(BUNDLE_LABEL)
-            .is_none(),
+            .contains_key(BUNDLE_LABEL),
         "no bundle, no bundle label"
     );
     Ok(())
