@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Admission webhook latency, side by side with a baseline in one run: COUNT (default 10000)
+# AdmissionReviews of a recorded Spark driver pod (tests/fixtures/k8s/admission/
+# spark-driver-template.review.json, as a real kube-apiserver sent it, asking for a staged
+# bundle) posted over HTTPS on kept-alive connections, as the API server sends them, with 1 and
+# with 16 at once (server/examples/admission_load.rs); the answers are checked (allowed).
+#  (a) sparkstage-server --webhook-listen: reads the review, checks the bundle, writes the JSON
+#      patch (a full mutation);
+#  (b) baseline: the webhook that recorded the fixtures (tests/fixtures/k8s/tools/webhook.py,
+#      Python's ThreadingHTTPServer and ssl, mode `capture`: allow, no patch; it also writes each
+#      review to disk, here to $work on the same file system);
+# and the server's peak RSS (VmHWM) after (a).
+# Usage: bench/webhook.sh [COUNT]     (needs openssl, curl and python3)
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+count=${1:-10000}
+work=${BENCH_DIR:-$root/bench/out}
+mkdir -p "$work"
+work=$(cd "$work" && pwd)
+cargo build --release -q -p sparkstage-server --bin sparkstage-server --example admission_load
+load=$root/target/release/examples/admission_load
+source "$root/bench/lib.sh"
+
+pki=$work/webhook-pki
+rm -rf "$pki" && mkdir -p "$pki"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/ca.key" -out "$pki/ca.crt" -days 2 \
+    -subj /CN=bench-webhook-ca -addext basicConstraints=critical,CA:TRUE \
+    -addext keyUsage=critical,keyCertSign,digitalSignature 2>/dev/null
+openssl req -new -newkey rsa:2048 -nodes -keyout "$pki/server.key" -out "$pki/server.csr" \
+    -subj /CN=127.0.0.1 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' > "$pki/server.ext"
+openssl x509 -req -in "$pki/server.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+    -days 2 -extfile "$pki/server.ext" -out "$pki/server.crt" 2>/dev/null
+
+webhook_port=$(free_port)
+start_server "--webhook-listen 127.0.0.1:$webhook_port --webhook-cert $pki/server.crt \
+    --webhook-key $pki/server.key --pod-server-url http://sparkstage.sparkstage-system:10000"
+head -c 100000 /dev/urandom > "$work/webhook-app.jar"
+echo "app.jar jar $work/webhook-app.jar" > "$work/webhook-files"
+stage_bundle "$work/webhook-token" "$work/webhook-files"
+sed "s/0123456789abcdef0123456789abcdef/$bundle_id/" \
+    tests/fixtures/k8s/admission/spark-driver-template.review.json > "$work/webhook-review.json"
+
+echo "admission webhook benchmark: $count reviews of a recorded Spark driver pod, $(nproc) cores, $(date -u +%F)"
+echo
+declare -A result
+for c in 1 16; do
+    result[ours-$c]=$("$load" "https://127.0.0.1:$webhook_port/v1/admission/pods" "$pki/ca.crt" \
+        "$work/webhook-review.json" "$count" "$c")
+done
+rss=$(peak_mib "$server_pid")
+stop_server
+
+python_port=$(free_port)
+rm -rf "$work/webhook-captures"
+echo capture > "$work/webhook.mode"
+python3 tests/fixtures/k8s/tools/webhook.py "$python_port" "$pki" "$work/webhook-captures" \
+    "$work/webhook.mode" 2>"$work/webhook-py.log" &
+pids+=($!)
+for _ in $(seq 100); do curl -s -o /dev/null --cacert "$pki/ca.crt" "https://127.0.0.1:$python_port/" && break; sleep 0.05; done
+for c in 1 16; do
+    result[py-$c]=$("$load" "https://127.0.0.1:$python_port/" "$pki/ca.crt" \
+        "$work/webhook-review.json" "$count" "$c")
+done
+
+field() { sed -E "s/.*$2=([0-9.]+).*/\1/" <<< "$1"; }
+printf '%-44s %10s %10s %10s %10s %9s\n' "" p50_ms p90_ms p99_ms max_ms per_s
+for c in 1 16; do
+    for who in ours py; do
+        name="sparkstage (mutates)"; [[ $who == py ]] && name="recording webhook.py (allows)"
+        r=${result[$who-$c]}
+        printf '%-44s %10s %10s %10s %10s %9s\n' "$name, $c at once" "$(field "$r" p50_ms)" \
+            "$(field "$r" p90_ms)" "$(field "$r" p99_ms)" "$(field "$r" max_ms)" "$(field "$r" per_s)"
+    done
+done
+echo
+echo "sparkstage-server peak RSS: $rss MiB"
