@@ -50,6 +50,11 @@ enum Command {
         /// How long the bundle lives (the server's default when absent).
         #[arg(long)]
         ttl: Option<String>,
+        /// The namespace of the pods that will fetch it: with owner tracking the bundle lives
+        /// while pods of it (labelled sparkstage.io/bundle=<id>) exist there, and with pod
+        /// identity only that namespace's pods may fetch it with their own token.
+        #[arg(long)]
+        namespace: Option<String>,
     },
     /// Resolve Maven coordinates as `spark-submit --packages` (or Maven) would, and print the
     /// jars, one group:artifact:version[:classifier] per line. With --server, the server
@@ -261,6 +266,7 @@ async fn main_inner(cli: Cli) -> Result<i32> {
             files,
             token_out,
             ttl,
+            namespace,
         } => {
             let client = server_client(&cli)?;
             let mut stage_files = Vec::new();
@@ -283,6 +289,10 @@ async fn main_inner(cli: Cli) -> Result<i32> {
                 &stage_files,
                 BundleSpec {
                     ttl: ttl.clone(),
+                    owner: namespace.as_ref().map(|ns| sparkstage_api::bundles::Owner {
+                        namespace: Some(ns.clone()),
+                        ..Default::default()
+                    }),
                     ..BundleSpec::default()
                 },
                 &mut cache,

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args: Vec<String> = std::env::args().collect();
     let [_, url, ca, review, count, rest @ ..] = args.as_slice() else {
         return Err("usage: admission_load URL CA_PEM REVIEW_JSON COUNT [CONCURRENCY]".into());
@@ -36,7 +36,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut latencies = Vec::with_capacity(per_worker);
             for _ in 0..per_worker {
                 let t = Instant::now();
-                send(&client, &url, &body).await.map_err(|e| e.to_string())?;
+                send(&client, &url, &body)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 latencies.push(t.elapsed());
             }
             Ok::<_, String>(latencies)

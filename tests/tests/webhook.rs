@@ -609,6 +609,21 @@ async fn sources_alone_need_no_bundle_and_no_token_and_directories_move() -> Res
 #[tokio::test]
 async fn with_pod_identity_the_token_is_projected_for_sparkstage() -> Result<()> {
     let env = env(true).await?;
+    // A bundle of no namespace cannot be opened by a pod's token: denied at once.
+    let data = test_bytes(10, 3);
+    put_blob(&env.api, &data).await?;
+    let entries =
+        json!([{"name": "x.jar", "digest": Digest::of(&data), "size": data.len(), "kind": "jar"}]);
+    let (_, created) = post(&env.api, "/v1/bundles", json!({ "entries": entries })).await?;
+    let nowhere = created["id"].as_str().context("id")?;
+    let response = review(
+        &env.webhook,
+        &asking("admission/spark-executor-1.review.json", nowhere)?,
+    )
+    .await?;
+    assert_eq!(response["allowed"], false);
+    let message = response["status"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("--namespace fixtures"), "{message}");
     let review_json = asking("admission/spark-driver-template.review.json", &env.bundle)?;
     let pod = mutated(
         &env,

@@ -364,6 +364,13 @@ async fn injection_for(
                  it for this namespace"
             ));
         }
+        if owner_namespace.is_none() && state.pod_identity.is_some() {
+            return Err(format!(
+                "bundle {bundle} was staged for no namespace, and pods fetch with their own \
+                 token, which opens only the bundles of their namespace; stage it with \
+                 `sparkstage upload --namespace {namespace}`"
+            ));
+        }
     }
     let spec = pod.spec.as_ref().ok_or("the pod has no spec")?;
     let used = spec
