@@ -6,11 +6,14 @@
 # with 16 at once (server/examples/admission_load.rs); the answers are checked (allowed).
 #  (a) sparkstage-server --webhook-listen: reads the review, checks the bundle, writes the JSON
 #      patch (a full mutation);
-#  (b) baseline: the webhook that recorded the fixtures (tests/fixtures/k8s/tools/webhook.py,
-#      Python's ThreadingHTTPServer and ssl, mode `capture`: allow, no patch; it also writes each
-#      review to disk, here to $work on the same file system);
+#  (b) baseline, the transport's floor: nginx over TLS with the same certificate, answering every
+#      POST with a fixed AdmissionReview (allowed) from its configuration: the same handshake,
+#      HTTP and body reading, and no admission work at all;
 # and the server's peak RSS (VmHWM) after (a).
-# Usage: bench/webhook.sh [COUNT]     (needs openssl, curl and python3)
+# Usage: bench/webhook.sh [COUNT]     (needs openssl, curl, python3 and nginx: scripts/test-deps.sh)
+# (The recording webhook of the fixtures, tests/fixtures/k8s/tools/webhook.py, was tried as a
+# baseline first: 44 ms a review, Python's http.server writing headers and body apart into
+# delayed ACKs, and a capture written per review; it measures nothing of interest.)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -52,23 +55,43 @@ done
 rss=$(peak_mib "$server_pid")
 stop_server
 
-python_port=$(free_port)
-rm -rf "$work/webhook-captures"
-echo capture > "$work/webhook.mode"
-python3 tests/fixtures/k8s/tools/webhook.py "$python_port" "$pki" "$work/webhook-captures" \
-    "$work/webhook.mode" 2>"$work/webhook-py.log" &
+nginx_port=$(free_port)
+mkdir -p "$work/webhook-nginx/logs"
+cat > "$work/webhook-nginx/nginx.conf" <<CONF
+worker_processes auto;
+daemon off;
+user root;
+error_log $work/webhook-nginx/logs/error.log;
+pid $work/webhook-nginx/nginx.pid;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$nginx_port ssl;
+    http2 on;
+    ssl_certificate $pki/server.crt;
+    ssl_certificate_key $pki/server.key;
+    location / {
+      default_type application/json;
+      return 200 '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"bench","allowed":true}}';
+    }
+  }
+}
+CONF
+"$nginx_bin" -p "$work/webhook-nginx" -c "$work/webhook-nginx/nginx.conf" &
 pids+=($!)
-for _ in $(seq 100); do curl -s -o /dev/null --cacert "$pki/ca.crt" "https://127.0.0.1:$python_port/" && break; sleep 0.05; done
+for _ in $(seq 100); do curl -s -o /dev/null --cacert "$pki/ca.crt" "https://127.0.0.1:$nginx_port/" && break; sleep 0.05; done
 for c in 1 16; do
-    result[py-$c]=$("$load" "https://127.0.0.1:$python_port/" "$pki/ca.crt" \
+    result[floor-$c]=$("$load" "https://127.0.0.1:$nginx_port/v1/admission/pods" "$pki/ca.crt" \
         "$work/webhook-review.json" "$count" "$c")
 done
 
 field() { sed -E "s/.*$2=([0-9.]+).*/\1/" <<< "$1"; }
 printf '%-44s %10s %10s %10s %10s %9s\n' "" p50_ms p90_ms p99_ms max_ms per_s
 for c in 1 16; do
-    for who in ours py; do
-        name="sparkstage (mutates)"; [[ $who == py ]] && name="recording webhook.py (allows)"
+    for who in ours floor; do
+        name="sparkstage (mutates)"; [[ $who == floor ]] && name="nginx, fixed answer (floor)"
         r=${result[$who-$c]}
         printf '%-44s %10s %10s %10s %10s %9s\n' "$name, $c at once" "$(field "$r" p50_ms)" \
             "$(field "$r" p90_ms)" "$(field "$r" p99_ms)" "$(field "$r" max_ms)" "$(field "$r" per_s)"

@@ -127,6 +127,15 @@ pub struct Owner {
 /// carry it.
 pub const BUNDLE_LABEL: &str = "sparkstage.io/bundle";
 
+/// Whether `id` has the shape of a bundle id (32 lowercase hex characters, as the server makes
+/// them).
+pub fn is_bundle_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// `POST /v1/bundles`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -15,5 +15,7 @@ pub mod pod;
 pub mod webhook;
 
 pub use command::InitArgs;
+/// The JSON-patch types of [`Injection::patch`].
+pub use json_patch;
 pub use layout::Layout;
 pub use pod::{InjectError, Injection, Role, SparkContainer, TokenVolume};

@@ -374,6 +374,28 @@ impl Injection {
     }
 }
 
+impl Injection {
+    /// The JSON patch that injects into `pod` as it is (an admission review's object): the
+    /// difference between the pod and the pod with our parts. It only adds, and it adds whole
+    /// lists (and maps) where the pod has none: an append (`/spec/initContainers/-`) to a list
+    /// that does not exist is refused by the API server.
+    ///
+    /// Both sides go through the same typed round trip, so fields this version of the types does
+    /// not know are in neither and the patch never touches them.
+    pub fn patch(
+        &self,
+        pod: &Pod,
+        role: Option<Role>,
+        which: SparkContainer<'_>,
+    ) -> Result<json_patch::Patch, InjectError> {
+        let mut injected = pod.clone();
+        self.inject(&mut injected, role, which)?;
+        let before = serde_json::to_value(pod).unwrap_or_default();
+        let after = serde_json::to_value(&injected).unwrap_or_default();
+        Ok(json_patch::diff(&before, &after))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

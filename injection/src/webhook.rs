@@ -1,7 +1,12 @@
 //! How a pod asks the server's admission webhook for the init container: the label it opts in
-//! with and the annotations that say what to fetch. The webhook reads them; `sparkstage submit
-//! --inject webhook` (through `spark.kubernetes.{driver,executor}.{label,annotation}.*`) and the
-//! examples write them.
+//! with and the annotations that say what to fetch, and how they are read ([`asked`]). The
+//! webhook reads them; `sparkstage submit --inject webhook` (through
+//! `spark.kubernetes.{driver,executor}.{label,annotation}.*`) and the examples write them.
+
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::command::Source;
+use crate::pod::TOKEN_DIR;
 
 /// The label a pod opts in with: `"true"` (the webhook configuration's objectSelector).
 pub const INJECT_LABEL: &str = "sparkstage.io/inject";
@@ -23,3 +28,113 @@ pub const ANNOTATIONS: [&str; 5] = [
     FILES_DIR_ANNOTATION,
     CONTAINER_ANNOTATION,
 ];
+/// The most sources one pod may list.
+pub const MAX_SOURCES: usize = 1000;
+
+/// What the pod asked for in its annotations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Asked {
+    pub bundle: Option<String>,
+    pub sources: Vec<String>,
+    pub jars_dir: Option<String>,
+    pub files_dir: Option<String>,
+    pub container: Option<String>,
+}
+
+/// A download directory from an annotation: an absolute, normalized path other than `/`.
+fn directory(annotation: &str, value: &str) -> Result<String, String> {
+    let value = value.trim();
+    let normal = value.starts_with('/')
+        && value.len() > 1
+        && value.len() <= 4096
+        && value
+            .trim_end_matches('/')
+            .split('/')
+            .skip(1)
+            .all(|part| !part.is_empty() && part != "." && part != "..")
+        && !value.chars().any(char::is_control);
+    if !normal {
+        return Err(format!(
+            "{annotation}: {} is not an absolute directory path like /var/spark-data/spark-jars \
+             (no `.` or `..` parts, not /)",
+            sparkstage_api::shown::outside(value, 200)
+        ));
+    }
+    if value.trim_end_matches('/') == TOKEN_DIR {
+        return Err(format!(
+            "{annotation}: {TOKEN_DIR} is where sparkstage mounts its token"
+        ));
+    }
+    Ok(value.trim_end_matches('/').to_owned())
+}
+
+/// Reads the annotations; the error says which one is wrong and how.
+pub fn asked(pod: &Pod) -> Result<Asked, String> {
+    let annotations = pod.metadata.annotations.clone().unwrap_or_default();
+    let get = |key: &str| annotations.get(key).map(|v| v.trim().to_owned());
+    let bundle = match get(BUNDLE_ANNOTATION) {
+        Some(id) if sparkstage_api::bundles::is_bundle_id(&id) => Some(id),
+        Some(id) => {
+            return Err(format!(
+                "{BUNDLE_ANNOTATION}: {} is not a bundle id (32 lowercase hex characters, as \
+                 `sparkstage upload` or `sparkstage submit` prints it)",
+                sparkstage_api::shown::outside(&id, 100)
+            ));
+        }
+        None => None,
+    };
+    let mut sources = Vec::new();
+    if let Some(list) = get(SOURCES_ANNOTATION) {
+        for (index, source) in list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .enumerate()
+        {
+            if index >= MAX_SOURCES {
+                return Err(format!(
+                    "{SOURCES_ANNOTATION}: more than {MAX_SOURCES} sources; stage them as a bundle"
+                ));
+            }
+            Source::parse(index, source).map_err(|e| format!("{SOURCES_ANNOTATION}: {e}"))?;
+            sources.push(source.to_owned());
+        }
+    }
+    if bundle.is_none() && sources.is_empty() {
+        return Err(format!(
+            "the pod has the label {INJECT_LABEL}=true but says nothing to fetch: set the \
+             annotation {BUNDLE_ANNOTATION} (a bundle id) or {SOURCES_ANNOTATION} (URLs), or \
+             remove the label"
+        ));
+    }
+    let jars_dir = get(JARS_DIR_ANNOTATION)
+        .map(|d| directory(JARS_DIR_ANNOTATION, &d))
+        .transpose()?;
+    let files_dir = get(FILES_DIR_ANNOTATION)
+        .map(|d| directory(FILES_DIR_ANNOTATION, &d))
+        .transpose()?;
+    let layout = crate::Layout {
+        jars_dir: jars_dir
+            .clone()
+            .unwrap_or_else(|| crate::layout::DEFAULT_JARS_DIR.to_owned()),
+        files_dir: files_dir
+            .clone()
+            .unwrap_or_else(|| crate::layout::DEFAULT_FILES_DIR.to_owned()),
+    };
+    if layout.jars_dir.trim_end_matches('/') == layout.files_dir.trim_end_matches('/') {
+        return Err(format!(
+            "{JARS_DIR_ANNOTATION} and {FILES_DIR_ANNOTATION} name the same directory {}; give \
+             them two different directories",
+            layout.jars_dir
+        ));
+    }
+    let container = get(CONTAINER_ANNOTATION).filter(|c| !c.is_empty());
+    Ok(Asked {
+        bundle,
+        sources,
+        jars_dir,
+        files_dir,
+        container,
+    })
+}
+

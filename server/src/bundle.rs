@@ -94,13 +94,7 @@ pub fn new_bundle(
     })
 }
 
-/// Whether `id` has the shape of a bundle id (32 lowercase hex characters).
-pub fn is_bundle_id(id: &str) -> bool {
-    id.len() == 32
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
+pub use sparkstage_api::bundles::is_bundle_id;
 
 /// Stores and finds bundle records, with a small in-memory cache: executors of one application
 /// all ask for the same bundle at once.

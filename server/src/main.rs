@@ -127,7 +127,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
             Some(tokio::spawn(connections::serve_tls(
                 listener,
                 webhook::router(state.clone()),
-                config.connection_limits(),
+                connections::ConnectionLimits {
+                    max_connections: webhook::MAX_CONNECTIONS,
+                    ..config.connection_limits()
+                },
                 Some(acceptor),
                 async move {
                     let _ = stop.wait_for(|stopped| *stopped).await;

@@ -37,9 +37,8 @@ use axum::routing::post;
 use k8s_openapi::api::core::v1::Pod;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
-use sparkstage_injection::command::Source;
 use sparkstage_injection::pod::{
-    INIT_CONTAINER, NAME_PREFIX, SparkContainer, TOKEN_DIR, has_init_container, secret_name,
+    INIT_CONTAINER, NAME_PREFIX, SparkContainer, has_init_container, secret_name,
 };
 use sparkstage_injection::{InitArgs, Injection, Role, TokenVolume};
 use url::Url;
@@ -50,13 +49,18 @@ use crate::metrics::AdmissionLabels;
 /// The webhook's path.
 pub const ADMISSION_PATH: &str = "/v1/admission/pods";
 pub use sparkstage_injection::webhook::{
-    ANNOTATIONS, BUNDLE_ANNOTATION, CONTAINER_ANNOTATION, FILES_DIR_ANNOTATION, INJECT_LABEL,
-    JARS_DIR_ANNOTATION, SOURCES_ANNOTATION,
+    ANNOTATIONS, Asked, BUNDLE_ANNOTATION, CONTAINER_ANNOTATION, FILES_DIR_ANNOTATION,
+    INJECT_LABEL, JARS_DIR_ANNOTATION, MAX_SOURCES, SOURCES_ANNOTATION, asked,
 };
-/// The most sources one pod may list.
-pub const MAX_SOURCES: usize = 1000;
-/// The largest review body read (the API server's own limit on an object is 3 MiB).
-pub const MAX_REVIEW_BYTES: usize = 4 << 20;
+/// The largest review body read. A Spark pod's review is about 10 KiB; etcd keeps objects up to
+/// 1.5 MiB.
+pub const MAX_REVIEW_BYTES: usize = 2 << 20;
+/// Reviews read and answered at once; more wait, unread, for their turn. With
+/// [`MAX_REVIEW_BYTES`] this bounds the webhook's memory (a review is held as bytes, a JSON
+/// value and a pod at once) whatever the API server, or anyone reaching the port, sends.
+pub const REVIEWS_AT_ONCE: usize = 4;
+/// Connections the webhook's listener serves at once (API servers keep a few each).
+pub const MAX_CONNECTIONS: usize = 256;
 
 /// What the webhook writes into pods.
 #[derive(Debug, Clone)]
@@ -86,6 +90,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route(ADMISSION_PATH, post(admit))
         .layer(DefaultBodyLimit::max(MAX_REVIEW_BYTES))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(REVIEWS_AT_ONCE))
         .with_state(state)
 }
 
@@ -197,119 +202,12 @@ pub async fn decide(
     }
 }
 
-/// What the pod asked for in its annotations.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Asked {
-    pub bundle: Option<String>,
-    pub sources: Vec<String>,
-    pub jars_dir: Option<String>,
-    pub files_dir: Option<String>,
-    pub container: Option<String>,
-}
-
-/// A download directory from an annotation: an absolute, normalized path other than `/`.
-fn directory(annotation: &str, value: &str) -> Result<String, String> {
-    let value = value.trim();
-    let normal = value.starts_with('/')
-        && value.len() > 1
-        && value.len() <= 4096
-        && value
-            .trim_end_matches('/')
-            .split('/')
-            .skip(1)
-            .all(|part| !part.is_empty() && part != "." && part != "..")
-        && !value.chars().any(char::is_control);
-    if !normal {
-        return Err(format!(
-            "{annotation}: {} is not an absolute directory path like /var/spark-data/spark-jars \
-             (no `.` or `..` parts, not /)",
-            sparkstage_api::shown::outside(value, 200)
-        ));
-    }
-    if value.trim_end_matches('/') == TOKEN_DIR {
-        return Err(format!(
-            "{annotation}: {TOKEN_DIR} is where sparkstage mounts its token"
-        ));
-    }
-    Ok(value.trim_end_matches('/').to_owned())
-}
-
-/// Reads the annotations; the error says which one is wrong and how.
-pub fn asked(pod: &Pod) -> Result<Asked, String> {
-    let annotations = pod.metadata.annotations.clone().unwrap_or_default();
-    let get = |key: &str| annotations.get(key).map(|v| v.trim().to_owned());
-    let bundle = match get(BUNDLE_ANNOTATION) {
-        Some(id) if crate::bundle::is_bundle_id(&id) => Some(id),
-        Some(id) => {
-            return Err(format!(
-                "{BUNDLE_ANNOTATION}: {} is not a bundle id (32 lowercase hex characters, as \
-                 `sparkstage upload` or `sparkstage submit` prints it)",
-                sparkstage_api::shown::outside(&id, 100)
-            ));
-        }
-        None => None,
-    };
-    let mut sources = Vec::new();
-    if let Some(list) = get(SOURCES_ANNOTATION) {
-        for (index, source) in list
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .enumerate()
-        {
-            if index >= MAX_SOURCES {
-                return Err(format!(
-                    "{SOURCES_ANNOTATION}: more than {MAX_SOURCES} sources; stage them as a bundle"
-                ));
-            }
-            Source::parse(index, source).map_err(|e| format!("{SOURCES_ANNOTATION}: {e}"))?;
-            sources.push(source.to_owned());
-        }
-    }
-    if bundle.is_none() && sources.is_empty() {
-        return Err(format!(
-            "the pod has the label {INJECT_LABEL}=true but says nothing to fetch: set the \
-             annotation {BUNDLE_ANNOTATION} (a bundle id) or {SOURCES_ANNOTATION} (URLs), or \
-             remove the label"
-        ));
-    }
-    let jars_dir = get(JARS_DIR_ANNOTATION)
-        .map(|d| directory(JARS_DIR_ANNOTATION, &d))
-        .transpose()?;
-    let files_dir = get(FILES_DIR_ANNOTATION)
-        .map(|d| directory(FILES_DIR_ANNOTATION, &d))
-        .transpose()?;
-    let layout = sparkstage_injection::Layout {
-        jars_dir: jars_dir
-            .clone()
-            .unwrap_or_else(|| sparkstage_injection::layout::DEFAULT_JARS_DIR.to_owned()),
-        files_dir: files_dir
-            .clone()
-            .unwrap_or_else(|| sparkstage_injection::layout::DEFAULT_FILES_DIR.to_owned()),
-    };
-    if layout.jars_dir.trim_end_matches('/') == layout.files_dir.trim_end_matches('/') {
-        return Err(format!(
-            "{JARS_DIR_ANNOTATION} and {FILES_DIR_ANNOTATION} name the same directory {}; give \
-             them two different directories",
-            layout.jars_dir
-        ));
-    }
-    let container = get(CONTAINER_ANNOTATION).filter(|c| !c.is_empty());
-    Ok(Asked {
-        bundle,
-        sources,
-        jars_dir,
-        files_dir,
-        container,
-    })
-}
-
 /// The patch for the request: `Ok(None)` when the webhook leaves it alone, `Err` with the
 /// reason to deny it.
 async fn injection_for(
     state: &AppState,
     request: &AdmissionRequest<DynamicObject>,
-) -> Result<Option<json_patch::Patch>, String> {
+) -> Result<Option<sparkstage_injection::json_patch::Patch>, String> {
     let settings = &state.settings.webhook;
     if request.operation != Operation::Create
         || request.kind.kind != "Pod"
@@ -335,7 +233,7 @@ async fn injection_for(
         return Ok(None);
     }
     let value = serde_json::to_value(object).map_err(|e| format!("cannot read the pod: {e}"))?;
-    let mut pod: Pod =
+    let pod: Pod =
         serde_json::from_value(value).map_err(|e| format!("cannot read the pod: {e}"))?;
     if has_init_container(&pod) {
         return Ok(None);
@@ -373,6 +271,9 @@ async fn injection_for(
         }
     }
     let spec = pod.spec.as_ref().ok_or("the pod has no spec")?;
+    if spec.containers.is_empty() {
+        return Err("the pod has no containers".to_owned());
+    }
     let used = spec
         .volumes
         .iter()
@@ -427,15 +328,11 @@ async fn injection_for(
         (None, Some(role)) => SparkContainer::CreatedBySpark(role),
         (None, None) => SparkContainer::First,
     };
-    let before = serde_json::to_value(&pod).map_err(|e| format!("cannot read the pod: {e}"))?;
-    injection
-        .inject(&mut pod, role, which)
-        .map_err(|e| match e {
-            sparkstage_injection::pod::InjectError::NoSuchContainer { name, .. } => {
-                format!("the pod has no container named {name:?} ({CONTAINER_ANNOTATION})")
-            }
-            other => format!("{other} ({JARS_DIR_ANNOTATION}, {FILES_DIR_ANNOTATION})"),
-        })?;
-    let after = serde_json::to_value(&pod).map_err(|e| format!("cannot write the pod: {e}"))?;
-    Ok(Some(json_patch::diff(&before, &after)))
+    let patch = injection.patch(&pod, role, which).map_err(|e| match e {
+        sparkstage_injection::pod::InjectError::NoSuchContainer { name, .. } => {
+            format!("the pod has no container named {name:?} ({CONTAINER_ANNOTATION})")
+        }
+        other => format!("{other} ({JARS_DIR_ANNOTATION}, {FILES_DIR_ANNOTATION})"),
+    })?;
+    Ok(Some(patch))
 }
