@@ -69,7 +69,6 @@ http {
   keepalive_requests 1000000;
   server {
     listen 127.0.0.1:$nginx_port ssl;
-    http2 on;
     ssl_certificate $pki/server.crt;
     ssl_certificate_key $pki/server.key;
     location / {

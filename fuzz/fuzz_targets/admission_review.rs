@@ -7,9 +7,9 @@
 
 use k8s_openapi::api::core::v1::Pod;
 use libfuzzer_sys::fuzz_target;
-use sparkstage_injection::pod::{SparkContainer, has_init_container};
+use sparkstage_injection::pod::has_init_container;
 use sparkstage_injection::webhook::asked;
-use sparkstage_injection::{InitArgs, Injection, Role, TokenVolume};
+use sparkstage_injection::{Injection, Role, TokenVolume};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(review) = serde_json::from_slice::<serde_json::Value>(data) else {
@@ -26,12 +26,7 @@ fuzz_target!(|data: &[u8]| {
     if pod.spec.as_ref().is_none_or(|s| s.containers.is_empty()) || has_init_container(&pod) {
         return;
     }
-    let mut args = InitArgs::none();
-    args.server = "http://sparkstage.sparkstage-system:10000".parse().ok();
-    args.bundle = asked.bundle.clone();
-    args.jars_dir = asked.jars_dir.clone().map(Into::into);
-    args.files_dir = asked.files_dir.clone().map(Into::into);
-    args.sources = asked.sources.clone();
+    let args = asked.init_args("http://sparkstage.sparkstage-system:10000".parse().ok());
     let injection = Injection {
         image: "sparkstage-init:fuzz".to_owned(),
         image_pull_policy: None,
@@ -39,11 +34,7 @@ fuzz_target!(|data: &[u8]| {
         args,
     };
     let role = Role::of_pod(&pod);
-    let which = match (&asked.container, role) {
-        (Some(name), _) => SparkContainer::Named(name),
-        (None, Some(role)) => SparkContainer::CreatedBySpark(role),
-        (None, None) => SparkContainer::First,
-    };
+    let which = asked.spark_container(role);
     let Ok(patch) = injection.patch(&pod, role, which) else {
         return;
     };

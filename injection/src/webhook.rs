@@ -5,8 +5,8 @@
 
 use k8s_openapi::api::core::v1::Pod;
 
-use crate::command::Source;
-use crate::pod::TOKEN_DIR;
+use crate::command::{InitArgs, Source};
+use crate::pod::{Role, SparkContainer, TOKEN_DIR};
 
 /// The label a pod opts in with: `"true"` (the webhook configuration's objectSelector).
 pub const INJECT_LABEL: &str = "sparkstage.io/inject";
@@ -138,3 +138,27 @@ pub fn asked(pod: &Pod) -> Result<Asked, String> {
     })
 }
 
+
+impl Asked {
+    /// The init container's command line for what the pod asked, fetching bundles from
+    /// `server` (the server's URL as pods reach it).
+    pub fn init_args(&self, server: Option<url::Url>) -> InitArgs {
+        let mut args = InitArgs::none();
+        args.server = self.bundle.as_ref().and(server);
+        args.bundle = self.bundle.clone();
+        args.jars_dir = self.jars_dir.clone().map(Into::into);
+        args.files_dir = self.files_dir.clone().map(Into::into);
+        args.sources = self.sources.clone();
+        args
+    }
+
+    /// Spark's container in the pod: the one the annotation names, else as Spark chooses it in
+    /// a pod of `role` it created, else (not a Spark pod) the first.
+    pub fn spark_container(&self, role: Option<Role>) -> SparkContainer<'_> {
+        match (&self.container, role) {
+            (Some(name), _) => SparkContainer::Named(name),
+            (None, Some(role)) => SparkContainer::CreatedBySpark(role),
+            (None, None) => SparkContainer::First,
+        }
+    }
+}

@@ -474,46 +474,33 @@ async fn mistakes_are_denied_with_what_to_fix() -> Result<()> {
     let mut nothing = fixture(base)?;
     nothing["request"]["object"]["metadata"]["annotations"] = json!({});
     cases.push((nothing, "says nothing to fetch"));
-    let mut bad_source = asking(base, &env.bundle)?;
-    set(
-        &mut bad_source,
-        "annotations",
-        webhook::SOURCES_ANNOTATION,
-        "https://repo.example/a.jar, ftp://h/b.jar",
-    );
-    cases.push((bad_source, "unknown scheme \"ftp\""));
-    let mut bad_digest = asking(base, &env.bundle)?;
-    set(
-        &mut bad_digest,
-        "annotations",
-        webhook::SOURCES_ANNOTATION,
-        "https://repo.example/a.jar#sha256=00",
-    );
-    cases.push((bad_digest, "bad #sha256= fragment"));
-    let mut relative = asking(base, &env.bundle)?;
-    set(
-        &mut relative,
-        "annotations",
-        webhook::JARS_DIR_ANNOTATION,
-        "jars",
-    );
-    cases.push((relative, "sparkstage.io/jars-dir"));
-    let mut same = asking(base, &env.bundle)?;
-    set(
-        &mut same,
-        "annotations",
-        webhook::FILES_DIR_ANNOTATION,
-        "/var/spark-data/spark-jars/",
-    );
-    cases.push((same, "the same directory"));
-    let mut no_container = asking(base, &env.bundle)?;
-    set(
-        &mut no_container,
-        "annotations",
-        webhook::CONTAINER_ANNOTATION,
-        "spark",
-    );
-    cases.push((no_container, "no container named \"spark\""));
+    for (annotation, value, says) in [
+        (
+            webhook::SOURCES_ANNOTATION,
+            "https://repo.example/a.jar, ftp://h/b.jar",
+            "unknown scheme \"ftp\"",
+        ),
+        (
+            webhook::SOURCES_ANNOTATION,
+            "https://repo.example/a.jar#sha256=00",
+            "bad #sha256= fragment",
+        ),
+        (webhook::JARS_DIR_ANNOTATION, "jars", "sparkstage.io/jars-dir"),
+        (
+            webhook::FILES_DIR_ANNOTATION,
+            "/var/spark-data/spark-jars/",
+            "the same directory",
+        ),
+        (
+            webhook::CONTAINER_ANNOTATION,
+            "spark",
+            "no container named \"spark\"",
+        ),
+    ] {
+        let mut review_json = asking(base, &env.bundle)?;
+        set(&mut review_json, "annotations", annotation, value);
+        cases.push((review_json, says));
+    }
     // A user mount at our jars directory in Spark's container.
     let mut clash = asking(base, &env.bundle)?;
     clash["request"]["object"]["spec"]["containers"][0]["volumeMounts"]

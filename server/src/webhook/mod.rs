@@ -38,9 +38,9 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use sparkstage_injection::pod::{
-    INIT_CONTAINER, NAME_PREFIX, SparkContainer, has_init_container, secret_name,
+    INIT_CONTAINER, NAME_PREFIX, has_init_container, secret_name,
 };
-use sparkstage_injection::{InitArgs, Injection, Role, TokenVolume};
+use sparkstage_injection::{Injection, Role, TokenVolume};
 use url::Url;
 
 use crate::AppState;
@@ -303,12 +303,7 @@ async fn injection_for(
         (Some(_), Some(url)) => Some(url.clone()),
         (None, _) => None,
     };
-    let mut args = InitArgs::none();
-    args.server = server_url;
-    args.bundle = asked.bundle.clone();
-    args.jars_dir = asked.jars_dir.clone().map(Into::into);
-    args.files_dir = asked.files_dir.clone().map(Into::into);
-    args.sources = asked.sources.clone();
+    let args = asked.init_args(server_url);
     let token = match (&state.pod_identity, &asked.bundle) {
         (Some(_), _) => TokenVolume::ServiceAccount,
         (None, Some(bundle)) => TokenVolume::Secret {
@@ -323,11 +318,7 @@ async fn injection_for(
         args,
     };
     let role = Role::of_pod(&pod);
-    let which = match (&asked.container, role) {
-        (Some(name), _) => SparkContainer::Named(name),
-        (None, Some(role)) => SparkContainer::CreatedBySpark(role),
-        (None, None) => SparkContainer::First,
-    };
+    let which = asked.spark_container(role);
     let patch = injection.patch(&pod, role, which).map_err(|e| match e {
         sparkstage_injection::pod::InjectError::NoSuchContainer { name, .. } => {
             format!("the pod has no container named {name:?} ({CONTAINER_ANNOTATION})")
