@@ -380,8 +380,10 @@ impl Injection {
     /// lists (and maps) where the pod has none: an append (`/spec/initContainers/-`) to a list
     /// that does not exist is refused by the API server.
     ///
-    /// Both sides go through the same typed round trip, so fields this version of the types does
-    /// not know are in neither and the patch never touches them.
+    /// Only the parts the injection touches are compared (the labels, the volumes, the init
+    /// containers, the containers that changed), each through the same typed round trip on both
+    /// sides, so the rest of the pod (its managed fields, fields this version of the types does
+    /// not know) is neither serialized nor ever touched by the patch.
     pub fn patch(
         &self,
         pod: &Pod,
@@ -390,9 +392,105 @@ impl Injection {
     ) -> Result<json_patch::Patch, InjectError> {
         let mut injected = pod.clone();
         self.inject(&mut injected, role, which)?;
-        let before = serde_json::to_value(pod).unwrap_or_default();
-        let after = serde_json::to_value(&injected).unwrap_or_default();
-        Ok(json_patch::diff(&before, &after))
+        let mut ops = Vec::new();
+        let (Some(spec), Some(new_spec)) = (&pod.spec, &injected.spec) else {
+            // No spec at all (an empty template): it comes whole.
+            diff_part(
+                &mut ops,
+                &["spec"],
+                pod.spec.as_ref(),
+                injected.spec.as_ref(),
+            );
+            diff_part(
+                &mut ops,
+                &["metadata", "labels"],
+                pod.metadata.labels.as_ref(),
+                injected.metadata.labels.as_ref(),
+            );
+            return Ok(json_patch::Patch(ops));
+        };
+        diff_part(
+            &mut ops,
+            &["metadata", "labels"],
+            pod.metadata.labels.as_ref(),
+            injected.metadata.labels.as_ref(),
+        );
+        diff_part(
+            &mut ops,
+            &["spec", "volumes"],
+            spec.volumes.as_ref(),
+            new_spec.volumes.as_ref(),
+        );
+        diff_part(
+            &mut ops,
+            &["spec", "initContainers"],
+            spec.init_containers.as_ref(),
+            new_spec.init_containers.as_ref(),
+        );
+        if spec.containers.len() == new_spec.containers.len() {
+            for (index, (was, now)) in spec.containers.iter().zip(&new_spec.containers).enumerate()
+            {
+                let index = index.to_string();
+                diff_part(
+                    &mut ops,
+                    &["spec", "containers", &index],
+                    Some(was),
+                    Some(now),
+                );
+            }
+        } else {
+            // A pod without containers got Spark's.
+            diff_part(
+                &mut ops,
+                &["spec", "containers"],
+                Some(&spec.containers),
+                Some(&new_spec.containers),
+            );
+        }
+        Ok(json_patch::Patch(ops))
+    }
+}
+
+/// Adds to `ops` what turns `before` into `after` at `path` (JSON names).
+fn diff_part<T: serde::Serialize + PartialEq>(
+    ops: &mut Vec<json_patch::PatchOperation>,
+    path: &[&str],
+    before: Option<&T>,
+    after: Option<&T>,
+) {
+    use json_patch::jsonptr::PointerBuf;
+    use json_patch::{AddOperation, PatchOperation, RemoveOperation};
+    if before == after {
+        return;
+    }
+    let at = PointerBuf::from_tokens(path.iter().copied());
+    let value = |v: &T| serde_json::to_value(v).unwrap_or_default();
+    match (before, after) {
+        (None, Some(after)) => ops.push(PatchOperation::Add(AddOperation {
+            path: at,
+            value: value(after),
+        })),
+        (Some(_), None) => ops.push(PatchOperation::Remove(RemoveOperation { path: at })),
+        (Some(before), Some(after)) => {
+            for op in json_patch::diff(&value(before), &value(after)).0 {
+                ops.push(match op {
+                    PatchOperation::Add(mut op) => {
+                        op.path = at.concat(&op.path);
+                        PatchOperation::Add(op)
+                    }
+                    PatchOperation::Remove(mut op) => {
+                        op.path = at.concat(&op.path);
+                        PatchOperation::Remove(op)
+                    }
+                    PatchOperation::Replace(mut op) => {
+                        op.path = at.concat(&op.path);
+                        PatchOperation::Replace(op)
+                    }
+                    other => other,
+                });
+            }
+        }
+        (None, None) => {}
     }
 }
 
@@ -570,6 +668,53 @@ mod tests {
             s.containers[0].volume_mounts.as_ref().map(Vec::len),
             Some(2)
         );
+    }
+
+    /// The patch, made of the touched parts only, turns each pod into the injected pod: pods
+    /// with and without labels, volumes, init containers, mounts, containers or a spec.
+    #[test]
+    fn the_patch_turns_the_pod_into_the_injected_pod() {
+        let pods = [
+            serde_json::json!({}),
+            serde_json::json!({"spec": {"containers": []}}),
+            serde_json::json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}}),
+            serde_json::json!({
+                "metadata": {"labels": {"a": "b"}, "managedFields": [{"manager": "x"}]},
+                "spec": {
+                    "volumes": [{"name": "v", "emptyDir": {}}],
+                    "initContainers": [{"name": "first"}],
+                    "containers": [
+                        {"name": "side", "volumeMounts": [{"name": "v", "mountPath": "/v"}]},
+                        {"name": "spark-kubernetes-driver", "volumeMounts": [{"name": "v", "mountPath": "/w"}]}
+                    ]
+                }
+            }),
+        ];
+        for (i, json) in pods.into_iter().enumerate() {
+            let pod: Pod = serde_json::from_value(json).expect("a pod");
+            let which = SparkContainer::CreatedBySpark(Role::Driver);
+            let patch = injection()
+                .patch(&pod, Some(Role::Driver), which)
+                .expect("patch");
+            let mut injected = pod.clone();
+            injection()
+                .inject(&mut injected, Some(Role::Driver), which)
+                .expect("inject");
+            let mut patched = serde_json::to_value(&pod).expect("json");
+            json_patch::patch(&mut patched, &patch).expect("applies");
+            assert_eq!(
+                patched,
+                serde_json::to_value(&injected).expect("json"),
+                "pod {i}"
+            );
+            assert!(
+                patch
+                    .0
+                    .iter()
+                    .all(|op| matches!(op, json_patch::PatchOperation::Add(_))),
+                "pod {i}: only additions: {patch:?}"
+            );
+        }
     }
 
     /// A rich user template keeps every field: removing exactly what we add gives it back.

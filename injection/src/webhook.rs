@@ -138,7 +138,6 @@ pub fn asked(pod: &Pod) -> Result<Asked, String> {
     })
 }
 
-
 impl Asked {
     /// The init container's command line for what the pod asked, fetching bundles from
     /// `server` (the server's URL as pods reach it).

@@ -485,7 +485,11 @@ async fn mistakes_are_denied_with_what_to_fix() -> Result<()> {
             "https://repo.example/a.jar#sha256=00",
             "bad #sha256= fragment",
         ),
-        (webhook::JARS_DIR_ANNOTATION, "jars", "sparkstage.io/jars-dir"),
+        (
+            webhook::JARS_DIR_ANNOTATION,
+            "jars",
+            "sparkstage.io/jars-dir",
+        ),
         (
             webhook::FILES_DIR_ANNOTATION,
             "/var/spark-data/spark-jars/",
@@ -656,5 +660,19 @@ async fn the_webhook_is_not_on_the_api_and_the_api_is_not_on_the_webhook() -> Re
     )
     .await?;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // Another kind (a rule wider than pods) is allowed unchanged; a pod that is not one is
+    // denied, saying why.
+    let mut deployment = review_json.clone();
+    deployment["request"]["kind"] = json!({"group": "apps", "version": "v1", "kind": "Deployment"});
+    deployment["request"]["object"]["spec"] = json!({"replicas": "three"});
+    let response = review(&env.webhook, &deployment).await?;
+    assert_eq!(response["allowed"], true);
+    assert!(response.get("patch").is_none());
+    let mut broken = review_json;
+    broken["request"]["object"]["spec"]["containers"] = json!("not a list");
+    let response = review(&env.webhook, &broken).await?;
+    assert_eq!(response["allowed"], false);
+    let message = response["status"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("cannot read the pod"), "{message}");
     Ok(())
 }

@@ -37,9 +37,7 @@ use axum::routing::post;
 use k8s_openapi::api::core::v1::Pod;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
-use sparkstage_injection::pod::{
-    INIT_CONTAINER, NAME_PREFIX, has_init_container, secret_name,
-};
+use sparkstage_injection::pod::{INIT_CONTAINER, NAME_PREFIX, has_init_container, secret_name};
 use sparkstage_injection::{Injection, Role, TokenVolume};
 use url::Url;
 
@@ -90,7 +88,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route(ADMISSION_PATH, post(admit))
         .layer(DefaultBodyLimit::max(MAX_REVIEW_BYTES))
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(REVIEWS_AT_ONCE))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            REVIEWS_AT_ONCE,
+        ))
         .with_state(state)
 }
 
@@ -114,27 +114,38 @@ impl Outcome {
 
 async fn admit(State(state): State<AppState>, body: Bytes) -> Response {
     let started = Instant::now();
-    let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(&body) {
-        Ok(review) => review,
-        Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                format!("not an AdmissionReview: {e}"),
-            )
-                .into_response();
-        }
+    // One pass from the bytes to a typed pod. A review of another kind (a rule wider than
+    // pods) is read again loosely, to be allowed unchanged.
+    let (response, outcome, request) = match serde_json::from_slice::<AdmissionReview<Pod>>(&body) {
+        Ok(review) => match TryInto::<AdmissionRequest<Pod>>::try_into(review) {
+            Ok(request) => {
+                let (response, outcome) = decide(&state, &request).await;
+                (response, outcome, Summary::of(&request))
+            }
+            Err(_) => return no_request(),
+        },
+        Err(e) => match serde_json::from_slice::<AdmissionReview<DynamicObject>>(&body) {
+            Ok(review) => match TryInto::<AdmissionRequest<DynamicObject>>::try_into(review) {
+                Ok(request) => {
+                    let allowed = AdmissionResponse::from(&request);
+                    let (response, outcome) = if request.kind.kind == "Pod" {
+                        denied(allowed, &format!("cannot read the pod: {e}"))
+                    } else {
+                        (allowed, Outcome::Unchanged)
+                    };
+                    (response, outcome, Summary::of(&request))
+                }
+                Err(_) => return no_request(),
+            },
+            Err(e) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    format!("not an AdmissionReview: {e}"),
+                )
+                    .into_response();
+            }
+        },
     };
-    let request: AdmissionRequest<DynamicObject> = match review.try_into() {
-        Ok(request) => request,
-        Err(_) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                "the AdmissionReview has no request",
-            )
-                .into_response();
-        }
-    };
-    let (response, outcome) = decide(&state, &request).await;
     state
         .metrics
         .admission_reviews
@@ -149,7 +160,7 @@ async fn admit(State(state): State<AppState>, body: Bytes) -> Response {
     if outcome == Outcome::Denied {
         tracing::info!(
             uid = %request.uid,
-            namespace = request.namespace.as_deref().unwrap_or(""),
+            namespace = %request.namespace,
             name = %request.name,
             reason = %response.result.message,
             "pod denied"
@@ -177,10 +188,43 @@ fn wire(response: AdmissionResponse) -> Result<serde_json::Value, serde_json::Er
     Ok(body)
 }
 
+/// What the log says of a request.
+struct Summary {
+    uid: String,
+    namespace: String,
+    name: String,
+}
+
+impl Summary {
+    fn of<T: kube::Resource>(request: &AdmissionRequest<T>) -> Self {
+        Self {
+            uid: request.uid.clone(),
+            namespace: request.namespace.clone().unwrap_or_default(),
+            name: request.name.clone(),
+        }
+    }
+}
+
+fn no_request() -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        "the AdmissionReview has no request",
+    )
+        .into_response()
+}
+
+/// `allowed` turned into a denial for `message`.
+fn denied(allowed: AdmissionResponse, message: &str) -> (AdmissionResponse, Outcome) {
+    let mut denied = allowed.deny(format!("sparkstage: {message}"));
+    denied.result.code = 403;
+    denied.result.reason = "Forbidden".to_owned();
+    (denied, Outcome::Denied)
+}
+
 /// The answer to one review.
 pub async fn decide(
     state: &AppState,
-    request: &AdmissionRequest<DynamicObject>,
+    request: &AdmissionRequest<Pod>,
 ) -> (AdmissionResponse, Outcome) {
     let allowed = AdmissionResponse::from(request);
     match injection_for(state, request).await {
@@ -188,17 +232,9 @@ pub async fn decide(
         Ok(Some(patch)) if patch.0.is_empty() => (allowed, Outcome::Unchanged),
         Ok(Some(patch)) => match allowed.with_patch(patch) {
             Ok(patched) => (patched, Outcome::Mutated),
-            Err(e) => (
-                AdmissionResponse::from(request).deny(format!("sparkstage: {e}")),
-                Outcome::Denied,
-            ),
+            Err(e) => denied(AdmissionResponse::from(request), &e.to_string()),
         },
-        Err(message) => {
-            let mut denied = allowed.deny(format!("sparkstage: {message}"));
-            denied.result.code = 403;
-            denied.result.reason = "Forbidden".to_owned();
-            (denied, Outcome::Denied)
-        }
+        Err(message) => denied(allowed, &message),
     }
 }
 
@@ -206,7 +242,7 @@ pub async fn decide(
 /// reason to deny it.
 async fn injection_for(
     state: &AppState,
-    request: &AdmissionRequest<DynamicObject>,
+    request: &AdmissionRequest<Pod>,
 ) -> Result<Option<sparkstage_injection::json_patch::Patch>, String> {
     let settings = &state.settings.webhook;
     if request.operation != Operation::Create
@@ -219,11 +255,10 @@ async fn injection_for(
     if namespace == "kube-system" || settings.own_namespace.as_deref() == Some(namespace) {
         return Ok(None);
     }
-    let Some(object) = &request.object else {
+    let Some(pod) = &request.object else {
         return Ok(None);
     };
-    // Only the label is looked at before the pod is read whole.
-    let labelled = object
+    let labelled = pod
         .metadata
         .labels
         .as_ref()
@@ -232,13 +267,10 @@ async fn injection_for(
     if !labelled {
         return Ok(None);
     }
-    let value = serde_json::to_value(object).map_err(|e| format!("cannot read the pod: {e}"))?;
-    let pod: Pod =
-        serde_json::from_value(value).map_err(|e| format!("cannot read the pod: {e}"))?;
-    if has_init_container(&pod) {
+    if has_init_container(pod) {
         return Ok(None);
     }
-    let asked = asked(&pod)?;
+    let asked = asked(pod)?;
     if let Some(bundle) = &asked.bundle {
         let record = state.bundles.find(bundle).await.map_err(|e| {
             format!("cannot look up bundle {bundle} now ({e}); the pod can be created again")
@@ -317,9 +349,9 @@ async fn injection_for(
         token,
         args,
     };
-    let role = Role::of_pod(&pod);
+    let role = Role::of_pod(pod);
     let which = asked.spark_container(role);
-    let patch = injection.patch(&pod, role, which).map_err(|e| match e {
+    let patch = injection.patch(pod, role, which).map_err(|e| match e {
         sparkstage_injection::pod::InjectError::NoSuchContainer { name, .. } => {
             format!("the pod has no container named {name:?} ({CONTAINER_ANNOTATION})")
         }
