@@ -237,7 +237,9 @@ impl Injection {
                         path: TOKEN_KEY.to_owned(),
                         mode: None,
                     }]),
-                    default_mode: Some(0o400),
+                    // Readable by the init container whatever user it runs as (the image is
+                    // nonroot); no other container mounts it.
+                    default_mode: Some(0o444),
                     optional: None,
                 }),
                 ..Volume::default()
