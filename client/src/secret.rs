@@ -163,3 +163,14 @@ pub async fn adopt(
         tokio::time::sleep(every).await;
     }
 }
+
+/// What `sparkstage submit` asks of the Kubernetes API in the application's namespace, call by
+/// call: the Role `deploy/spark-namespace` binds to submitters grants exactly this
+/// (`client/tests/deploy.rs` checks it). A new call comes with a line here.
+pub const KUBERNETES_ACCESS: [(&str, &str, &str); 4] = [
+    // (API group, resource, verb)
+    ("", "secrets", "create"), // create: the bundle token's Secret
+    ("", "secrets", "get"),    // create: the existing Secret of a retried submit
+    ("", "secrets", "patch"),  // set_owner: ownerReferences to the driver pod
+    ("", "pods", "list"),      // driver_pod: the bundle's driver, by label
+];

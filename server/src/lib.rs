@@ -18,6 +18,7 @@ pub mod clock;
 pub mod config;
 pub mod connections;
 pub mod error;
+pub mod kube_access;
 pub mod lifecycle;
 pub mod metrics;
 pub mod pod_identity;

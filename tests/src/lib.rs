@@ -6,6 +6,7 @@
 //! Install the peers with `scripts/test-deps.sh` before running `cargo test -p sparkstage-tests`.
 
 pub mod conformance;
+pub mod deploy;
 pub mod faults;
 pub mod hostile_repo;
 pub mod kube_double;
