@@ -195,35 +195,27 @@ fn check_injected(
     let was_spec = was.spec.clone().context("spec")?;
     let spec = pod.spec.clone().context("spec")?;
     // Everything the pod had is there, in order, ours after it.
-    let was_inits: Vec<String> = was_spec
-        .init_containers
-        .iter()
-        .flatten()
-        .map(|c| c.name.clone())
-        .collect();
-    let inits: Vec<String> = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .map(|c| c.name.clone())
-        .collect();
+    let init_names = |spec: &k8s_openapi::api::core::v1::PodSpec| -> Vec<String> {
+        spec.init_containers
+            .iter()
+            .flatten()
+            .map(|c| c.name.clone())
+            .collect()
+    };
+    let volume_names = |spec: &k8s_openapi::api::core::v1::PodSpec| -> Vec<String> {
+        spec.volumes
+            .iter()
+            .flatten()
+            .map(|v| v.name.clone())
+            .collect()
+    };
+    let (was_inits, inits) = (init_names(&was_spec), init_names(&spec));
     ensure!(inits[..inits.len() - 1] == was_inits[..], "{inits:?}");
     ensure!(
         inits.last().map(String::as_str) == Some(INIT_CONTAINER),
         "{inits:?}"
     );
-    let was_volumes: Vec<String> = was_spec
-        .volumes
-        .iter()
-        .flatten()
-        .map(|v| v.name.clone())
-        .collect();
-    let volumes: Vec<String> = spec
-        .volumes
-        .iter()
-        .flatten()
-        .map(|v| v.name.clone())
-        .collect();
+    let (was_volumes, volumes) = (volume_names(&was_spec), volume_names(&spec));
     let ours = [JARS_VOLUME, FILES_VOLUME, TOKEN_VOLUME];
     ensure!(
         volumes[..was_volumes.len()] == was_volumes[..],
