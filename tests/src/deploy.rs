@@ -281,3 +281,82 @@ pub fn grants(role: &Value) -> Result<std::collections::BTreeSet<(String, String
     }
     Ok(granted)
 }
+
+/// Checks `value` against a CustomResourceDefinition's structural OpenAPI v3 schema as the API
+/// server reads it: types, enums, required fields, list items, and no field the schema does not
+/// name (the API server would prune it silently) unless the schema keeps unknown fields.
+pub fn check_against_schema(schema: &Value, value: &Value, at: &str) -> Result<()> {
+    if schema["x-kubernetes-int-or-string"] == true {
+        ensure!(
+            value.is_string() || value.is_i64() || value.is_u64(),
+            "{at}: an integer or a string"
+        );
+        return Ok(());
+    }
+    if let Some(allowed) = schema["enum"].as_array() {
+        ensure!(
+            allowed.contains(value),
+            "{at}: {value} is not one of {allowed:?}"
+        );
+    }
+    let kind = schema["type"].as_str().unwrap_or_default();
+    let fits = match kind {
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "string" => value.is_string(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        "boolean" => value.is_boolean(),
+        _ => true,
+    };
+    ensure!(fits, "{at}: {value} is not of type {kind}");
+    if let Some(items) = value.as_array() {
+        for (i, item) in items.iter().enumerate() {
+            check_against_schema(&schema["items"], item, &format!("{at}[{i}]"))?;
+        }
+    }
+    if let Some(fields) = value.as_object() {
+        for required in schema["required"].as_array().into_iter().flatten() {
+            let name = required.as_str().unwrap_or_default();
+            ensure!(fields.contains_key(name), "{at}: {name} is required");
+        }
+        let keeps_unknown = schema["x-kubernetes-preserve-unknown-fields"] == true;
+        for (name, field) in fields {
+            let path = format!("{at}.{name}");
+            match (&schema["properties"][name], &schema["additionalProperties"]) {
+                (Value::Object(property), _) => {
+                    check_against_schema(&Value::Object(property.clone()), field, &path)?
+                }
+                (_, Value::Object(each)) => {
+                    check_against_schema(&Value::Object(each.clone()), field, &path)?
+                }
+                (_, Value::Bool(true)) => {}
+                _ if keeps_unknown => {}
+                _ => bail!("{path}: no such field in the schema"),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The schema of the version `version` of the CustomResourceDefinition in `crd` (YAML).
+pub fn crd_schema(crd: &str, version: &str) -> Result<Value> {
+    let crd: Value = serde_norway::from_str(crd)?;
+    crd["spec"]["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|v| v["name"] == version)
+        .map(|v| v["schema"]["openAPIV3Schema"].clone())
+        .with_context(|| format!("the CustomResourceDefinition has no version {version}"))
+}
+
+/// A custom resource against its schema: `metadata` as the API server reads every object's (a
+/// `k8s_openapi` ObjectMeta, whole), the rest by [`check_against_schema`].
+pub fn check_custom_resource(schema: &Value, document: &Value, name: &str) -> Result<()> {
+    round_trip::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>(&document["metadata"])
+        .with_context(|| format!("{name}.metadata"))?;
+    let mut rest = document.clone();
+    rest["metadata"] = serde_json::json!({});
+    check_against_schema(schema, &rest, name)
+}

@@ -298,3 +298,64 @@ fn the_servers_rbac_is_exactly_what_it_calls() -> Result<()> {
     }
     Ok(())
 }
+
+/// The SparkApplication example validates against the spark-operator's CustomResourceDefinition
+/// (as the real examples of the spark-operator do), and a misspelled field would not.
+#[test]
+fn the_sparkapplication_example_fits_the_operators_schema() -> Result<()> {
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/k8s/spark-operator");
+    let schema = sparkstage_tests::deploy::crd_schema(
+        &std::fs::read_to_string(fixtures.join("sparkoperator.k8s.io_sparkapplications.yaml"))?,
+        "v1beta2",
+    )?;
+    // The SparkApplications of a file (other kinds, such as a ConfigMap, are not the schema's).
+    let read = |path: &std::path::Path| -> Result<Vec<Value>> {
+        use serde::Deserialize;
+        let text = std::fs::read_to_string(path)?;
+        let mut found = Vec::new();
+        for document in serde_norway::Deserializer::from_str(&text) {
+            let value = Value::deserialize(document)?;
+            if value["kind"] == "SparkApplication" {
+                found.push(value);
+            }
+        }
+        Ok(found)
+    };
+    let mut checked = 0;
+    for example in [
+        "spark-pi.yaml",
+        "spark-pi-python.yaml",
+        "spark-pi-pod-template.yaml",
+    ] {
+        for document in read(&fixtures.join(example))? {
+            sparkstage_tests::deploy::check_custom_resource(&schema, &document, example)?;
+            checked += 1;
+        }
+    }
+    ensure!(checked >= 3, "{checked} SparkApplications");
+    let ours =
+        read(&sparkstage_tests::deploy::deploy_dir().join("examples/sparkapplication.yaml"))?
+            .pop()
+            .context("no SparkApplication in the example")?;
+    sparkstage_tests::deploy::check_custom_resource(&schema, &ours, "sparkapplication.yaml")?;
+    for role in ["driver", "executor"] {
+        ensure!(
+            ours["spec"][role]["labels"][sparkstage_injection::webhook::INJECT_LABEL] == "true"
+        );
+        let sources = ours["spec"][role]["annotations"]
+            [sparkstage_injection::webhook::SOURCES_ANNOTATION]
+            .as_str()
+            .context("sources")?;
+        for (i, source) in sources.split(',').enumerate() {
+            sparkstage_injection::command::Source::parse(i, source.trim())?;
+        }
+    }
+    let mut misspelled = ours.clone();
+    misspelled["spec"]["driver"]["label"] = serde_json::json!({"a": "b"});
+    ensure!(sparkstage_tests::deploy::check_custom_resource(&schema, &misspelled, "x").is_err());
+    let mut wrong_type = ours;
+    wrong_type["spec"]["executor"]["instances"] = Value::from("four");
+    ensure!(sparkstage_tests::deploy::check_custom_resource(&schema, &wrong_type, "x").is_err());
+    Ok(())
+}
