@@ -400,12 +400,7 @@ fn ask_webhook(
     init: &Injection,
     templates: &[(Role, Option<String>, Option<String>); 2],
 ) {
-    use sparkstage_injection::layout::{DEFAULT_FILES_DIR, DEFAULT_JARS_DIR};
-    use sparkstage_injection::webhook::{
-        BUNDLE_ANNOTATION, CONTAINER_ANNOTATION, FILES_DIR_ANNOTATION, INJECT_LABEL,
-        JARS_DIR_ANNOTATION, SOURCES_ANNOTATION,
-    };
-    let layout = init.layout();
+    use sparkstage_injection::webhook::{INJECT_LABEL, annotations};
     for (role, _, container) in templates {
         let role = role.as_str();
         set_conf(
@@ -413,23 +408,7 @@ fn ask_webhook(
             &format!("spark.kubernetes.{role}.label.{INJECT_LABEL}"),
             "true",
         );
-        let mut annotations = Vec::new();
-        if let Some(bundle) = &init.args.bundle {
-            annotations.push((BUNDLE_ANNOTATION, bundle.clone()));
-        }
-        if layout.jars_dir.trim_end_matches('/') != DEFAULT_JARS_DIR {
-            annotations.push((JARS_DIR_ANNOTATION, layout.jars_dir.clone()));
-        }
-        if layout.files_dir.trim_end_matches('/') != DEFAULT_FILES_DIR {
-            annotations.push((FILES_DIR_ANNOTATION, layout.files_dir.clone()));
-        }
-        if !init.args.sources.is_empty() {
-            annotations.push((SOURCES_ANNOTATION, init.args.sources.join(",")));
-        }
-        if let Some(container) = container {
-            annotations.push((CONTAINER_ANNOTATION, container.clone()));
-        }
-        for (key, value) in annotations {
+        for (key, value) in annotations(&init.args, container.as_deref()) {
             set_conf(
                 args,
                 &format!("spark.kubernetes.{role}.annotation.{key}"),

@@ -10,13 +10,8 @@ pub const DEFAULT_FILES_DIR: &str = "/var/spark-data/spark-files";
 /// The directory rule: a file whose name ends in `.jar` goes to the jars directory, any other
 /// file to the files directory. The submit hook rewrites Spark's arguments by it and the init
 /// container writes by it.
-pub fn is_jar(name: &str) -> bool {
-    name.ends_with(".jar")
-}
-
-/// The directory `name` goes to by [`is_jar`].
 pub fn target_of(name: &str) -> TargetDir {
-    if is_jar(name) {
+    if name.ends_with(".jar") {
         TargetDir::Jars
     } else {
         TargetDir::Files

@@ -1,7 +1,8 @@
 //! How a pod asks the server's admission webhook for the init container: the label it opts in
-//! with and the annotations that say what to fetch, and how they are read ([`asked`]). The
-//! webhook reads them; `sparkstage submit --inject webhook` (through
-//! `spark.kubernetes.{driver,executor}.{label,annotation}.*`) and the examples write them.
+//! with and the annotations that say what to fetch, how they are written ([`annotations`]) and
+//! how they are read ([`asked`]). The webhook reads them; `sparkstage submit --inject webhook`
+//! (through `spark.kubernetes.{driver,executor}.{label,annotation}.*`) and the examples write
+//! them.
 
 use k8s_openapi::api::core::v1::Pod;
 
@@ -20,14 +21,6 @@ pub const JARS_DIR_ANNOTATION: &str = "sparkstage.io/jars-dir";
 pub const FILES_DIR_ANNOTATION: &str = "sparkstage.io/files-dir";
 /// Spark's container, when a pod template named it otherwise than Spark does.
 pub const CONTAINER_ANNOTATION: &str = "sparkstage.io/container";
-/// Every annotation the webhook reads.
-pub const ANNOTATIONS: [&str; 5] = [
-    BUNDLE_ANNOTATION,
-    SOURCES_ANNOTATION,
-    JARS_DIR_ANNOTATION,
-    FILES_DIR_ANNOTATION,
-    CONTAINER_ANNOTATION,
-];
 /// The most sources one pod may list.
 pub const MAX_SOURCES: usize = 1000;
 
@@ -159,5 +152,69 @@ impl Asked {
             (None, Some(role)) => SparkContainer::CreatedBySpark(role),
             (None, None) => SparkContainer::First,
         }
+    }
+}
+
+/// The annotations that ask for the init container `args` describes (its bundle, its
+/// directories when not the default, its sources), and Spark's container when a template names
+/// it: what [`asked`] reads back.
+pub fn annotations(args: &InitArgs, container: Option<&str>) -> Vec<(&'static str, String)> {
+    use crate::layout::{DEFAULT_FILES_DIR, DEFAULT_JARS_DIR};
+    let mut annotations = Vec::new();
+    if let Some(bundle) = &args.bundle {
+        annotations.push((BUNDLE_ANNOTATION, bundle.clone()));
+    }
+    for (annotation, dir, default) in [
+        (JARS_DIR_ANNOTATION, &args.jars_dir, DEFAULT_JARS_DIR),
+        (FILES_DIR_ANNOTATION, &args.files_dir, DEFAULT_FILES_DIR),
+    ] {
+        if let Some(dir) = dir.as_ref().map(|d| d.display().to_string())
+            && dir.trim_end_matches('/') != default
+        {
+            annotations.push((annotation, dir));
+        }
+    }
+    if !args.sources.is_empty() {
+        annotations.push((SOURCES_ANNOTATION, args.sources.join(",")));
+    }
+    if let Some(container) = container {
+        annotations.push((CONTAINER_ANNOTATION, container.to_owned()));
+    }
+    annotations
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the submit hook writes, the webhook reads back as the same request.
+    #[test]
+    fn written_annotations_are_read_back() {
+        let mut args = InitArgs::none();
+        args.bundle = Some("0123456789abcdef0123456789abcdef".into());
+        args.jars_dir = Some("/opt/deps/jars".into());
+        args.files_dir = Some(crate::layout::DEFAULT_FILES_DIR.into());
+        args.sources = vec![
+            format!("https://h/a.jar#sha256={}", "ab".repeat(32)),
+            "s3://b/c.txt".into(),
+        ];
+        let mut pod = Pod::default();
+        pod.metadata.annotations = Some(
+            annotations(&args, Some("spark"))
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+        );
+        let read = asked(&pod).expect("accepted");
+        assert_eq!(read.bundle, args.bundle);
+        assert_eq!(read.sources, args.sources);
+        assert_eq!(read.jars_dir.as_deref(), Some("/opt/deps/jars"));
+        assert_eq!(read.files_dir, None, "the default directory is not written");
+        assert_eq!(read.container.as_deref(), Some("spark"));
+        let server: url::Url = "http://s:10000/".parse().expect("url");
+        let back = read.init_args(Some(server.clone()));
+        assert_eq!(back.bundle, args.bundle);
+        assert_eq!(back.server, Some(server));
+        assert_eq!(back.sources, args.sources);
     }
 }

@@ -47,8 +47,8 @@ use crate::metrics::AdmissionLabels;
 /// The webhook's path.
 pub const ADMISSION_PATH: &str = "/v1/admission/pods";
 pub use sparkstage_injection::webhook::{
-    ANNOTATIONS, Asked, BUNDLE_ANNOTATION, CONTAINER_ANNOTATION, FILES_DIR_ANNOTATION,
-    INJECT_LABEL, JARS_DIR_ANNOTATION, MAX_SOURCES, SOURCES_ANNOTATION, asked,
+    Asked, BUNDLE_ANNOTATION, CONTAINER_ANNOTATION, FILES_DIR_ANNOTATION, INJECT_LABEL,
+    JARS_DIR_ANNOTATION, MAX_SOURCES, SOURCES_ANNOTATION, asked,
 };
 /// The largest review body read. A Spark pod's review is about 10 KiB; etcd keeps objects up to
 /// 1.5 MiB.
@@ -336,12 +336,12 @@ async fn injection_for(
         (None, _) => None,
     };
     let args = asked.init_args(server_url);
+    // Without a bundle there is no token volume at all (`Injection::volumes`).
     let token = match (&state.pod_identity, &asked.bundle) {
-        (Some(_), _) => TokenVolume::ServiceAccount,
         (None, Some(bundle)) => TokenVolume::Secret {
             name: secret_name(bundle),
         },
-        (None, None) => TokenVolume::ServiceAccount,
+        _ => TokenVolume::ServiceAccount,
     };
     let injection = Injection {
         image: settings.init_image.clone(),
