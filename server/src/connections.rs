@@ -130,20 +130,14 @@ pub async fn serve_tls(
         let tls = tls.clone();
         tokio::spawn(async move {
             let result = match tls {
-                None => {
-                    let io = TokioIo::new(ConnectionIo::new(stream, limits.send_timeout));
-                    let connection = builder.serve_connection_with_upgrades(io, service);
-                    watcher.watch(connection.into_owned()).await
-                }
+                None => serve_one(&builder, stream, service, watcher, limits).await,
                 Some(acceptor) => {
                     let handshake =
                         tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream))
                             .await;
                     match handshake {
                         Ok(Ok(stream)) => {
-                            let io = TokioIo::new(ConnectionIo::new(stream, limits.send_timeout));
-                            let connection = builder.serve_connection_with_upgrades(io, service);
-                            watcher.watch(connection.into_owned()).await
+                            serve_one(&builder, stream, service, watcher, limits).await
                         }
                         Ok(Err(e)) => Err(e.into()),
                         Err(_) => Err("the TLS handshake did not finish in time".into()),
@@ -159,6 +153,23 @@ pub async fn serve_tls(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// Serves one connection's requests (plain, or the decrypted side of TLS) until it ends or the
+/// server shuts down.
+async fn serve_one<I>(
+    builder: &Builder<TokioExecutor>,
+    io: I,
+    service: TowerToHyperService<Router>,
+    watcher: hyper_util::server::graceful::Watcher,
+    limits: ConnectionLimits,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(ConnectionIo::new(io, limits.send_timeout));
+    let connection = builder.serve_connection_with_upgrades(io, service);
+    watcher.watch(connection.into_owned()).await
 }
 
 /// Answers a connection past the limit with our 503 and closes it.
