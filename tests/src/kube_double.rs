@@ -23,6 +23,17 @@ pub fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/k8s/api")
 }
 
+/// A recorded JSON file of `tests/fixtures/k8s/`, by its path there (such as
+/// `admission/kubectl-run.review.json`).
+pub fn recorded_json(path: &str) -> Result<serde_json::Value> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/k8s")
+        .join(path);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
 /// A recorded file's text.
 pub fn fixture(name: &str) -> Result<String> {
     let path = fixtures().join(name);

@@ -31,21 +31,12 @@ use sparkstage_server::storage::{self, OpenOptions};
 use sparkstage_server::webhook::{self, WebhookSettings};
 use sparkstage_server::{AppState, Injected, Settings, app};
 use sparkstage_tests::conformance::{call, post, put_blob, test_bytes};
-use sparkstage_tests::kube_double::KubeDouble;
+use sparkstage_tests::kube_double::{KubeDouble, recorded_json};
 
 const POD_SERVER_URL: &str = "http://sparkstage.sparkstage-system.svc:10000/";
 const IMAGE: &str = "registry.example/sparkstage-init:test";
 /// The bundle id the recorded pods carry; the tests put their own bundle's id in its place.
 const RECORDED_BUNDLE: &str = "0123456789abcdef0123456789abcdef";
-
-fn fixture(path: &str) -> Result<Value> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/k8s")
-        .join(path);
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(serde_json::from_str(&text)?)
-}
 
 struct Env {
     _dir: tempfile::TempDir,
@@ -165,7 +156,7 @@ fn set(review: &mut Value, map: &str, key: &str, value: &str) {
 /// A recorded review asking for `bundle` (the recorded annotation's value replaced, or the
 /// label and annotation added where the recorded pod has none).
 fn asking(path: &str, bundle: &str) -> Result<Value> {
-    let mut review = fixture(path)?;
+    let mut review = recorded_json(path)?;
     let recorded =
         &review["request"]["object"]["metadata"]["annotations"][webhook::BUNDLE_ANNOTATION];
     ensure!(
@@ -180,6 +171,21 @@ fn asking(path: &str, bundle: &str) -> Result<Value> {
         bundle,
     );
     Ok(review)
+}
+
+/// The pod's last init container, and its arguments as `sparkstage-init` parses them.
+fn init_container(
+    spec: &k8s_openapi::api::core::v1::PodSpec,
+) -> Result<(&k8s_openapi::api::core::v1::Container, InitArgs)> {
+    let init = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .last()
+        .context("no init container")?;
+    let argv =
+        std::iter::once("sparkstage-init".to_owned()).chain(init.args.clone().unwrap_or_default());
+    Ok((init, InitArgs::try_parse_from(argv)?))
 }
 
 /// What a mutated pod must hold: the pod as it was, plus exactly our parts.
@@ -223,15 +229,7 @@ fn check_injected(
     );
     ensure!(volumes[was_volumes.len()..] == ours[..], "{volumes:?}");
     // The init container is the one the templates write, for these arguments.
-    let init = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .last()
-        .context("init")?;
-    let argv =
-        std::iter::once("sparkstage-init".to_owned()).chain(init.args.clone().unwrap_or_default());
-    let args = InitArgs::try_parse_from(argv)?;
+    let (init, args) = init_container(&spec)?;
     ensure!(args.bundle.as_deref() == Some(bundle), "{args:?}");
     ensure!(
         args.server.as_ref().map(url::Url::as_str) == Some(POD_SERVER_URL),
@@ -394,7 +392,7 @@ async fn pods_that_do_not_ask_and_protected_namespaces_are_left_alone() -> Resul
         "admission/kube-system-generatename.review.json",
         "admission/dry-run.review.json",
     ] {
-        let review_json = fixture(path)?;
+        let review_json = recorded_json(path)?;
         let response = review(&env.webhook, &review_json).await?;
         assert_eq!(response["allowed"], true, "{path}");
         assert!(response.get("patch").is_none(), "{path}");
@@ -463,7 +461,7 @@ async fn mistakes_are_denied_with_what_to_fix() -> Result<()> {
             "belongs to namespace elsewhere",
         ),
     ];
-    let mut nothing = fixture(base)?;
+    let mut nothing = recorded_json(base)?;
     nothing["request"]["object"]["metadata"]["annotations"] = json!({});
     cases.push((nothing, "says nothing to fetch"));
     for (annotation, value, says) in [
@@ -531,7 +529,7 @@ async fn mistakes_are_denied_with_what_to_fix() -> Result<()> {
 #[tokio::test]
 async fn sources_alone_need_no_bundle_and_no_token_and_directories_move() -> Result<()> {
     let env = env(true).await?;
-    let mut review_json = fixture("admission/spark-executor-1.review.json")?;
+    let mut review_json = recorded_json("admission/spark-executor-1.review.json")?;
     let object = &mut review_json["request"]["object"]["metadata"];
     object["annotations"] = json!({
         "sparkstage.io/sources": format!("https://repo.example/lib/udf.jar#sha256={}, s3://team/data/lookup.csv", "ab".repeat(32)),
@@ -542,15 +540,7 @@ async fn sources_alone_need_no_bundle_and_no_token_and_directories_move() -> Res
     assert_eq!(response["allowed"], true, "{response}");
     let pod: Pod = serde_json::from_value(patched(&review_json, &response)?)?;
     let spec = pod.spec.context("spec")?;
-    let init = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .last()
-        .context("init")?;
-    let argv =
-        std::iter::once("sparkstage-init".to_owned()).chain(init.args.clone().unwrap_or_default());
-    let args = InitArgs::try_parse_from(argv)?;
+    let (_, args) = init_container(&spec)?;
     assert_eq!(args.bundle, None);
     assert_eq!(args.server, None);
     assert_eq!(args.token_file, None);

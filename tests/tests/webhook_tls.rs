@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use sparkstage_api::Digest;
 use sparkstage_injection::pod::{INIT_CONTAINER, TOKEN_KEY};
 use sparkstage_tests::conformance::test_bytes;
-use sparkstage_tests::kube_double::KubeDouble;
+use sparkstage_tests::kube_double::{KubeDouble, recorded_json};
 use sparkstage_tests::server::{Server, binary};
 
 /// A token shaped like a ServiceAccount token (the recorded ones were redacted); the double
@@ -90,13 +90,6 @@ async fn post_review(ca: &Ca, port: u16, review: &Value) -> Result<(Value, Vec<u
     let answer = answer.error_for_status()?;
     let body: Value = answer.json().await?;
     Ok((body["response"].clone(), shown))
-}
-
-fn fixture(path: &str) -> Result<Value> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/k8s")
-        .join(path);
-    Ok(serde_json::from_str(&std::fs::read_to_string(path)?)?)
 }
 
 /// Runs the pod's init container here, as the kubelet would: every mount of it becomes a
@@ -226,7 +219,7 @@ async fn a_recorded_driver_pod_fetches_its_bundle_with_its_own_token_over_the_we
     let bundle_token = created["token"].as_str().context("token")?.to_owned();
 
     // The recorded review of a real driver pod (spark-submit with a template), asking for it.
-    let mut review = fixture("admission/spark-driver-template.review.json")?;
+    let mut review = recorded_json("admission/spark-driver-template.review.json")?;
     review["request"]["object"]["metadata"]["annotations"]["sparkstage.io/bundle"] = json!(bundle);
     let (response, shown) = post_review(&ca, server.port2, &review).await?;
     assert_eq!(shown, first_der, "the webhook shows its certificate");
