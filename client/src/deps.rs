@@ -120,7 +120,9 @@ fn has_scheme(s: &str) -> bool {
     }
 }
 
-struct Planner<'a> {
+/// Finds the local files of dependency entries, and what each becomes in the pod: the submit
+/// hook's [`plan`] and `sparkstage apply` read their entries through it.
+pub struct Planner<'a> {
     cwd: &'a Path,
     layout: &'a Layout,
     deps: Vec<LocalDep>,
@@ -332,6 +334,68 @@ const INTERNAL_PRIMARIES: [&str; 5] = [
 
 /// Finds the local files `args` names (with `properties`, the parsed `--properties-file`), and
 /// rewrites `args` to their pod paths. `cwd` resolves relative paths.
+impl<'a> Planner<'a> {
+    /// Entries relative to `cwd`, rewritten into `layout`; remote ones too with `fetch_remote`.
+    pub fn new(cwd: &'a Path, layout: &'a Layout, fetch_remote: bool) -> Self {
+        Self {
+            cwd,
+            layout,
+            deps: Vec::new(),
+            seen: HashMap::new(),
+            fetch_remote,
+            remote: Vec::new(),
+            remote_paths: HashMap::new(),
+        }
+    }
+
+    /// A primary resource: its pod URI when it is a local file (`None` for anything else,
+    /// Spark's internal primaries included).
+    pub fn primary(&mut self, primary: &str) -> Result<Option<String>, PlanError> {
+        if INTERNAL_PRIMARIES.contains(&primary) {
+            return Ok(None);
+        }
+        match classify(primary) {
+            Entry::Local { path, fragment } => self
+                .local(
+                    &path,
+                    fragment,
+                    primary_kind(primary),
+                    "the primary resource",
+                )
+                .map(Some),
+            Entry::Other => Ok(None),
+        }
+    }
+
+    /// A comma-separated dependency list of `kind` rewritten; `None` when nothing in it changed.
+    pub fn entries(
+        &mut self,
+        value: &str,
+        kind: EntryKind,
+        named_by: &str,
+    ) -> Result<Option<String>, PlanError> {
+        self.list(value, kind, named_by)
+    }
+
+    /// The local files to stage and the remote sources for the init container, once no two
+    /// land at one pod path.
+    pub fn finish(self) -> Result<(Vec<LocalDep>, Vec<String>), PlanError> {
+        // Local and remote files land in the same directories: one name, one file.
+        for dep in &self.deps {
+            let pod_path = format!("{}/{}", self.layout.dir(dep.kind.target_dir()), dep.name);
+            if let Some(remote) = self.remote_paths.get(&pod_path) {
+                return Err(PlanError::Clash {
+                    a: dep.path.display().to_string(),
+                    b: remote.clone(),
+                    kind: dep.kind,
+                    name: dep.name.clone(),
+                });
+            }
+        }
+        Ok((self.deps, self.remote))
+    }
+}
+
 pub fn plan(
     mut args: SubmitArgs,
     properties: &BTreeMap<String, String>,
@@ -339,25 +403,10 @@ pub fn plan(
     cwd: &Path,
     fetch_remote: bool,
 ) -> Result<Plan, PlanError> {
-    let mut planner = Planner {
-        cwd,
-        layout,
-        deps: Vec::new(),
-        seen: HashMap::new(),
-        fetch_remote,
-        remote: Vec::new(),
-        remote_paths: HashMap::new(),
-    };
+    let mut planner = Planner::new(cwd, layout, fetch_remote);
     if let Some(primary) = args.primary().map(str::to_owned)
-        && !INTERNAL_PRIMARIES.contains(&primary.as_str())
-        && let Entry::Local { path, fragment } = classify(&primary)
+        && let Some(uri) = planner.primary(&primary)?
     {
-        let uri = planner.local(
-            &path,
-            fragment,
-            primary_kind(&primary),
-            "the primary resource",
-        )?;
         args.set_primary(uri);
     }
     for (option, key, kind) in LISTS {
@@ -378,23 +427,8 @@ pub fn plan(
             args.add_conf(key, &new);
         }
     }
-    // Local and remote files land in the same directories: one name, one file.
-    for dep in &planner.deps {
-        let pod_path = format!("{}/{}", layout.dir(dep.kind.target_dir()), dep.name);
-        if let Some(remote) = planner.remote_paths.get(&pod_path) {
-            return Err(PlanError::Clash {
-                a: dep.path.display().to_string(),
-                b: remote.clone(),
-                kind: dep.kind,
-                name: dep.name.clone(),
-            });
-        }
-    }
-    Ok(Plan {
-        args,
-        deps: planner.deps,
-        remote: planner.remote,
-    })
+    let (deps, remote) = planner.finish()?;
+    Ok(Plan { args, deps, remote })
 }
 
 #[cfg(test)]

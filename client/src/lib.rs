@@ -5,6 +5,7 @@
 //! - [`deps`]: the local files a submission names, and the submission rewritten to the
 //!   `local://` paths the init container fills.
 
+pub mod apply;
 pub mod deps;
 pub mod packages;
 pub mod progress;
