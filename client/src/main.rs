@@ -39,6 +39,9 @@ enum Command {
     /// Stage the local files a spark-submit command names, add the init container, and run it:
     /// `sparkstage submit [OPTIONS] -- spark-submit ARGS...`.
     Submit(SubmitArgs),
+    /// Stage a spark-operator SparkApplication's local dependencies and packages, rewrite it to
+    /// the pod paths and add the init container (work in progress: --dry-run only).
+    Apply(ApplyArgs),
     /// Stage files as a bundle and print its id (the token goes to --token-out).
     Upload {
         /// Files; `.jar` files are jars, `.py` and `.zip` py-files, others plain files.
@@ -113,6 +116,42 @@ enum Command {
         #[arg(required = true)]
         ids: Vec<String>,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ApplyInject {
+    /// Labels and annotations for the server's admission webhook.
+    Webhook,
+    /// The init container, volumes and mounts written into the SparkApplication.
+    Spec,
+}
+
+#[derive(Debug, clap::Args)]
+struct ApplyArgs {
+    /// The YAML file (several documents; `-` for standard input). Relative paths in it are
+    /// relative to its directory.
+    #[arg(short = 'f', long)]
+    file: String,
+    #[arg(long, value_enum, default_value = "webhook")]
+    inject: ApplyInject,
+    /// Print the rewritten documents (and the Secret, when one is needed) instead of applying.
+    #[arg(long)]
+    dry_run: bool,
+    /// The server's URL as the pods reach it [default: --server].
+    #[arg(long, env = "SPARKSTAGE_INTERNAL_SERVER")]
+    internal_server: Option<String>,
+    #[arg(long, env = "SPARKSTAGE_INIT_IMAGE", default_value = sparkstage_injection::pod::DEFAULT_INIT_IMAGE)]
+    init_image: String,
+    #[arg(long, env = "SPARKSTAGE_INIT_PULL_POLICY")]
+    init_pull_policy: Option<String>,
+    #[arg(long, env = "SPARKSTAGE_JARS_DIR")]
+    jars_dir: Option<String>,
+    #[arg(long, env = "SPARKSTAGE_FILES_DIR")]
+    files_dir: Option<String>,
+    #[arg(long, env = "SPARKSTAGE_TTL")]
+    ttl: Option<String>,
+    #[arg(long, env = "SPARKSTAGE_FETCH_REMOTE")]
+    fetch_remote: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -261,6 +300,69 @@ async fn main_inner(cli: Cli) -> Result<i32> {
                 cli.quiet,
             )
             .await
+        }
+        Command::Apply(a) => {
+            let text = if a.file == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&a.file)
+                    .with_context(|| format!("cannot read {}", a.file))?
+            };
+            let base = match a.file.as_str() {
+                "-" => std::env::current_dir()?,
+                file => std::path::Path::new(file)
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map_or_else(std::env::current_dir, |p| Ok(p.to_path_buf()))?,
+            };
+            let options = SubmitOptions {
+                server: cli.server.clone(),
+                internal_server: a.internal_server.clone(),
+                upload_token: upload_token(&cli)?,
+                init_image: a.init_image.clone(),
+                init_pull_policy: a.init_pull_policy.clone(),
+                jars_dir: a.jars_dir.clone(),
+                files_dir: a.files_dir.clone(),
+                ttl: a.ttl.clone(),
+                parallel_uploads: 4,
+                fetch_remote: a.fetch_remote,
+                dry_run: a.dry_run,
+                quiet: cli.quiet,
+                inject: match a.inject {
+                    ApplyInject::Webhook => submit::Inject::Webhook,
+                    ApplyInject::Spec => submit::Inject::Templates,
+                },
+                ..SubmitOptions::default()
+            };
+            let client = server_client(&cli)?;
+            let mut documents = sparkstage::apply::read_documents(&text)?;
+            let mut secrets = Vec::new();
+            for document in documents.iter_mut() {
+                if !sparkstage::apply::is_application(document) {
+                    continue;
+                }
+                if let Some(applied) =
+                    sparkstage::apply::stage_application(document, &base, &options, &client).await?
+                {
+                    if !cli.quiet {
+                        eprintln!("{}", applied.summary);
+                    }
+                    secrets.extend(applied.secret);
+                }
+            }
+            anyhow::ensure!(
+                a.dry_run,
+                "applying through the Kubernetes API is not done yet: use --dry-run and kubectl apply -f -"
+            );
+            let mut out = Vec::new();
+            for secret in &secrets {
+                out.push(serde_norway::to_string(secret)?);
+            }
+            for document in &documents {
+                out.push(serde_norway::to_string(document)?);
+            }
+            print!("{}", out.join("---\n"));
+            Ok(0)
         }
         Command::Upload {
             files,
