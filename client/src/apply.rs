@@ -272,7 +272,10 @@ pub async fn stage_application(
         args,
     };
     match options.inject {
-        Inject::Webhook => ask_webhook(document, &webhook_annotations(&injection)),
+        Inject::Webhook => ask_webhook(
+            document,
+            &sparkstage_injection::webhook::annotations(&injection.args, None),
+        ),
         Inject::Templates => inject_into_spec(document, &injection)?,
     }
     Ok(Some(Applied {
@@ -285,32 +288,6 @@ pub async fn stage_application(
             staged.uploaded_files
         ),
     }))
-}
-
-/// The webhook's annotations for `injection`: the bundle, the directories when not the
-/// default, the remote sources.
-pub fn webhook_annotations(
-    injection: &sparkstage_injection::Injection,
-) -> Vec<(&'static str, String)> {
-    use sparkstage_injection::layout::{DEFAULT_FILES_DIR, DEFAULT_JARS_DIR};
-    use sparkstage_injection::webhook::{
-        BUNDLE_ANNOTATION, FILES_DIR_ANNOTATION, JARS_DIR_ANNOTATION, SOURCES_ANNOTATION,
-    };
-    let layout = injection.layout();
-    let mut annotations = Vec::new();
-    if let Some(bundle) = &injection.args.bundle {
-        annotations.push((BUNDLE_ANNOTATION, bundle.clone()));
-    }
-    if layout.jars_dir.trim_end_matches('/') != DEFAULT_JARS_DIR {
-        annotations.push((JARS_DIR_ANNOTATION, layout.jars_dir.clone()));
-    }
-    if layout.files_dir.trim_end_matches('/') != DEFAULT_FILES_DIR {
-        annotations.push((FILES_DIR_ANNOTATION, layout.files_dir.clone()));
-    }
-    if !injection.args.sources.is_empty() {
-        annotations.push((SOURCES_ANNOTATION, injection.args.sources.join(",")));
-    }
-    annotations
 }
 
 /// `--inject spec`: the init container, its volumes and Spark's mounts written into the

@@ -282,60 +282,69 @@ pub fn grants(role: &Value) -> Result<std::collections::BTreeSet<(String, String
     Ok(granted)
 }
 
-/// Checks `value` against a CustomResourceDefinition's structural OpenAPI v3 schema as the API
-/// server reads it: types, enums, required fields, list items, and no field the schema does not
-/// name (the API server would prune it silently) unless the schema keeps unknown fields.
-pub fn check_against_schema(schema: &Value, value: &Value, at: &str) -> Result<()> {
-    if schema["x-kubernetes-int-or-string"] == true {
-        ensure!(
-            value.is_string() || value.is_i64() || value.is_u64(),
-            "{at}: an integer or a string"
-        );
-        return Ok(());
-    }
-    if let Some(allowed) = schema["enum"].as_array() {
-        ensure!(
-            allowed.contains(value),
-            "{at}: {value} is not one of {allowed:?}"
-        );
-    }
-    let kind = schema["type"].as_str().unwrap_or_default();
-    let fits = match kind {
-        "object" => value.is_object(),
-        "array" => value.is_array(),
-        "string" => value.is_string(),
-        "integer" => value.is_i64() || value.is_u64(),
-        "number" => value.is_number(),
-        "boolean" => value.is_boolean(),
-        _ => true,
+/// A CustomResourceDefinition's structural OpenAPI v3 schema as a JSON Schema (draft 4, which
+/// OpenAPI v3's schema objects follow) that refuses what the API server would not keep: an
+/// object's field the schema does not name is an error (the API server prunes it silently)
+/// unless the schema keeps unknown fields, `x-kubernetes-int-or-string` is an integer or a
+/// string, and `nullable` admits `null`.
+pub fn strict_schema(schema: &Value) -> Value {
+    let Some(fields) = schema.as_object() else {
+        return schema.clone();
     };
-    ensure!(fits, "{at}: {value} is not of type {kind}");
-    if let Some(items) = value.as_array() {
-        for (i, item) in items.iter().enumerate() {
-            check_against_schema(&schema["items"], item, &format!("{at}[{i}]"))?;
-        }
+    let mut out = serde_json::Map::new();
+    for (name, value) in fields {
+        let value = match name.as_str() {
+            "properties" | "patternProperties" | "definitions" => Value::Object(
+                value
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), strict_schema(v)))
+                    .collect(),
+            ),
+            "items" | "additionalProperties" | "not" if value.is_object() => strict_schema(value),
+            "allOf" | "anyOf" | "oneOf" => Value::Array(
+                value
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(strict_schema)
+                    .collect(),
+            ),
+            _ => value.clone(),
+        };
+        out.insert(name.clone(), value);
     }
-    if let Some(fields) = value.as_object() {
-        for required in schema["required"].as_array().into_iter().flatten() {
-            let name = required.as_str().unwrap_or_default();
-            ensure!(fields.contains_key(name), "{at}: {name} is required");
-        }
-        let keeps_unknown = schema["x-kubernetes-preserve-unknown-fields"] == true;
-        for (name, field) in fields {
-            let path = format!("{at}.{name}");
-            match (&schema["properties"][name], &schema["additionalProperties"]) {
-                (Value::Object(property), _) => {
-                    check_against_schema(&Value::Object(property.clone()), field, &path)?
-                }
-                (_, Value::Object(each)) => {
-                    check_against_schema(&Value::Object(each.clone()), field, &path)?
-                }
-                (_, Value::Bool(true)) => {}
-                _ if keeps_unknown => {}
-                _ => bail!("{path}: no such field in the schema"),
-            }
-        }
+    let is_object = schema["type"] == "object";
+    let keeps_unknown = schema["x-kubernetes-preserve-unknown-fields"] == true;
+    if is_object && !keeps_unknown && !out.contains_key("additionalProperties") {
+        out.insert("additionalProperties".to_owned(), Value::Bool(false));
     }
+    if schema["x-kubernetes-int-or-string"] == true {
+        out.insert(
+            "anyOf".to_owned(),
+            serde_json::json!([{"type": "integer"}, {"type": "string"}]),
+        );
+    }
+    if schema["nullable"] == true
+        && let Some(kind) = out.get("type").cloned()
+    {
+        out.insert("type".to_owned(), serde_json::json!([kind, "null"]));
+    }
+    Value::Object(out)
+}
+
+/// Checks `value` against a CustomResourceDefinition's structural schema as the API server
+/// reads it ([`strict_schema`], validated by the `jsonschema` crate); the error lists every
+/// place that does not fit.
+pub fn check_against_schema(schema: &Value, value: &Value, at: &str) -> Result<()> {
+    let validator = jsonschema::draft4::new(&strict_schema(schema))
+        .map_err(|e| anyhow::anyhow!("the schema does not compile: {e}"))?;
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| format!("{at}{}: {e}", e.instance_path()))
+        .collect();
+    ensure!(errors.is_empty(), "{}", errors.join("; "));
     Ok(())
 }
 

@@ -353,7 +353,13 @@ fn the_sparkapplication_example_fits_the_operators_schema() -> Result<()> {
     }
     let mut misspelled = ours.clone();
     misspelled["spec"]["driver"]["label"] = serde_json::json!({"a": "b"});
-    ensure!(sparkstage_tests::deploy::check_custom_resource(&schema, &misspelled, "x").is_err());
+    let error = sparkstage_tests::deploy::check_custom_resource(&schema, &misspelled, "x")
+        .err()
+        .context("a misspelled field passed")?;
+    ensure!(
+        format!("{error:#}").contains("/spec/driver") && format!("{error:#}").contains("label"),
+        "the error names the place: {error:#}"
+    );
     let mut wrong_type = ours;
     wrong_type["spec"]["executor"]["instances"] = Value::from("four");
     ensure!(sparkstage_tests::deploy::check_custom_resource(&schema, &wrong_type, "x").is_err());
