@@ -1,14 +1,10 @@
-//! `sparkstage apply -f FILE|-` (issue 14, work in progress): a spark-operator SparkApplication's
-//! local dependencies found and rewritten as `sparkstage submit` rewrites a submission (the same
-//! [`Planner`]), and the init container asked for through the driver's and executors' labels and
-//! annotations.
-//!
-//! Done so far: reading the documents, finding and rewriting the dependencies
-//! (`spec.mainApplicationFile`, `spec.deps.{jars,files,pyFiles,archives}`, the dependency keys
-//! of `spec.sparkConf`), and the webhook's labels and annotations. Still to do (see the issue):
-//! `spec.deps.packages` resolved on the server, staging (the submit hook's `stage`), `--inject
-//! spec`, server-side apply, the bundle's owner, the CLI command, and the tests against the
-//! CRD's schema and end to end.
+//! `sparkstage apply -f FILE|-`: what `sparkctl create` did for the spark-operator's
+//! SparkApplications. Their local dependencies are found and rewritten as `sparkstage submit`
+//! rewrites a submission (the same [`Planner`] and [`crate::stage::stage`]), `spec.deps.packages`
+//! is resolved on the server, the init container is asked for through the driver's and
+//! executors' labels and annotations or written into the spec (the one pod injection of
+//! `sparkstage_injection`), and the documents are applied through the Kubernetes API with
+//! server-side apply (field manager `sparkstage`), or printed.
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
@@ -19,6 +15,24 @@ use crate::deps::{LISTS, Planner};
 
 pub const API_VERSION: &str = "sparkoperator.k8s.io/v1beta2";
 pub const KIND: &str = "SparkApplication";
+/// The SparkApplication's resource (plural) in the API.
+pub const PLURAL: &str = "sparkapplications";
+/// Server-side apply's field manager: the fields `sparkstage apply` set are its own.
+pub const FIELD_MANAGER: &str = "sparkstage";
+
+/// What `sparkstage apply` asks of the Kubernetes API in the application's namespace, besides
+/// the other kinds a file holds (the user's own rights): the Role `deploy/spark-namespace`
+/// binds to submitters grants this and [`crate::secret::KUBERNETES_ACCESS`]
+/// (`client/tests/deploy.rs` checks it).
+pub const APPLY_ACCESS: [(&str, &str, &str); 5] = [
+    // (API group, resource, verb)
+    ("", "secrets", "create"), // the bundle token's Secret
+    ("", "secrets", "get"),    // the existing Secret of a retried apply
+    ("", "secrets", "patch"),  // ownerReferences to the SparkApplication
+    // Server-side apply is a PATCH, and one that creates is authorized as a create too.
+    ("sparkoperator.k8s.io", "sparkapplications", "patch"),
+    ("sparkoperator.k8s.io", "sparkapplications", "create"),
+];
 
 /// The documents of a YAML stream, in order.
 pub fn read_documents(text: &str) -> Result<Vec<Value>> {
@@ -292,7 +306,10 @@ pub async fn stage_application(
 
 /// `--inject spec`: the init container, its volumes and Spark's mounts written into the
 /// SparkApplication (`spec.volumes`, `spec.{driver,executor}.initContainers` and
-/// `.volumeMounts`), which the operator puts on the pods.
+/// `.volumeMounts`), which the operator's pod webhook puts on the pods. That webhook adds a
+/// volume of `spec.volumes` only when the role's `volumeMounts` name it (mounts of init
+/// containers do not count), so the token's volume is mounted, read-only, in Spark's container
+/// too: without it the pod would name a volume it does not have.
 pub fn inject_into_spec(
     document: &mut Value,
     injection: &sparkstage_injection::Injection,
@@ -314,8 +331,9 @@ pub fn inject_into_spec(
     let init = serde_json::to_value(injection.init_container())?;
     let mounts: Vec<Value> = injection
         .spark_mounts()
-        .iter()
-        .map(serde_json::to_value)
+        .into_iter()
+        .chain(injection.token_mount())
+        .map(|m| serde_json::to_value(&m))
         .collect::<Result<_, _>>()?;
     for role in ["driver", "executor"] {
         append(
@@ -325,6 +343,186 @@ pub fn inject_into_spec(
         append(&mut document["spec"][role]["volumeMounts"], mounts.clone());
     }
     Ok(())
+}
+
+/// The API resource of `document`'s kind: SparkApplications' is known (no discovery, so that
+/// a missing CRD is a clear error of its own), other kinds are looked up in the API's discovery
+/// documents. `true` with a namespaced kind.
+async fn resource_of(
+    client: &kube::Client,
+    document: &Value,
+) -> Result<(kube::discovery::ApiResource, bool)> {
+    use kube::core::GroupVersionKind;
+    use kube::discovery::{ApiResource, Scope, pinned_kind};
+    let api_version = document["apiVersion"].as_str().unwrap_or_default();
+    let kind = document["kind"].as_str().unwrap_or_default();
+    anyhow::ensure!(
+        !api_version.is_empty() && !kind.is_empty(),
+        "a document without apiVersion or kind"
+    );
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let gvk = GroupVersionKind::gvk(group, version, kind);
+    if is_application(document) {
+        return Ok((ApiResource::from_gvk_with_plural(&gvk, PLURAL), true));
+    }
+    let (resource, capabilities) = pinned_kind(client, &gvk)
+        .await
+        .with_context(|| format!("the Kubernetes API does not serve {api_version} {kind}"))?;
+    Ok((resource, capabilities.scope == Scope::Namespaced))
+}
+
+/// Applies `document` with server-side apply (field manager [`FIELD_MANAGER`]) in
+/// `namespace` when it names none, and returns the object as the API server stored it. With
+/// `force`, fields another manager owns are taken over (kubectl's `--force-conflicts`).
+pub async fn apply_document(
+    client: &kube::Client,
+    document: &Value,
+    namespace: &str,
+    force: bool,
+) -> Result<kube::api::DynamicObject> {
+    use kube::api::{Api, DynamicObject, Patch, PatchParams};
+    let (resource, namespaced) = resource_of(client, document).await?;
+    let name = document["metadata"]["name"]
+        .as_str()
+        .with_context(|| format!("a {} without metadata.name", resource.kind))?;
+    let namespace = document["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or(namespace);
+    let api: Api<DynamicObject> = if namespaced {
+        Api::namespaced_with(client.clone(), namespace, &resource)
+    } else {
+        Api::all_with(client.clone(), &resource)
+    };
+    let mut params = PatchParams::apply(FIELD_MANAGER);
+    if force {
+        params = params.force();
+    }
+    let what = if namespaced {
+        format!("{} {namespace}/{name}", resource.kind)
+    } else {
+        format!("{} {name}", resource.kind)
+    };
+    match api.patch(name, &params, &Patch::Apply(document)).await {
+        Ok(object) => Ok(object),
+        Err(kube::Error::Api(status)) if status.code == 404 && is_application(document) => {
+            anyhow::bail!(
+                "the Kubernetes API has no SparkApplications ({}): is the spark-operator's \
+                 CustomResourceDefinition installed?",
+                status.message
+            )
+        }
+        Err(kube::Error::Api(status)) if status.code == 409 => anyhow::bail!(
+            "applying {what}: {} (another field manager owns these fields; --force-conflicts \
+             takes them over)",
+            status.message
+        ),
+        Err(kube::Error::Api(status)) => anyhow::bail!(
+            "the Kubernetes API refused to apply {what}: {} ({}, HTTP {})",
+            status.message,
+            status.reason,
+            status.code
+        ),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("applying {what}"))),
+    }
+}
+
+/// Where the documents go.
+pub enum Target {
+    /// Printed to standard output as YAML (`--dry-run`): the Secrets first, then the documents.
+    Print,
+    /// Applied through the Kubernetes API.
+    Apply { client: kube::Client, force: bool },
+}
+
+/// `sparkstage apply`: stages every SparkApplication of `documents` (paths relative to `base`)
+/// before anything is applied, so that a missing file applies nothing, then prints or applies
+/// them in order. An application's token Secret is created before it, and once the
+/// SparkApplication exists it becomes the Secret's owner (deleted with it).
+pub async fn run(
+    documents: &mut [Value],
+    base: &std::path::Path,
+    options: &crate::submit::SubmitOptions,
+    server: &crate::stage::ServerClient,
+    target: Target,
+) -> Result<()> {
+    let mut secrets = Vec::new();
+    for document in documents.iter_mut() {
+        let staged = if is_application(document) {
+            stage_application(document, base, options, server).await?
+        } else {
+            None
+        };
+        if let Some(applied) = &staged
+            && !options.quiet
+        {
+            eprintln!("{}", applied.summary);
+        }
+        secrets.push(staged.and_then(|a| a.secret));
+    }
+    let namespace = options.namespace.as_deref().unwrap_or("default");
+    match target {
+        Target::Print => {
+            let mut out = Vec::new();
+            for secret in secrets.iter().flatten() {
+                out.push(serde_norway::to_string(secret)?);
+            }
+            for document in documents.iter() {
+                out.push(serde_norway::to_string(document)?);
+            }
+            print!("{}", out.join("---\n"));
+        }
+        Target::Apply { client, force } => {
+            for (document, secret) in documents.iter().zip(&secrets) {
+                if let Some(secret) = secret {
+                    crate::secret::create(client.clone(), secret).await?;
+                }
+                let object = apply_document(&client, document, namespace, force).await?;
+                if let Some(secret) = secret {
+                    let owner = owner_reference(&object)?;
+                    crate::secret::set_owner(
+                        client.clone(),
+                        secret.metadata.namespace.as_deref().unwrap_or(namespace),
+                        secret.metadata.name.as_deref().unwrap_or_default(),
+                        owner,
+                    )
+                    .await?;
+                }
+                let kind = document["kind"].as_str().unwrap_or_default().to_lowercase();
+                let group = document["apiVersion"]
+                    .as_str()
+                    .and_then(|v| v.rsplit_once('/'))
+                    .map(|(group, _)| format!(".{group}"))
+                    .unwrap_or_default();
+                println!(
+                    "{kind}{group}/{} serverside-applied",
+                    object.metadata.name.unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The applied SparkApplication as the owner of what was made for it (the token's Secret).
+pub fn owner_reference(
+    object: &kube::api::DynamicObject,
+) -> Result<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
+    Ok(k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+        api_version: API_VERSION.to_owned(),
+        kind: KIND.to_owned(),
+        name: object
+            .metadata
+            .name
+            .clone()
+            .context("the applied SparkApplication has no name")?,
+        uid: object
+            .metadata
+            .uid
+            .clone()
+            .context("the applied SparkApplication has no uid")?,
+        controller: Some(false),
+        block_owner_deletion: Some(false),
+    })
 }
 
 #[cfg(test)]

@@ -40,7 +40,8 @@ enum Command {
     /// `sparkstage submit [OPTIONS] -- spark-submit ARGS...`.
     Submit(SubmitArgs),
     /// Stage a spark-operator SparkApplication's local dependencies and packages, rewrite it to
-    /// the pod paths and add the init container (work in progress: --dry-run only).
+    /// the pod paths, add the init container, and apply it (server-side apply): `sparkstage
+    /// apply -f app.yaml`.
     Apply(ApplyArgs),
     /// Stage files as a bundle and print its id (the token goes to --token-out).
     Upload {
@@ -137,6 +138,12 @@ struct ApplyArgs {
     /// Print the rewritten documents (and the Secret, when one is needed) instead of applying.
     #[arg(long)]
     dry_run: bool,
+    /// The namespace of documents that name none [default: the kubeconfig's, else default].
+    #[arg(short = 'n', long, env = "SPARKSTAGE_NAMESPACE")]
+    namespace: Option<String>,
+    /// Take over fields another field manager owns (kubectl apply's --force-conflicts).
+    #[arg(long)]
+    force_conflicts: bool,
     /// The server's URL as the pods reach it [default: --server].
     #[arg(long, env = "SPARKSTAGE_INTERNAL_SERVER")]
     internal_server: Option<String>,
@@ -334,34 +341,30 @@ async fn main_inner(cli: Cli) -> Result<i32> {
                 },
                 ..SubmitOptions::default()
             };
-            let client = server_client(&cli)?;
+            let kube = match a.dry_run {
+                true => None,
+                false => Some(
+                    kube::Client::try_default()
+                        .await
+                        .context("cannot configure the Kubernetes client (kubeconfig or in-cluster)")?,
+                ),
+            };
+            let options = SubmitOptions {
+                namespace: a.namespace.clone().or_else(|| {
+                    kube.as_ref().map(|k| k.default_namespace().to_owned())
+                }),
+                ..options
+            };
             let mut documents = sparkstage::apply::read_documents(&text)?;
-            let mut secrets = Vec::new();
-            for document in documents.iter_mut() {
-                if !sparkstage::apply::is_application(document) {
-                    continue;
-                }
-                if let Some(applied) =
-                    sparkstage::apply::stage_application(document, &base, &options, &client).await?
-                {
-                    if !cli.quiet {
-                        eprintln!("{}", applied.summary);
-                    }
-                    secrets.extend(applied.secret);
-                }
-            }
-            anyhow::ensure!(
-                a.dry_run,
-                "applying through the Kubernetes API is not done yet: use --dry-run and kubectl apply -f -"
-            );
-            let mut out = Vec::new();
-            for secret in &secrets {
-                out.push(serde_norway::to_string(secret)?);
-            }
-            for document in &documents {
-                out.push(serde_norway::to_string(document)?);
-            }
-            print!("{}", out.join("---\n"));
+            let target = match kube {
+                None => sparkstage::apply::Target::Print,
+                Some(client) => sparkstage::apply::Target::Apply {
+                    client,
+                    force: a.force_conflicts,
+                },
+            };
+            sparkstage::apply::run(&mut documents, &base, &options, &server_client(&cli)?, target)
+                .await?;
             Ok(0)
         }
         Command::Upload {

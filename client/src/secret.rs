@@ -106,24 +106,30 @@ pub async fn driver_pod(
     }))
 }
 
-/// Makes the driver pod the owner of the Secret `name`, so that Kubernetes' garbage collector
-/// deletes the Secret with the driver. Only `metadata.ownerReferences` changes (a merge patch),
-/// which an immutable Secret allows.
+impl Adopted {
+    /// The driver pod as an owner: Kubernetes' garbage collector deletes what it owns with it.
+    pub fn owner(&self) -> OwnerReference {
+        OwnerReference {
+            api_version: "v1".to_owned(),
+            kind: "Pod".to_owned(),
+            name: self.pod.clone(),
+            uid: self.uid.clone(),
+            controller: Some(false),
+            block_owner_deletion: Some(false),
+        }
+    }
+}
+
+/// Makes `owner` (the driver pod, or `sparkstage apply`'s SparkApplication) the owner of the
+/// Secret `name`, so that Kubernetes' garbage collector deletes the Secret with it. Only
+/// `metadata.ownerReferences` changes (a merge patch), which an immutable Secret allows.
 pub async fn set_owner(
     client: kube::Client,
     namespace: &str,
     name: &str,
-    driver: &Adopted,
+    owner: OwnerReference,
 ) -> Result<()> {
     let secrets: Api<Secret> = Api::namespaced(client, namespace);
-    let owner = OwnerReference {
-        api_version: "v1".to_owned(),
-        kind: "Pod".to_owned(),
-        name: driver.pod.clone(),
-        uid: driver.uid.clone(),
-        controller: Some(false),
-        block_owner_deletion: Some(false),
-    };
     let patch = serde_json::json!({"metadata": {"ownerReferences": [owner]}});
     match secrets
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -154,7 +160,7 @@ pub async fn adopt(
     let started = tokio::time::Instant::now();
     loop {
         if let Some(driver) = driver_pod(client.clone(), namespace, bundle).await? {
-            set_owner(client, namespace, &secret_name(bundle), &driver).await?;
+            set_owner(client, namespace, &secret_name(bundle), driver.owner()).await?;
             return Ok(Some(driver));
         }
         if started.elapsed() + every > within {

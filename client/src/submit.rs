@@ -481,7 +481,7 @@ pub async fn run_adopting(
                 client,
                 namespace,
                 &crate::secret::secret_name(bundle),
-                &driver,
+                driver.owner(),
             )
             .await
             .map(|()| Some(driver)),

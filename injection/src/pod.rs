@@ -276,6 +276,14 @@ impl Injection {
         ]
     }
 
+    /// The token's mount, read-only, when a bundle is fetched.
+    pub fn token_mount(&self) -> Option<VolumeMount> {
+        self.args
+            .bundle
+            .as_ref()
+            .map(|_| mount(TOKEN_VOLUME, TOKEN_DIR, true))
+    }
+
     /// The init container.
     pub fn init_container(&self) -> Container {
         let layout = self.layout();
@@ -288,10 +296,7 @@ impl Injection {
                 [
                     Some(mount(JARS_VOLUME, &layout.jars_dir, false)),
                     Some(mount(FILES_VOLUME, &layout.files_dir, false)),
-                    self.args
-                        .bundle
-                        .as_ref()
-                        .map(|_| mount(TOKEN_VOLUME, TOKEN_DIR, true)),
+                    self.token_mount(),
                 ]
                 .into_iter()
                 .flatten()

@@ -90,6 +90,128 @@ struct Double {
     /// TokenReviews asked, and the audiences of the last one.
     review_count: usize,
     review_audiences: Option<Vec<String>>,
+    /// The writes taken, in order.
+    writes: Vec<Write>,
+}
+
+/// A write the double took.
+#[derive(Debug, Clone)]
+pub struct Write {
+    pub method: String,
+    /// The path and the query.
+    pub uri: String,
+    pub content_type: String,
+    pub body: serde_json::Value,
+}
+
+fn record_write(state: &Shared, method: &str, uri: &axum::http::Uri, headers: &axum::http::HeaderMap, body: &[u8]) {
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    lock(state).writes.push(Write {
+        method: method.to_owned(),
+        uri: uri.to_string(),
+        content_type,
+        body: serde_json::from_slice(body).unwrap_or(serde_json::Value::Null),
+    });
+}
+
+fn recorded_answer(stem: &str) -> Response {
+    match Recorded::load(stem) {
+        Ok(r) => r.answer(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// `POST .../secrets`: the recorded creation.
+async fn create_secret(
+    State(state): State<Shared>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
+    record_write(&state, "POST", &uri, &headers, &body);
+    recorded_answer("01-secret-create")
+}
+
+/// `PATCH` of any object: a merge patch of a Secret gets the recorded ownerReferences patch; a
+/// server-side apply (`application/apply-patch+yaml`, which `kube` sends as JSON) gets the
+/// object back as the API server would store it: the namespace of the path and a uid added
+/// (nothing of server-side apply was recorded); anything else 415.
+async fn patch(
+    State(state): State<Shared>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
+    record_write(&state, "PATCH", &uri, &headers, &body);
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let path = uri.path();
+    match content_type {
+        "application/merge-patch+json" if path.contains("/secrets/") => {
+            recorded_answer("07-secret-immutable-patch-ownerreferences")
+        }
+        "application/apply-patch+yaml" => {
+            let Ok(mut object) = serde_json::from_slice::<serde_json::Value>(&body) else {
+                return (StatusCode::BAD_REQUEST, "not JSON").into_response();
+            };
+            let parts: Vec<&str> = path.split('/').collect();
+            if let Some(i) = parts.iter().position(|p| *p == "namespaces") {
+                object["metadata"]["namespace"] = parts[i + 1].into();
+            }
+            let digest = <sha2::Sha256 as sha2::Digest>::digest(path.as_bytes());
+            let hex = hex::encode(&digest[..16]);
+            object["metadata"]["uid"] = format!(
+                "{}-{}-{}-{}-{}",
+                &hex[..8],
+                &hex[8..12],
+                &hex[12..16],
+                &hex[16..20],
+                &hex[20..32]
+            )
+            .into();
+            (StatusCode::OK, axum::Json(object)).into_response()
+        }
+        _ => StatusCode::UNSUPPORTED_MEDIA_TYPE.into_response(),
+    }
+}
+
+/// `GET /api/v1`: the core group's resources, from `k8s_openapi`'s types.
+async fn core_discovery() -> Response {
+    use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIResource, APIResourceList};
+    fn resource<K: k8s_openapi::Resource>() -> APIResource
+    where
+        K::Scope: 'static,
+    {
+        APIResource {
+            name: K::URL_PATH_SEGMENT.to_owned(),
+            kind: K::KIND.to_owned(),
+            namespaced: std::any::TypeId::of::<K::Scope>()
+                == std::any::TypeId::of::<k8s_openapi::NamespaceResourceScope>(),
+            singular_name: K::KIND.to_lowercase(),
+            verbs: ["create", "delete", "get", "list", "patch", "update", "watch"]
+                .map(str::to_owned)
+                .to_vec(),
+            ..APIResource::default()
+        }
+    }
+    axum::Json(APIResourceList {
+        group_version: "v1".to_owned(),
+        resources: vec![
+            resource::<ConfigMap>(),
+            resource::<Pod>(),
+            resource::<Secret>(),
+            resource::<Service>(),
+            resource::<ServiceAccount>(),
+        ],
+    })
+    .into_response()
 }
 
 /// The running double.
@@ -189,6 +311,7 @@ impl KubeDouble {
             reviews: std::collections::HashMap::new(),
             review_count: 0,
             review_audiences: None,
+            writes: Vec::new(),
         }));
         let app = Router::new()
             .route("/api/v1/pods", get(pods))
@@ -196,6 +319,16 @@ impl KubeDouble {
             .route(
                 "/apis/authentication.k8s.io/v1/tokenreviews",
                 post(token_review),
+            )
+            .route("/api/v1", get(core_discovery))
+            .route("/api/v1/namespaces/{ns}/secrets", post(create_secret))
+            .route(
+                "/api/v1/namespaces/{ns}/{plural}/{name}",
+                axum::routing::patch(patch),
+            )
+            .route(
+                "/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}",
+                axum::routing::patch(patch),
             )
             .with_state(Arc::clone(&state));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -242,6 +375,11 @@ impl KubeDouble {
         );
         std::fs::write(&path, text)?;
         Ok(path)
+    }
+
+    /// The writes taken so far, in order.
+    pub fn writes(&self) -> Vec<Write> {
+        lock(&self.state).writes.clone()
     }
 
     /// Pod lists wait until [`KubeDouble::open_lists`].
