@@ -507,22 +507,24 @@ pub async fn run(
 pub fn owner_reference(
     object: &kube::api::DynamicObject,
 ) -> Result<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
-    Ok(k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
-        api_version: API_VERSION.to_owned(),
-        kind: KIND.to_owned(),
-        name: object
-            .metadata
-            .name
-            .clone()
-            .context("the applied SparkApplication has no name")?,
-        uid: object
-            .metadata
-            .uid
-            .clone()
-            .context("the applied SparkApplication has no uid")?,
-        controller: Some(false),
-        block_owner_deletion: Some(false),
-    })
+    Ok(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            api_version: API_VERSION.to_owned(),
+            kind: KIND.to_owned(),
+            name: object
+                .metadata
+                .name
+                .clone()
+                .context("the applied SparkApplication has no name")?,
+            uid: object
+                .metadata
+                .uid
+                .clone()
+                .context("the applied SparkApplication has no uid")?,
+            controller: Some(false),
+            block_owner_deletion: Some(false),
+        },
+    )
 }
 
 #[cfg(test)]

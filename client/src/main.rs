@@ -343,16 +343,15 @@ async fn main_inner(cli: Cli) -> Result<i32> {
             };
             let kube = match a.dry_run {
                 true => None,
-                false => Some(
-                    kube::Client::try_default()
-                        .await
-                        .context("cannot configure the Kubernetes client (kubeconfig or in-cluster)")?,
-                ),
+                false => Some(kube::Client::try_default().await.context(
+                    "cannot configure the Kubernetes client (kubeconfig or in-cluster)",
+                )?),
             };
             let options = SubmitOptions {
-                namespace: a.namespace.clone().or_else(|| {
-                    kube.as_ref().map(|k| k.default_namespace().to_owned())
-                }),
+                namespace: a
+                    .namespace
+                    .clone()
+                    .or_else(|| kube.as_ref().map(|k| k.default_namespace().to_owned())),
                 ..options
             };
             let mut documents = sparkstage::apply::read_documents(&text)?;
@@ -363,8 +362,14 @@ async fn main_inner(cli: Cli) -> Result<i32> {
                     force: a.force_conflicts,
                 },
             };
-            sparkstage::apply::run(&mut documents, &base, &options, &server_client(&cli)?, target)
-                .await?;
+            sparkstage::apply::run(
+                &mut documents,
+                &base,
+                &options,
+                &server_client(&cli)?,
+                target,
+            )
+            .await?;
             Ok(0)
         }
         Command::Upload {

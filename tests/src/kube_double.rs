@@ -104,7 +104,13 @@ pub struct Write {
     pub body: serde_json::Value,
 }
 
-fn record_write(state: &Shared, method: &str, uri: &axum::http::Uri, headers: &axum::http::HeaderMap, body: &[u8]) {
+fn record_write(
+    state: &Shared,
+    method: &str,
+    uri: &axum::http::Uri,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) {
     let content_type = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
@@ -164,21 +170,25 @@ async fn patch(
             if let Some(i) = parts.iter().position(|p| *p == "namespaces") {
                 object["metadata"]["namespace"] = parts[i + 1].into();
             }
-            let digest = <sha2::Sha256 as sha2::Digest>::digest(path.as_bytes());
-            let hex = hex::encode(&digest[..16]);
-            object["metadata"]["uid"] = format!(
-                "{}-{}-{}-{}-{}",
-                &hex[..8],
-                &hex[8..12],
-                &hex[12..16],
-                &hex[16..20],
-                &hex[20..32]
-            )
-            .into();
+            object["metadata"]["uid"] = applied_uid(path).into();
             (StatusCode::OK, axum::Json(object)).into_response()
         }
         _ => StatusCode::UNSUPPORTED_MEDIA_TYPE.into_response(),
     }
+}
+
+/// The uid the double gives the object it applied at `path`.
+pub fn applied_uid(path: &str) -> String {
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(path.as_bytes());
+    let hex = hex::encode(&digest[..16]);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 /// `GET /api/v1`: the core group's resources, from `k8s_openapi`'s types.
@@ -195,9 +205,11 @@ async fn core_discovery() -> Response {
             namespaced: std::any::TypeId::of::<K::Scope>()
                 == std::any::TypeId::of::<k8s_openapi::NamespaceResourceScope>(),
             singular_name: K::KIND.to_lowercase(),
-            verbs: ["create", "delete", "get", "list", "patch", "update", "watch"]
-                .map(str::to_owned)
-                .to_vec(),
+            verbs: [
+                "create", "delete", "get", "list", "patch", "update", "watch",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
             ..APIResource::default()
         }
     }
