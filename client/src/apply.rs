@@ -17,6 +17,8 @@ pub const API_VERSION: &str = "sparkoperator.k8s.io/v1beta2";
 pub const KIND: &str = "SparkApplication";
 /// The SparkApplication's resource (plural) in the API.
 pub const PLURAL: &str = "sparkapplications";
+/// The label the operator puts on an application's pods (its name): the bundle's owner.
+pub const APP_NAME_LABEL: &str = "sparkoperator.k8s.io/app-name";
 /// Server-side apply's field manager: the fields `sparkstage apply` set are its own.
 pub const FIELD_MANAGER: &str = "sparkstage";
 
@@ -120,7 +122,8 @@ pub fn ask_webhook(document: &mut Value, annotations: &[(&str, String)]) {
 
 /// What applying one SparkApplication staged, besides the rewritten document.
 pub struct Applied {
-    pub bundle: String,
+    /// The bundle staged; none when the init container only fetches remote files.
+    pub bundle: Option<String>,
     /// The bundle token's Secret, when the pods need one (templates' way; no pod identity).
     pub secret: Option<k8s_openapi::api::core::v1::Secret>,
     pub summary: String,
@@ -219,69 +222,78 @@ pub async fn stage_application(
             })
             .collect();
     }
-    if deps.is_empty() && stored.is_empty() {
-        anyhow::ensure!(
-            remote.is_empty(),
-            "SparkApplication {namespace}/{name}: --fetch-remote with no local file to stage is \
-             not supported yet"
-        );
+    if deps.is_empty() && stored.is_empty() && remote.is_empty() {
         return Ok(None);
     }
-    let files: Vec<crate::stage::StageFile> = deps
-        .iter()
-        .map(|d| crate::stage::StageFile {
-            path: d.path.clone(),
-            name: d.name.clone(),
-            kind: d.kind,
-        })
-        .collect();
-    let mut labels = std::collections::BTreeMap::new();
-    // The operator labels the application's pods with its name.
-    labels.insert("sparkoperator.k8s.io/app-name".to_owned(), name.clone());
-    let mut cache = crate::stage::DigestCache::load(crate::stage::DigestCache::default_path());
-    let staged = crate::stage::stage(
-        client,
-        &files,
-        crate::stage::BundleSpec {
-            stored: &stored,
-            owner: Some(Owner {
-                namespace: Some(namespace.clone()),
-                labels,
-                spark_app_id: None,
-            }),
-            ttl: options.ttl.clone(),
-        },
-        &mut cache,
-        options.parallel_uploads.max(1),
-        &crate::progress::Progress::new(options.quiet),
-    )
-    .await?;
-    let bundle = staged.bundle.id.clone();
-    let info = client.info().await?;
-    let secret = (!info.pod_identity)
-        .then(|| crate::secret::secret(&namespace, &bundle, &staged.bundle.token));
+    // Only remote files (--fetch-remote): the init container fetches them, no bundle.
+    let staged = if deps.is_empty() && stored.is_empty() {
+        None
+    } else {
+        let files: Vec<crate::stage::StageFile> = deps
+            .iter()
+            .map(|d| crate::stage::StageFile {
+                path: d.path.clone(),
+                name: d.name.clone(),
+                kind: d.kind,
+            })
+            .collect();
+        let mut labels = std::collections::BTreeMap::new();
+        // The operator labels the application's pods with its name.
+        labels.insert(APP_NAME_LABEL.to_owned(), name.clone());
+        let mut cache = crate::stage::DigestCache::load(crate::stage::DigestCache::default_path());
+        Some(
+            crate::stage::stage(
+                client,
+                &files,
+                crate::stage::BundleSpec {
+                    stored: &stored,
+                    owner: Some(Owner {
+                        namespace: Some(namespace.clone()),
+                        labels,
+                        spark_app_id: None,
+                    }),
+                    ttl: options.ttl.clone(),
+                },
+                &mut cache,
+                options.parallel_uploads.max(1),
+                &crate::progress::Progress::new(options.quiet),
+            )
+            .await?,
+        )
+    };
+    let pod_identity = match &staged {
+        Some(_) => client.info().await?.pod_identity,
+        None => false,
+    };
+    let bundle = staged.as_ref().map(|s| s.bundle.id.clone());
+    let secret = staged
+        .as_ref()
+        .filter(|_| !pod_identity)
+        .map(|s| crate::secret::secret(&namespace, &s.bundle.id, &s.bundle.token));
     let mut args = InitArgs::none();
-    args.server = Some(
-        options
-            .internal_server
-            .clone()
-            .or_else(|| options.server.clone())
-            .context("no staging server")?
-            .parse()?,
-    );
-    args.bundle = Some(bundle.clone());
+    if bundle.is_some() {
+        args.server = Some(
+            options
+                .internal_server
+                .clone()
+                .or_else(|| options.server.clone())
+                .context("no staging server")?
+                .parse()?,
+        );
+    }
+    args.bundle = bundle.clone();
     args.jars_dir = Some(layout.jars_dir.clone().into());
     args.files_dir = Some(layout.files_dir.clone().into());
     args.sources = remote;
     let injection = Injection {
         image: options.init_image.clone(),
         image_pull_policy: options.init_pull_policy.clone(),
-        token: if info.pod_identity {
-            TokenVolume::ServiceAccount
-        } else {
-            TokenVolume::Secret {
-                name: crate::secret::secret_name(&bundle),
-            }
+        // Without a bundle there is no token to mount (`Injection::volumes`).
+        token: match (&bundle, pod_identity) {
+            (Some(bundle), false) => TokenVolume::Secret {
+                name: crate::secret::secret_name(bundle),
+            },
+            _ => TokenVolume::ServiceAccount,
         },
         args,
     };
@@ -292,15 +304,23 @@ pub async fn stage_application(
         ),
         Inject::Templates => inject_into_spec(document, &injection)?,
     }
-    Ok(Some(Applied {
-        bundle,
-        secret,
-        summary: format!(
+    let summary = match &staged {
+        Some(staged) => format!(
             "sparkstage: SparkApplication {namespace}/{name}: bundle {}: {} files, {} uploaded",
             staged.bundle.id,
             staged.entries.len(),
             staged.uploaded_files
         ),
+        None => format!(
+            "sparkstage: SparkApplication {namespace}/{name}: {} remote files for the init \
+             container, nothing to stage",
+            injection.args.sources.len()
+        ),
+    };
+    Ok(Some(Applied {
+        bundle,
+        secret,
+        summary,
     }))
 }
 

@@ -25,14 +25,18 @@ async fn applied_documents_fit_the_operators_schema() -> Result<()> {
          metadata: {name: nightly, namespace: analytics}\nspec:\n  type: Scala\n  mode: cluster\n  \
          image: apache/spark:4.0.0\n  sparkVersion: 4.0.0\n  mainClass: com.example.Nightly\n  \
          mainApplicationFile: app.jar\n  deps:\n    files: [lookup.csv]\n  driver: {cores: 1}\n  \
-         executor: {instances: 2}\n",
+         executor: {instances: 2}\n---\n\
+         apiVersion: sparkoperator.k8s.io/v1beta2\nkind: SparkApplication\n\
+         metadata: {name: remote-only}\nspec:\n  type: Scala\n  mode: cluster\n  \
+         sparkVersion: 4.0.0\n  mainApplicationFile: \"s3a://jobs/app.jar\"\n  \
+         sparkConf: {spark.files: \"https://repo.example/x.txt\"}\n",
     )?;
     let server = Server::start(&["--storage", "memory://"], &[]).await?;
     let schema = schema()?;
     for inject in ["webhook", "spec"] {
         let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_sparkstage"))
             .args(["apply", "-f", "app.yaml", "--dry-run", "--inject", inject])
-            .args(["--server", &server.url()])
+            .args(["--server", &server.url(), "--fetch-remote"])
             .current_dir(work.path())
             .env("SPARKSTAGE_DIGEST_CACHE", work.path().join("digests.json"))
             .output()
@@ -49,7 +53,13 @@ async fn applied_documents_fit_the_operators_schema() -> Result<()> {
             .filter_map(|d| d["kind"].as_str())
             .collect();
         ensure!(
-            kinds == ["Secret", "ConfigMap", "SparkApplication"],
+            kinds
+                == [
+                    "Secret",
+                    "ConfigMap",
+                    "SparkApplication",
+                    "SparkApplication"
+                ],
             "{kinds:?}"
         );
         ensure!(documents[1]["data"]["a"] == "b", "other kinds pass through");
@@ -63,6 +73,24 @@ async fn applied_documents_fit_the_operators_schema() -> Result<()> {
             }
             _ => ensure!(app["spec"]["driver"]["initContainers"][0]["name"] == "sparkstage-init"),
         }
+        // With --fetch-remote and only remote files: the init container fetches them, no
+        // bundle, no token, no Secret.
+        let remote = &documents[3];
+        sparkstage_tests::deploy::check_custom_resource(&schema, remote, "remote-only")?;
+        // The primary resource is Spark's to fetch, as with `sparkstage submit --fetch-remote`.
+        ensure!(
+            remote["spec"]["mainApplicationFile"] == "s3a://jobs/app.jar"
+                && remote["spec"]["sparkConf"]["spark.files"]
+                    == "local:///var/spark-data/spark-files/x.txt",
+            "{remote}"
+        );
+        let text = remote.to_string();
+        ensure!(
+            text.contains("https://repo.example/x.txt")
+                && !text.contains("sparkstage.io/bundle")
+                && !text.contains("sparkstage-token"),
+            "{inject}: {remote}"
+        );
     }
     Ok(())
 }
