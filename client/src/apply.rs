@@ -489,6 +489,11 @@ pub async fn run(
             for document in documents.iter() {
                 out.push(serde_norway::to_string(document)?);
             }
+            for text in &mut out {
+                if !text.ends_with('\n') {
+                    text.push('\n');
+                }
+            }
             print!("{}", out.join("---\n"));
         }
         Target::Apply { client, force } => {
