@@ -48,6 +48,47 @@ pub fn read_documents(text: &str) -> Result<Vec<Value>> {
     Ok(documents)
 }
 
+/// The text of each document of `text` as written (comments and key order kept), for printing
+/// the documents this command does not change exactly as they were: `documents[i]`'s text when
+/// splitting at the document markers (`---` at the start of a line, where YAML ends any block
+/// scalar, and `...` ends a document) reads back as the same documents, else `None` (they are printed from their value).
+pub fn document_texts(text: &str, documents: &[Value]) -> Vec<Option<String>> {
+    let mut chunks = vec![String::new()];
+    for line in text.split_inclusive('\n') {
+        let marker = |m: &str| {
+            line.strip_prefix(m).filter(|rest| {
+                rest.is_empty() || rest.starts_with(|c: char| c.is_ascii_whitespace())
+            })
+        };
+        // `---` starts a document (it may go on on the same line); `...` ends one.
+        match (marker("---"), marker("...")) {
+            (Some(rest), _) => chunks.push(match rest.trim() {
+                "" => String::new(),
+                _ => rest.trim_start_matches([' ', '\t']).to_owned(),
+            }),
+            (None, Some(_)) => chunks.push(String::new()),
+            (None, None) => chunks.last_mut().map_or((), |c| c.push_str(line)),
+        }
+    }
+    let mut texts = Vec::new();
+    for chunk in chunks {
+        match serde_norway::from_str::<Value>(&chunk) {
+            Ok(Value::Null) => {}
+            Ok(value) => texts.push((value, chunk)),
+            Err(_) => return vec![None; documents.len()],
+        }
+    }
+    let agree = texts.len() == documents.len()
+        && texts
+            .iter()
+            .zip(documents)
+            .all(|((value, _), d)| value == d);
+    match agree {
+        true => texts.into_iter().map(|(_, text)| Some(text)).collect(),
+        false => vec![None; documents.len()],
+    }
+}
+
 /// Whether `document` is a SparkApplication this command rewrites.
 pub fn is_application(document: &Value) -> bool {
     document["apiVersion"] == API_VERSION && document["kind"] == KIND
@@ -460,12 +501,14 @@ pub enum Target {
 /// SparkApplication exists it becomes the Secret's owner (deleted with it).
 pub async fn run(
     documents: &mut [Value],
+    texts: &[Option<String>],
     base: &std::path::Path,
     options: &crate::submit::SubmitOptions,
     server: &crate::stage::ServerClient,
     target: Target,
 ) -> Result<()> {
     let mut secrets = Vec::new();
+    let mut changed = Vec::new();
     for document in documents.iter_mut() {
         let staged = if is_application(document) {
             stage_application(document, base, options, server).await?
@@ -477,6 +520,7 @@ pub async fn run(
         {
             eprintln!("{}", applied.summary);
         }
+        changed.push(staged.is_some());
         secrets.push(staged.and_then(|a| a.secret));
     }
     let namespace = options.namespace.as_deref().unwrap_or("default");
@@ -486,8 +530,12 @@ pub async fn run(
             for secret in secrets.iter().flatten() {
                 out.push(serde_norway::to_string(secret)?);
             }
-            for document in documents.iter() {
-                out.push(serde_norway::to_string(document)?);
+            for (i, document) in documents.iter().enumerate() {
+                // What was not changed is printed as it was written.
+                match texts.get(i).cloned().flatten() {
+                    Some(text) if !changed[i] => out.push(text),
+                    _ => out.push(serde_norway::to_string(document)?),
+                }
             }
             for text in &mut out {
                 if !text.ends_with('\n') {
@@ -556,6 +604,31 @@ pub fn owner_reference(
 mod tests {
     use super::*;
     use crate::deps::Layout;
+
+    #[test]
+    fn documents_keep_their_text() -> Result<()> {
+        let text = "# leading comment\n---\napiVersion: v1\nkind: ConfigMap # why\nmetadata: {name: a}\n\
+                    data:\n  script: |\n    echo one\n    ---\n    echo two\n--- {kind: Other, z: 1, a: 2}\n\
+                    ---\n...\n";
+        let documents = read_documents(text)?;
+        assert_eq!(documents.len(), 2);
+        let texts = document_texts(text, &documents);
+        assert_eq!(
+            texts,
+            [
+                Some(
+                    "apiVersion: v1\nkind: ConfigMap # why\nmetadata: {name: a}\ndata:\n  script: |\n    \
+                     echo one\n    ---\n    echo two\n"
+                        .to_owned()
+                ),
+                Some("{kind: Other, z: 1, a: 2}\n".to_owned()),
+            ]
+        );
+        // A split that does not read back as the same documents gives no texts.
+        let documents = read_documents("a: 1\n")?;
+        assert_eq!(document_texts("a: 2\n", &documents), [None]);
+        Ok(())
+    }
 
     #[test]
     fn local_dependencies_are_rewritten_and_the_rest_kept() -> Result<()> {

@@ -355,6 +355,7 @@ async fn main_inner(cli: Cli) -> Result<i32> {
                 ..options
             };
             let mut documents = sparkstage::apply::read_documents(&text)?;
+            let texts = sparkstage::apply::document_texts(&text, &documents);
             let target = match kube {
                 None => sparkstage::apply::Target::Print,
                 Some(client) => sparkstage::apply::Target::Apply {
@@ -364,6 +365,7 @@ async fn main_inner(cli: Cli) -> Result<i32> {
             };
             sparkstage::apply::run(
                 &mut documents,
+                &texts,
                 &base,
                 &options,
                 &server_client(&cli)?,

@@ -20,7 +20,7 @@ async fn applied_documents_fit_the_operators_schema() -> Result<()> {
     std::fs::write(work.path().join("lookup.csv"), "a,b\n")?;
     std::fs::write(
         work.path().join("app.yaml"),
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kept}\ndata: {a: b}\n---\n\
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kept}\ndata: {a: b} # as written\n---\n\
          apiVersion: sparkoperator.k8s.io/v1beta2\nkind: SparkApplication\n\
          metadata: {name: nightly, namespace: analytics}\nspec:\n  type: Scala\n  mode: cluster\n  \
          image: apache/spark:4.0.0\n  sparkVersion: 4.0.0\n  mainClass: com.example.Nightly\n  \
@@ -63,6 +63,10 @@ async fn applied_documents_fit_the_operators_schema() -> Result<()> {
             "{kinds:?}"
         );
         ensure!(documents[1]["data"]["a"] == "b", "other kinds pass through");
+        ensure!(
+            text.contains("metadata: {name: kept}\ndata: {a: b} # as written\n"),
+            "as they were written: {text}"
+        );
         let app = &documents[2];
         sparkstage_tests::deploy::check_custom_resource(&schema, app, inject)
             .with_context(|| format!("--inject {inject}: {app}"))?;
