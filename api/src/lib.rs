@@ -19,6 +19,7 @@ pub mod blobs;
 pub mod bundles;
 pub mod digest;
 pub mod error;
+pub mod fork;
 pub mod info;
 pub mod lifecycle;
 pub mod resolve;

@@ -62,31 +62,41 @@ impl Job {
     /// name cut to 64 bytes so that the whole stays a valid file name. No entry can take such a
     /// name (the server reserves the suffix) and the random part keeps two runs apart.
     pub fn temp_path(&self) -> PathBuf {
-        let mut cut = self.name.len().min(64);
-        while !self.name.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        self.dir.join(format!(
-            ".{}.{:016x}{}",
-            &self.name[..cut],
-            rand::random::<u64>(),
-            sparkstage_api::bundles::TEMP_SUFFIX
-        ))
+        temp_path(&self.dir, &self.name)
     }
 }
 
+/// A fresh temporary name in `dir` for the file `name` (see [`Job::temp_path`]); what
+/// [`remove_leftovers`] removes.
+pub fn temp_path(dir: &Path, name: &str) -> PathBuf {
+    let mut cut = name.len().min(64);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    dir.join(format!(
+        ".{}.{:016x}{}",
+        &name[..cut],
+        rand::random::<u64>(),
+        sparkstage_api::bundles::TEMP_SUFFIX
+    ))
+}
+
 /// A temporary file, removed when this is dropped unless it was moved to its final name.
-struct TempFile {
+pub(crate) struct TempFile {
     path: PathBuf,
     moved: bool,
 }
 
 impl TempFile {
-    fn new(path: PathBuf) -> Self {
+    pub(crate) fn new(path: PathBuf) -> Self {
         Self { path, moved: false }
     }
 
-    fn moved(&mut self) {
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn moved(&mut self) {
         self.moved = true;
     }
 }

@@ -84,6 +84,7 @@ pub mod fetch;
 pub mod object;
 pub mod spec;
 pub mod state;
+pub mod unpack;
 pub mod webhdfs;
 
 use std::collections::{BTreeMap, HashMap};

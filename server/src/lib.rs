@@ -298,6 +298,7 @@ pub fn app(state: AppState) -> Router {
     let bounded = Router::new()
         .merge(routes::blobs::bounded_router())
         .merge(routes::bundles::router())
+        .merge(routes::fork::router())
         .merge(routes::health::router())
         .layer(DefaultBodyLimit::max(json_limit))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
@@ -305,6 +306,7 @@ pub fn app(state: AppState) -> Router {
         }));
     Router::new()
         .merge(routes::blobs::upload_router())
+        .merge(routes::fork::upload_router())
         .merge(routes::resolve::router())
         .merge(routes::gc::router())
         .merge(bounded)

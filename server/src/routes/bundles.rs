@@ -41,6 +41,18 @@ async fn create(
     _auth: UploadAuth,
     ApiJson(request): ApiJson<CreateBundleRequest>,
 ) -> Result<(StatusCode, Json<CreateBundleResponse>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(create_bundle(&state, request).await?),
+    ))
+}
+
+/// Creates the bundle `request` describes, once every blob it names is stored with the size it
+/// declares (the v1 route and the fork's v0 upload).
+pub(crate) async fn create_bundle(
+    state: &AppState,
+    request: CreateBundleRequest,
+) -> Result<CreateBundleResponse, ApiError> {
     let settings = &state.settings;
     let entries = request.entries;
     if entries.is_empty() {
@@ -125,14 +137,11 @@ async fn create(
         expires_at = %manifest.expires_at,
         "bundle created"
     );
-    Ok((
-        StatusCode::CREATED,
-        Json(CreateBundleResponse {
-            id: manifest.id.clone(),
-            token: new.token,
-            expires_at: manifest.expires_at,
-        }),
-    ))
+    Ok(CreateBundleResponse {
+        id: manifest.id.clone(),
+        token: new.token,
+        expires_at: manifest.expires_at,
+    })
 }
 
 fn parse_ttl(text: &str, max: Duration) -> Result<Duration, ApiError> {
@@ -214,6 +223,20 @@ async fn download(
     let started = Instant::now();
     let record = crate::auth::open_bundle(&state, &id, &token).await?;
     let digest: Digest = digest.parse()?;
+    serve_entry(&state, &record, &digest, &headers, started).await
+}
+
+/// The blob `digest` of the opened bundle `record`, whole or the range `headers` ask for
+/// (`If-None-Match`, `Range`, `If-Range`), under the download budget.
+pub(crate) async fn serve_entry(
+    state: &AppState,
+    record: &crate::bundle::BundleRecord,
+    digest: &Digest,
+    headers: &HeaderMap,
+    started: Instant,
+) -> Result<Response, ApiError> {
+    let id = record.id();
+    let digest = *digest;
     let entry = record
         .manifest
         .entries

@@ -2,6 +2,7 @@
 
 pub mod blobs;
 pub mod bundles;
+pub mod fork;
 pub mod gc;
 pub mod health;
 pub mod resolve;
