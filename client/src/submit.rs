@@ -21,12 +21,12 @@ use sparkstage_injection::{InitArgs, Injection, Role, SparkContainer, TokenVolum
 pub use sparkstage_injection::layout::{DEFAULT_FILES_DIR, DEFAULT_JARS_DIR};
 
 /// The configuration keys of the Kubernetes resource-staging-server fork of Spark, accepted as
-/// aliases of our options when the submission sets them.
-pub const FORK_SERVER: &str = "spark.kubernetes.resourceStagingServer.uri";
-pub const FORK_INTERNAL_SERVER: &str = "spark.kubernetes.resourceStagingServer.internal.uri";
-pub const FORK_JARS_DIR: &str = "spark.kubernetes.mountdependencies.jarsDownloadDir";
-pub const FORK_FILES_DIR: &str = "spark.kubernetes.mountdependencies.filesDownloadDir";
-pub const FORK_TIMEOUT: &str = "spark.kubernetes.mountdependencies.mountTimeout";
+/// aliases of our options when the submission sets them (defined with the fork's init container
+/// properties).
+pub use sparkstage_injection::fork::{
+    FILES_DIR as FORK_FILES_DIR, INTERNAL_SERVER as FORK_INTERNAL_SERVER,
+    JARS_DIR as FORK_JARS_DIR, SERVER as FORK_SERVER, TIMEOUT as FORK_TIMEOUT,
+};
 
 /// How the init container gets into the pods.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]

@@ -224,10 +224,19 @@ pub async fn run(config: &Config, options: &Options) -> Result<Summary, RunError
     if let Some(bundle) = &config.bundle {
         jobs.extend(bundle_jobs(&transfer, bundle, config).await?);
     }
+    // The fork's archives: each a job for the archive under a reserved name, unpacked once it
+    // has arrived and been verified.
+    let mut archives: HashMap<PathBuf, ()> = HashMap::new();
+    for archive in &config.archives {
+        let job = archive_job(&transfer, archive, config).await?;
+        archives.insert(job.final_path(), ());
+        jobs.push(job);
+    }
     for source in &config.urls {
-        let dir = match sparkstage_injection::layout::target_of(&source.name) {
-            TargetDir::Jars => &config.jars_dir,
-            TargetDir::Files => &config.files_dir,
+        let dir = match (&source.dir, sparkstage_injection::layout::target_of(&source.name)) {
+            (Some(dir), _) => dir,
+            (None, TargetDir::Jars) => &config.jars_dir,
+            (None, TargetDir::Files) => &config.files_dir,
         };
         let shown = redact(&source.url);
         let origin = if object::is_object_url(&source.url) {
@@ -286,7 +295,15 @@ pub async fn run(config: &Config, options: &Options) -> Result<Summary, RunError
         }
     }
     let (skip, todo): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|job| {
-        states[&job.dir].is_verified(&job.dir, &job.name, job.sha256.as_ref(), job.size)
+        let state = &states[&job.dir];
+        match archives.contains_key(&job.final_path()) {
+            // An archive unpacked before, all of whose files are still as written.
+            true => job
+                .sha256
+                .as_ref()
+                .is_some_and(|digest| state.is_unpacked(&job.dir, digest)),
+            false => state.is_verified(&job.dir, &job.name, job.sha256.as_ref(), job.size),
+        }
     });
 
     let mut warnings = Vec::new();
@@ -344,6 +361,21 @@ pub async fn run(config: &Config, options: &Options) -> Result<Summary, RunError
     let mut changed = HashMap::new();
     for (job, result) in results {
         match result {
+            Ok(fetched) if archives.contains_key(&job.final_path()) => {
+                let state = states.get_mut(&job.dir).expect("every dir has a state");
+                match unpack_archive(&job, &fetched, config.unpack_limits, state).await {
+                    Ok(files) => {
+                        summary.fetched += files;
+                        summary.bytes += fetched.size;
+                        changed.insert(job.dir.clone(), ());
+                    }
+                    Err(error) => failures.push(Failure {
+                        source: job.source.clone(),
+                        error,
+                        attempts: 1,
+                    }),
+                }
+            }
             Ok(fetched) => {
                 summary.fetched += 1;
                 summary.bytes += fetched.size;
@@ -492,6 +524,72 @@ async fn bundle_jobs(
         });
     }
     Ok(jobs)
+}
+
+/// The job of a fork resource: its bundle's one archive entry, written under a reserved name of
+/// its directory (no entry can have it) and unpacked there once verified.
+async fn archive_job(
+    transfer: &Transfer,
+    archive: &spec::ArchiveSource,
+    config: &Config,
+) -> Result<Job, RunError> {
+    let jobs = bundle_jobs(transfer, &archive.bundle, config).await?;
+    let [job] = &jobs[..] else {
+        return Err(RunError::Setup(format!(
+            "resource {} has {} entries; a resource of the fork's API is one archive",
+            archive.bundle.id,
+            jobs.len()
+        )));
+    };
+    Ok(Job {
+        source: format!("resource {}", archive.bundle.id),
+        dir: archive.dir.clone(),
+        name: format!(
+            "{}-archive-{}.tar.gz",
+            sparkstage_api::bundles::RESERVED_PREFIX,
+            archive.bundle.id
+        ),
+        ..job.clone()
+    })
+}
+
+/// Unpacks the fetched archive of `job` into its directory ([`unpack::unpack`]: all or nothing),
+/// removes the archive, and records the files in `state`; the number of files.
+async fn unpack_archive(
+    job: &Job,
+    fetched: &Fetched,
+    limits: unpack::Limits,
+    state: &mut State,
+) -> Result<usize, String> {
+    let archive = job.final_path();
+    let dir = job.dir.clone();
+    let what = job.source.clone();
+    let unpacked = tokio::task::spawn_blocking({
+        let archive = archive.clone();
+        move || unpack::unpack(&archive, &dir, limits, &what)
+    })
+    .await
+    .map_err(|e| format!("unpacking stopped: {e}"))?;
+    // The archive goes either way: what it held is unpacked, or refused.
+    let _ = std::fs::remove_file(&archive);
+    state.files.remove(&job.name);
+    let unpacked = unpacked?;
+    let mut names = Vec::new();
+    for file in &unpacked {
+        if let Some((size, mtime_ns)) = state::stat(&job.dir.join(&file.name)) {
+            state.files.insert(
+                file.name.clone(),
+                Record {
+                    digest: file.digest,
+                    size,
+                    mtime_ns,
+                },
+            );
+        }
+        names.push(file.name.clone());
+    }
+    state.archives.insert(fetched.digest.to_string(), names);
+    Ok(unpacked.len())
 }
 
 /// The most a manifest may hold: 64 KiB a thousand entries and more than the server's

@@ -73,9 +73,19 @@ pub struct BundleSource {
     pub token_file: PathBuf,
 }
 
+/// A staged tar.gz (a resource of the fork's API v0: a bundle of one archive entry), fetched
+/// and unpacked into `dir`.
+#[derive(Debug, Clone)]
+pub struct ArchiveSource {
+    pub bundle: BundleSource,
+    pub dir: PathBuf,
+}
+
 /// A URL to fetch: http(s), or an object in S3, GCS or Azure.
 #[derive(Debug, Clone)]
 pub struct UrlSource {
+    /// The directory, when not the one its name gives (the fork's remote jars and files).
+    pub dir: Option<PathBuf>,
     /// The URL to request (without the fragment).
     pub url: Url,
     pub sha256: Option<Digest>,
@@ -91,7 +101,9 @@ pub struct Config {
     pub jars_dir: PathBuf,
     pub files_dir: PathBuf,
     pub bundle: Option<BundleSource>,
+    pub archives: Vec<ArchiveSource>,
     pub urls: Vec<UrlSource>,
+    pub unpack_limits: crate::unpack::Limits,
     pub timeout: Duration,
     pub parallelism: usize,
     pub hdfs: crate::webhdfs::HdfsConfig,
@@ -103,11 +115,38 @@ pub struct Config {
 
 impl Config {
     pub fn from_args(args: Args) -> Result<Self> {
+        Self::from_args_with(args, Path::new(sparkstage_injection::fork::DEFAULT_PROPERTIES))
+    }
+
+    /// [`Config::from_args`], with the fork's default properties file at `fork_default`.
+    pub fn from_args_with(args: Args, fork_default: &Path) -> Result<Self> {
         let spec = match &args.spec {
             Some(path) => read_spec(path)?,
             None => SpecFile::default(),
         };
-        let timeout = duration("timeout", args.timeout, &spec.timeout, DEFAULT_TIMEOUT)?;
+        // The fork's properties: when named, or at the fork's path when nothing else is asked.
+        let nothing_asked = args.spec.is_none()
+            && args.bundle.is_none()
+            && args.sources.iter().all(|s| s.trim().is_empty());
+        let fork_path = args
+            .fork_properties
+            .clone()
+            .or_else(|| (nothing_asked && fork_default.is_file()).then(|| fork_default.into()));
+        let fork = match &fork_path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("cannot read the fork's properties file {}", path.display())
+                })?;
+                sparkstage_injection::fork::read(&text).map_err(|e| {
+                    anyhow::anyhow!("the fork's properties file {}: {e}", path.display())
+                })?
+            }
+            None => sparkstage_injection::fork::Properties::default(),
+        };
+        let timeout = match (args.timeout, &spec.timeout, fork.timeout) {
+            (None, None, Some(fork)) => fork,
+            (flag, spec, _) => duration("timeout", flag, spec, DEFAULT_TIMEOUT)?,
+        };
         let connect_timeout = duration(
             "connect_timeout",
             args.connect_timeout,
@@ -192,7 +231,9 @@ impl Config {
                 .filter(|s| !matches!(s, SpecSource::Url(u) if u.is_empty())),
         );
         let mut urls = Vec::new();
+        let mut count = 0;
         for (index, listed) in listed.enumerate() {
+            count = index + 1;
             let source = match listed {
                 SpecSource::Url(url) => parse_source(index, &url)?,
                 SpecSource::Detailed(detail) => {
@@ -218,6 +259,46 @@ impl Config {
             };
             urls.push(source);
         }
+        let jars_dir = args
+            .jars_dir
+            .or(spec.jars_dir)
+            .or(fork.jars_dir)
+            .unwrap_or_else(|| DEFAULT_JARS_DIR.into());
+        let files_dir = args
+            .files_dir
+            .or(spec.files_dir)
+            .or(fork.files_dir)
+            .unwrap_or_else(|| DEFAULT_FILES_DIR.into());
+        // The fork's remote jars and files go to their directories whatever their names.
+        for (list, dir) in [(&fork.remote_jars, &jars_dir), (&fork.remote_files, &files_dir)] {
+            for url in list {
+                let mut source = parse_source(count, url)?;
+                source.dir = Some(dir.clone());
+                urls.push(source);
+                count += 1;
+            }
+        }
+        let mut archives = Vec::new();
+        for (resource, dir) in [(&fork.jars, &jars_dir), (&fork.files, &files_dir)] {
+            if let Some(resource) = resource {
+                let server = fork.server.clone().with_context(|| {
+                    format!(
+                        "the fork's properties name the resource {} but no {} or {}",
+                        resource.id,
+                        sparkstage_injection::fork::INTERNAL_SERVER,
+                        sparkstage_injection::fork::SERVER
+                    )
+                })?;
+                archives.push(ArchiveSource {
+                    bundle: BundleSource {
+                        server,
+                        id: resource.id.clone(),
+                        token_file: resource.secret_file.clone(),
+                    },
+                    dir: dir.clone(),
+                });
+            }
+        }
         for source in &mut urls {
             let http = matches!(source.url.scheme(), "http" | "https");
             if !source.headers.is_empty() && !http {
@@ -235,16 +316,17 @@ impl Config {
             }
         }
         Ok(Self {
-            jars_dir: args
-                .jars_dir
-                .or(spec.jars_dir)
-                .unwrap_or_else(|| DEFAULT_JARS_DIR.into()),
-            files_dir: args
-                .files_dir
-                .or(spec.files_dir)
-                .unwrap_or_else(|| DEFAULT_FILES_DIR.into()),
+            jars_dir,
+            files_dir,
             bundle,
+            archives,
             urls,
+            unpack_limits: crate::unpack::Limits {
+                max_bytes: args
+                    .max_unpacked_size
+                    .unwrap_or(crate::unpack::Limits::default().max_bytes),
+                ..crate::unpack::Limits::default()
+            },
             timeout,
             parallelism,
             hdfs: crate::webhdfs::HdfsConfig {
@@ -302,6 +384,7 @@ pub fn parse_source(index: usize, source: &str) -> Result<UrlSource> {
     let sparkstage_injection::command::Source { url, sha256, name } =
         sparkstage_injection::command::Source::parse(index, source)?;
     Ok(UrlSource {
+        dir: None,
         url,
         sha256,
         name,

@@ -24,6 +24,9 @@ pub struct Record {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct State {
     pub files: BTreeMap<String, Record>,
+    /// Archives unpacked here (the fork's resources), by digest: the names of their files.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub archives: BTreeMap<String, Vec<String>>,
 }
 
 /// Size and mtime of a file, if it exists and is a regular file.
@@ -65,6 +68,14 @@ impl State {
             && mtime_ns == record.mtime_ns
             && expected.is_none_or(|d| *d == record.digest)
             && expected_size.is_none_or(|s| s == size)
+    }
+
+    /// Whether the archive `digest` was unpacked here and every file it held is still as
+    /// written.
+    pub fn is_unpacked(&self, dir: &Path, digest: &Digest) -> bool {
+        self.archives
+            .get(&digest.to_string())
+            .is_some_and(|names| names.iter().all(|n| self.is_verified(dir, n, None, None)))
     }
 
     /// Writes the state atomically: a temporary file, fsync, rename.

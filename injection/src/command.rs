@@ -152,6 +152,15 @@ pub struct InitArgs {
     /// A response body that sends nothing this long counts as stalled and is retried [default: 30s].
     #[arg(long, env = "SPARKSTAGE_READ_TIMEOUT")]
     pub read_timeout: Option<humantime::Duration>,
+    /// A properties file of the 2017 fork's init container (`spark-init.properties`): its two
+    /// staged resources (tar.gz archives, unpacked into the jars and files directories), its
+    /// remote jars and files, its directories and timeout [default: /etc/spark-init/spark-init.properties
+    /// when it exists and nothing else is asked for].
+    #[arg(long, env = "SPARKSTAGE_FORK_PROPERTIES")]
+    pub fork_properties: Option<PathBuf>,
+    /// The most bytes one archive may expand to (`8G`, `500M`) [default: 8G].
+    #[arg(long, env = "SPARKSTAGE_MAX_UNPACKED_SIZE", value_parser = parse_size)]
+    pub max_unpacked_size: Option<u64>,
     /// http(s), s3, gs, az, hdfs, webhdfs or swebhdfs URLs, optionally ending in `#sha256=<hex>`; names ending in `.jar` go to the jars
     /// directory, others to the files directory. In the environment: comma-separated.
     #[arg(env = "SPARKSTAGE_SOURCES", value_delimiter = ',')]
@@ -180,6 +189,8 @@ impl InitArgs {
             max_attempts: None,
             connect_timeout: None,
             read_timeout: None,
+            fork_properties: None,
+            max_unpacked_size: None,
             sources: Vec::new(),
         }
     }
@@ -207,6 +218,8 @@ impl InitArgs {
             max_attempts,
             connect_timeout,
             read_timeout,
+            fork_properties,
+            max_unpacked_size,
             sources,
         } = self;
         let mut argv = Vec::new();
@@ -240,6 +253,8 @@ impl InitArgs {
         flag("max-attempts", max_attempts.map(|n| n.to_string()));
         flag("connect-timeout", connect_timeout.map(compact));
         flag("read-timeout", read_timeout.map(compact));
+        flag("fork-properties", path(fork_properties));
+        flag("max-unpacked-size", max_unpacked_size.map(|n| n.to_string()));
         argv.extend(sources.iter().cloned());
         argv
     }
@@ -294,6 +309,8 @@ mod tests {
             max_attempts: Some(4),
             connect_timeout: Some("2s".parse().expect("duration")),
             read_timeout: Some("1m".parse().expect("duration")),
+            fork_properties: Some("/etc/spark-init/spark-init.properties".into()),
+            max_unpacked_size: Some(3 << 30),
             sources: vec![
                 "https://h/a.jar".into(),
                 format!("s3://b/c.txt#sha256={}", "ab".repeat(32)),

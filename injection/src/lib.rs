@@ -10,8 +10,10 @@
 //! - [`webhook`]: the label and annotations a pod asks the admission webhook with.
 
 pub mod command;
+pub mod fork;
 pub mod layout;
 pub mod pod;
+pub mod properties;
 pub mod webhook;
 
 pub use command::InitArgs;
