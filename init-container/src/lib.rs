@@ -233,7 +233,10 @@ pub async fn run(config: &Config, options: &Options) -> Result<Summary, RunError
         jobs.push(job);
     }
     for source in &config.urls {
-        let dir = match (&source.dir, sparkstage_injection::layout::target_of(&source.name)) {
+        let dir = match (
+            &source.dir,
+            sparkstage_injection::layout::target_of(&source.name),
+        ) {
             (Some(dir), _) => dir,
             (None, TargetDir::Jars) => &config.jars_dir,
             (None, TargetDir::Files) => &config.files_dir,

@@ -115,7 +115,10 @@ pub struct Config {
 
 impl Config {
     pub fn from_args(args: Args) -> Result<Self> {
-        Self::from_args_with(args, Path::new(sparkstage_injection::fork::DEFAULT_PROPERTIES))
+        Self::from_args_with(
+            args,
+            Path::new(sparkstage_injection::fork::DEFAULT_PROPERTIES),
+        )
     }
 
     /// [`Config::from_args`], with the fork's default properties file at `fork_default`.
@@ -270,7 +273,10 @@ impl Config {
             .or(fork.files_dir)
             .unwrap_or_else(|| DEFAULT_FILES_DIR.into());
         // The fork's remote jars and files go to their directories whatever their names.
-        for (list, dir) in [(&fork.remote_jars, &jars_dir), (&fork.remote_files, &files_dir)] {
+        for (list, dir) in [
+            (&fork.remote_jars, &jars_dir),
+            (&fork.remote_files, &files_dir),
+        ] {
             for url in list {
                 let mut source = parse_source(count, url)?;
                 source.dir = Some(dir.clone());

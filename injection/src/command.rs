@@ -254,7 +254,10 @@ impl InitArgs {
         flag("connect-timeout", connect_timeout.map(compact));
         flag("read-timeout", read_timeout.map(compact));
         flag("fork-properties", path(fork_properties));
-        flag("max-unpacked-size", max_unpacked_size.map(|n| n.to_string()));
+        flag(
+            "max-unpacked-size",
+            max_unpacked_size.map(|n| n.to_string()),
+        );
         argv.extend(sources.iter().cloned());
         argv
     }

@@ -118,7 +118,10 @@ mod tests {
              {REMOTE_JARS}=hdfs://nn/a.jar,local:///opt/b.jar, https://h/c.jar\n\
              {REMOTE_FILES}=\n{JARS_DIR}=/var/spark-data/spark-jars\n{TIMEOUT}=7\n"
         ))?;
-        assert_eq!(read.server.map(String::from).as_deref(), Some("http://rss.spark.svc:10000/"));
+        assert_eq!(
+            read.server.map(String::from).as_deref(),
+            Some("http://rss.spark.svc:10000/")
+        );
         assert_eq!(
             read.jars,
             Some(Resource {

@@ -8,6 +8,7 @@
 pub mod conformance;
 pub mod deploy;
 pub mod faults;
+pub mod fork;
 pub mod hostile_repo;
 pub mod kube_double;
 pub mod maven_repo;

@@ -8,37 +8,8 @@ use anyhow::{Result, ensure};
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use sparkstage_api::fork::{OWNER_PART, RESOURCES_PART, RESOURCES_PATH, UploadResponse};
+use sparkstage_tests::fork::{OWNER, archive, form};
 use sparkstage_tests::server::Server;
-
-/// A flat tar.gz of `files`, as the fork's client wrote one.
-fn archive(files: &[(&str, &[u8])]) -> Result<Vec<u8>> {
-    let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    let mut builder = tar::Builder::new(encoder);
-    for (name, data) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        builder.append_data(&mut header, name, *data)?;
-    }
-    Ok(builder.into_inner()?.finish()?)
-}
-
-const OWNER: &str = r#"{"ownerNamespace":"analytics","ownerLabels":{"spark-app-selector":"spark-1"},"ownerType":"Pod"}"#;
-
-fn form(resources: Vec<u8>, owner: &str) -> Result<Form> {
-    Ok(Form::new()
-        .part(
-            RESOURCES_PART,
-            Part::bytes(resources)
-                .file_name("resources.tar.gz")
-                .mime_str("multipart/form-data")?,
-        )
-        .part(
-            OWNER_PART,
-            Part::text(owner.to_owned()).mime_str("application/json")?,
-        ))
-}
 
 async fn get(server: &Server, id: &str, secret: Option<&str>) -> Result<reqwest::Response> {
     let mut request = reqwest::Client::new().get(format!("{}{RESOURCES_PATH}/{id}", server.url()));

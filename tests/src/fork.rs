@@ -1,0 +1,51 @@
+//! The 2017 fork's side of API v0, for tests: its flat tar.gz archives and its multipart upload
+//! (the parts as OkHttp wrote them: the archive typed `multipart/form-data`, the owner
+//! `application/json`).
+
+use anyhow::{Result, ensure};
+use reqwest::multipart::{Form, Part};
+use sparkstage_api::fork::{OWNER_PART, RESOURCES_PART, RESOURCES_PATH, UploadResponse};
+
+/// An owner as the fork's client sent it.
+pub const OWNER: &str = r#"{"ownerNamespace":"analytics","ownerLabels":{"spark-app-selector":"spark-1"},"ownerType":"Pod"}"#;
+
+/// A flat tar.gz of `files`, as the fork's client wrote one.
+pub fn archive(files: &[(&str, &[u8])]) -> Result<Vec<u8>> {
+    let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut builder = tar::Builder::new(encoder);
+    for (name, data) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, name, *data)?;
+    }
+    Ok(builder.into_inner()?.finish()?)
+}
+
+/// The multipart form of an upload.
+pub fn form(resources: Vec<u8>, owner: &str) -> Result<Form> {
+    Ok(Form::new()
+        .part(
+            RESOURCES_PART,
+            Part::bytes(resources)
+                .file_name("resources.tar.gz")
+                .mime_str("multipart/form-data")?,
+        )
+        .part(
+            OWNER_PART,
+            Part::text(owner.to_owned()).mime_str("application/json")?,
+        ))
+}
+
+/// Uploads `resources` to the server at `url` with [`OWNER`].
+pub async fn upload(url: &str, resources: Vec<u8>) -> Result<UploadResponse> {
+    let answer = reqwest::Client::new()
+        .post(format!("{url}{RESOURCES_PATH}"))
+        .multipart(form(resources, OWNER)?)
+        .send()
+        .await?;
+    let status = answer.status();
+    ensure!(status.is_success(), "{status}: {}", answer.text().await?);
+    Ok(answer.json().await?)
+}
