@@ -409,6 +409,55 @@ mod tests {
     }
 
     #[test]
+    fn the_forks_properties_file_is_read_when_named_or_at_its_path() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let default = dir.path().join("spark-init.properties");
+        use sparkstage_injection::fork::*;
+        std::fs::write(
+            &default,
+            format!(
+                "{SERVER}=http://rss:10000\n{JARS_RESOURCE}=0123456789abcdef0123456789abcdef\n\
+                 {JARS_SECRET}=/mnt/secrets/spark-init/downloadJarsSecret\n\
+                 {REMOTE_FILES}=https://h/lib.jar\n{JARS_DIR}=/fork/jars\n{TIMEOUT}=3\n"
+            ),
+        )?;
+        // Nothing asked: the fork's path, when it exists.
+        let config = Config::from_args_with(args(&[]), &default)?;
+        assert_eq!(config.jars_dir, Path::new("/fork/jars"));
+        assert_eq!(config.files_dir, Path::new(DEFAULT_FILES_DIR));
+        assert_eq!(config.timeout, Duration::from_secs(180));
+        let [archive] = &config.archives[..] else {
+            panic!("{:?}", config.archives);
+        };
+        assert_eq!(archive.dir, Path::new("/fork/jars"));
+        assert_eq!(archive.bundle.server.as_str(), "http://rss:10000/");
+        // A remote file stays in the files directory, whatever its name.
+        assert_eq!(
+            config.urls[0].dir.as_deref(),
+            Some(Path::new(DEFAULT_FILES_DIR))
+        );
+        // Flags win over the file; anything else asked leaves the default path alone.
+        let config =
+            Config::from_args_with(args(&["--jars-dir", "/j", "--timeout", "1m"]), &default)?;
+        assert_eq!(
+            (config.jars_dir.as_path(), config.timeout),
+            (Path::new("/j"), Duration::from_secs(60))
+        );
+        let config = Config::from_args_with(args(&["https://h/a.jar"]), &default)?;
+        assert!(config.archives.is_empty());
+        let config = Config::from_args_with(args(&[]), &dir.path().join("absent"))?;
+        assert!(config.archives.is_empty() && config.urls.is_empty());
+        // Named: read whatever else is asked.
+        let named = default.display().to_string();
+        let config = Config::from_args_with(
+            args(&["--fork-properties", &named, "https://h/a.jar"]),
+            &default,
+        )?;
+        assert_eq!((config.archives.len(), config.urls.len()), (1, 2));
+        Ok(())
+    }
+
+    #[test]
     fn defaults() {
         let config = Config::from_args(args(&[])).expect("config");
         assert_eq!(config.jars_dir, Path::new(DEFAULT_JARS_DIR));
