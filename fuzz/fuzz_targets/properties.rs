@@ -1,5 +1,6 @@
-//! Java properties files (`--properties-file`, `spark-defaults.conf`): any text parses without a
-//! panic, and every value comes out trimmed, as Spark reads it.
+//! Java properties files (`--properties-file`, `spark-defaults.conf`, the fork's
+//! `spark-init.properties`): any text parses without a panic, and every value comes out
+//! trimmed, as Spark reads it.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -11,4 +12,5 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(value.trim(), value);
     }
     let _ = sparkstage::properties::merged(Some(&text), Some(&text), true);
+    let _ = sparkstage_injection::fork::read(&text);
 });
