@@ -72,6 +72,16 @@
 //! segment) ends in `.jar`, else to the files directory; `#sha256=<hex>` gives its expected digest.
 //! The bundle token is read from the file and trimmed; it is never printed.
 //!
+//! ## The 2017 fork's pods
+//!
+//! `--fork-properties FILE` (by default the fork's `/etc/spark-init/spark-init.properties`, when
+//! it exists and nothing else is asked) reads the fork's init-container configuration
+//! (`sparkstage_injection::fork`): its two resources, each a bundle of one tar.gz fetched like a
+//! bundle's entry (verified, resumed) under a reserved name and unpacked into its directory by
+//! [`unpack`] (all or nothing, never outside it), then removed; its remote jars and files, each
+//! into its directory; its directories and timeout. A re-run skips an archive whose files are
+//! all still as unpacked (`.sparkstage-verified.json` keeps the archive's digest and names).
+//!
 //! ## Output
 //!
 //! On success one line on stderr: files, bytes, seconds, MiB/s and how many were skipped. On
