@@ -2,7 +2,7 @@
 //! branch-2.2-kubernetes, `deploy/rest/k8s/`), which sparkstage serves beside its own API so
 //! that the fork's clients and pods work unchanged:
 //!
-//! - `POST /api/v0/resources`, multipart: the part [`RESOURCES_PART`] (a tar.gz) and the part
+//! - `POST /api/v0/resources` (the fork's Retrofit client adds a `/`), multipart: the part [`RESOURCES_PART`] (a tar.gz) and the part
 //!   [`OWNER_PART`] ([`ResourcesOwner`] as JSON); the answer is [`UploadResponse`];
 //! - `GET /api/v0/resources/{resourceId}` with `Authorization: <resourceSecret>` (the raw secret,
 //!   no scheme): the uploaded bytes, `application/octet-stream`;

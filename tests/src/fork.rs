@@ -1,6 +1,7 @@
 //! The 2017 fork's side of API v0, for tests: its flat tar.gz archives and its multipart upload
-//! (the parts as OkHttp wrote them: the archive typed `multipart/form-data`, the owner
-//! `application/json`).
+//! as its Retrofit client (`ResourceStagingServiceRetrofit`) sent it: `POST api/v0/resources/`
+//! (with the slash), parts named without a file name, each `Content-Transfer-Encoding: binary`,
+//! the archive typed `multipart/form-data` and the owner `application/json`.
 
 use anyhow::{Result, ensure};
 use reqwest::multipart::{Form, Part};
@@ -25,23 +26,30 @@ pub fn archive(files: &[(&str, &[u8])]) -> Result<Vec<u8>> {
 
 /// The multipart form of an upload.
 pub fn form(resources: Vec<u8>, owner: &str) -> Result<Form> {
+    let mut binary = reqwest::header::HeaderMap::new();
+    binary.insert(
+        "content-transfer-encoding",
+        reqwest::header::HeaderValue::from_static("binary"),
+    );
     Ok(Form::new()
         .part(
             RESOURCES_PART,
             Part::bytes(resources)
-                .file_name("resources.tar.gz")
-                .mime_str("multipart/form-data")?,
+                .mime_str("multipart/form-data")?
+                .headers(binary.clone()),
         )
         .part(
             OWNER_PART,
-            Part::text(owner.to_owned()).mime_str("application/json")?,
+            Part::text(owner.to_owned())
+                .mime_str("application/json")?
+                .headers(binary),
         ))
 }
 
 /// Uploads `resources` to the server at `url` with [`OWNER`].
 pub async fn upload(url: &str, resources: Vec<u8>) -> Result<UploadResponse> {
     let answer = reqwest::Client::new()
-        .post(format!("{url}{RESOURCES_PATH}"))
+        .post(format!("{url}{RESOURCES_PATH}/"))
         .multipart(form(resources, OWNER)?)
         .send()
         .await?;

@@ -44,10 +44,11 @@ const MAX_OWNER_BYTES: u64 = 64 * 1024;
 
 /// The upload route: no body limit of axum's (the blob size limit applies).
 pub fn upload_router() -> Router<AppState> {
-    Router::new().route(
-        RESOURCES_PATH,
-        post(upload).layer(axum::extract::DefaultBodyLimit::disable()),
-    )
+    let route = post(upload).layer(axum::extract::DefaultBodyLimit::disable());
+    Router::new()
+        .route(RESOURCES_PATH, route.clone())
+        // The fork's Retrofit client posts to `api/v0/resources/`.
+        .route(&format!("{RESOURCES_PATH}/"), route)
 }
 
 /// Download and ping.
