@@ -252,16 +252,7 @@ pub async fn stage_application(
                 )));
             }
         }
-        stored = response
-            .artifacts
-            .iter()
-            .map(|a| BundleEntry {
-                name: a.file_name.clone(),
-                digest: a.digest,
-                size: a.size,
-                kind: EntryKind::Jar,
-            })
-            .collect();
+        stored = crate::packages::bundle_entries(&response.artifacts);
     }
     if deps.is_empty() && stored.is_empty() && remote.is_empty() {
         return Ok(None);

@@ -144,32 +144,21 @@ struct ApplyArgs {
     /// Take over fields another field manager owns (kubectl apply's --force-conflicts).
     #[arg(long)]
     force_conflicts: bool,
-    /// The server's URL as the pods reach it [default: --server].
-    #[arg(long, env = "SPARKSTAGE_INTERNAL_SERVER")]
-    internal_server: Option<String>,
-    #[arg(long, env = "SPARKSTAGE_INIT_IMAGE", default_value = sparkstage_injection::pod::DEFAULT_INIT_IMAGE)]
-    init_image: String,
-    #[arg(long, env = "SPARKSTAGE_INIT_PULL_POLICY")]
-    init_pull_policy: Option<String>,
-    #[arg(long, env = "SPARKSTAGE_JARS_DIR")]
-    jars_dir: Option<String>,
-    #[arg(long, env = "SPARKSTAGE_FILES_DIR")]
-    files_dir: Option<String>,
+    #[command(flatten)]
+    pods: PodOptions,
     #[arg(long, env = "SPARKSTAGE_TTL")]
     ttl: Option<String>,
     #[arg(long, env = "SPARKSTAGE_FETCH_REMOTE")]
     fetch_remote: bool,
 }
 
+/// How the pods reach the server and where their files go: `submit`'s and `apply`'s.
 #[derive(Debug, clap::Args)]
-struct SubmitArgs {
+struct PodOptions {
     /// The server's URL as the pods reach it [default: --server] (the fork's
     /// spark.kubernetes.resourceStagingServer.internal.uri).
     #[arg(long, env = "SPARKSTAGE_INTERNAL_SERVER")]
     internal_server: Option<String>,
-    /// The namespace of the Secret and the pods [default: spark.kubernetes.namespace, else default].
-    #[arg(long, env = "SPARKSTAGE_NAMESPACE")]
-    namespace: Option<String>,
     /// The init container's image.
     #[arg(long, env = "SPARKSTAGE_INIT_IMAGE", default_value = sparkstage_injection::pod::DEFAULT_INIT_IMAGE)]
     init_image: String,
@@ -184,6 +173,15 @@ struct SubmitArgs {
     /// spark.kubernetes.mountdependencies.filesDownloadDir).
     #[arg(long, env = "SPARKSTAGE_FILES_DIR")]
     files_dir: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct SubmitArgs {
+    /// The namespace of the Secret and the pods [default: spark.kubernetes.namespace, else default].
+    #[arg(long, env = "SPARKSTAGE_NAMESPACE")]
+    namespace: Option<String>,
+    #[command(flatten)]
+    pods: PodOptions,
     /// The init container's deadline, such as 5m (the fork's mountdependencies.mountTimeout).
     #[arg(long, env = "SPARKSTAGE_INIT_TIMEOUT")]
     init_timeout: Option<String>,
@@ -250,13 +248,13 @@ async fn main_inner(cli: Cli) -> Result<i32> {
         Command::Submit(s) => {
             let options = SubmitOptions {
                 server: cli.server.clone(),
-                internal_server: s.internal_server.clone(),
+                internal_server: s.pods.internal_server.clone(),
                 upload_token: upload_token(&cli)?,
                 namespace: s.namespace.clone(),
-                init_image: s.init_image.clone(),
-                init_pull_policy: s.init_pull_policy.clone(),
-                jars_dir: s.jars_dir.clone(),
-                files_dir: s.files_dir.clone(),
+                init_image: s.pods.init_image.clone(),
+                init_pull_policy: s.pods.init_pull_policy.clone(),
+                jars_dir: s.pods.jars_dir.clone(),
+                files_dir: s.pods.files_dir.clone(),
                 init_timeout: s.init_timeout.clone(),
                 ttl: s.ttl.clone(),
                 templates_dir: s.templates_dir.clone(),
@@ -324,12 +322,12 @@ async fn main_inner(cli: Cli) -> Result<i32> {
             };
             let options = SubmitOptions {
                 server: cli.server.clone(),
-                internal_server: a.internal_server.clone(),
+                internal_server: a.pods.internal_server.clone(),
                 upload_token: upload_token(&cli)?,
-                init_image: a.init_image.clone(),
-                init_pull_policy: a.init_pull_policy.clone(),
-                jars_dir: a.jars_dir.clone(),
-                files_dir: a.files_dir.clone(),
+                init_image: a.pods.init_image.clone(),
+                init_pull_policy: a.pods.init_pull_policy.clone(),
+                jars_dir: a.pods.jars_dir.clone(),
+                files_dir: a.pods.files_dir.clone(),
                 ttl: a.ttl.clone(),
                 parallel_uploads: 4,
                 fetch_remote: a.fetch_remote,

@@ -100,6 +100,21 @@ pub fn add_jars(args: &mut SubmitArgs, properties: &BTreeMap<String, String>, ur
     }
 }
 
+/// The resolved jars as entries of the bundle: stored by the server already, nothing to upload.
+pub fn bundle_entries(
+    artifacts: &[sparkstage_api::resolve::ResolvedArtifact],
+) -> Vec<sparkstage_api::bundles::BundleEntry> {
+    artifacts
+        .iter()
+        .map(|a| sparkstage_api::bundles::BundleEntry {
+            name: a.file_name.clone(),
+            digest: a.digest,
+            size: a.size,
+            kind: sparkstage_api::bundles::EntryKind::Jar,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

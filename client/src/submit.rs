@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::Pod;
-use sparkstage_api::bundles::{BUNDLE_LABEL, BundleEntry, EntryKind, Owner};
+use sparkstage_api::bundles::{BUNDLE_LABEL, Owner};
 use sparkstage_api::resolve::ResolveRequest;
 
 use crate::deps::{Layout, Plan, plan};
@@ -217,16 +217,7 @@ pub async fn prepare(options: &SubmitOptions, command: &[String]) -> Result<Opti
             .map(|a| format!("local://{jars_dir}/{}", a.file_name))
             .collect();
         crate::packages::add_jars(&mut args, &properties, &uris);
-        stored = response
-            .artifacts
-            .iter()
-            .map(|a| BundleEntry {
-                name: a.file_name.clone(),
-                digest: a.digest,
-                size: a.size,
-                kind: EntryKind::Jar,
-            })
-            .collect();
+        stored = crate::packages::bundle_entries(&response.artifacts);
     }
     if deps.is_empty() && remote.is_empty() && stored.is_empty() {
         return Ok(None);

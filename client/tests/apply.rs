@@ -13,6 +13,30 @@ fn schema() -> Result<Value> {
     sparkstage_tests::deploy::crd_schema(&std::fs::read_to_string(crd)?, "v1beta2")
 }
 
+/// `sparkstage apply --dry-run -f ARGS...` in `work` against `server`: its output, and the
+/// documents in it.
+async fn dry_run(
+    work: &std::path::Path,
+    args: &[&str],
+    server: &Server,
+) -> Result<(String, Vec<Value>)> {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_sparkstage"))
+        .args(["apply", "--dry-run", "--server", &server.url(), "-f"])
+        .args(args)
+        .current_dir(work)
+        .env("SPARKSTAGE_DIGEST_CACHE", work.join("digests.json"))
+        .output()
+        .await?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(output.status.success(), "{stderr}");
+    let text = String::from_utf8(output.stdout)?;
+    let mut documents = Vec::new();
+    for document in serde_norway::Deserializer::from_str(&text) {
+        documents.push(Value::deserialize(document)?);
+    }
+    Ok((text, documents))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applied_documents_fit_the_operators_schema() -> Result<()> {
     let work = tempfile::tempdir()?;
@@ -34,20 +58,12 @@ async fn applied_documents_fit_the_operators_schema() -> Result<()> {
     let server = Server::start(&["--storage", "memory://"], &[]).await?;
     let schema = schema()?;
     for inject in ["webhook", "spec"] {
-        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_sparkstage"))
-            .args(["apply", "-f", "app.yaml", "--dry-run", "--inject", inject])
-            .args(["--server", &server.url(), "--fetch-remote"])
-            .current_dir(work.path())
-            .env("SPARKSTAGE_DIGEST_CACHE", work.path().join("digests.json"))
-            .output()
-            .await?;
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        ensure!(output.status.success(), "{stderr}");
-        let text = String::from_utf8(output.stdout)?;
-        let mut documents = Vec::new();
-        for document in serde_norway::Deserializer::from_str(&text) {
-            documents.push(Value::deserialize(document)?);
-        }
+        let (text, documents) = dry_run(
+            work.path(),
+            &["app.yaml", "--inject", inject, "--fetch-remote"],
+            &server,
+        )
+        .await?;
         let kinds: Vec<&str> = documents
             .iter()
             .filter_map(|d| d["kind"].as_str())
@@ -340,31 +356,18 @@ async fn the_operators_pods_fetch_what_apply_staged_and_spark_runs_the_job() -> 
     let server = Server::start(&["--storage", "memory://"], &[]).await?;
     let schema = schema()?;
     for inject in ["spec", "webhook"] {
-        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_sparkstage"))
-            .args([
-                "apply",
-                "-f",
+        let (_, documents) = dry_run(
+            work.path(),
+            &[
                 "app/wordcount.yaml",
-                "--dry-run",
                 "--inject",
                 inject,
-            ])
-            .args([
-                "--server",
-                &server.url(),
                 "--internal-server",
                 POD_SERVER_URL,
-            ])
-            .current_dir(work.path())
-            .env("SPARKSTAGE_DIGEST_CACHE", work.path().join("digests.json"))
-            .output()
-            .await?;
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        ensure!(output.status.success(), "{stderr}");
-        let mut documents = Vec::new();
-        for document in serde_norway::Deserializer::from_str(std::str::from_utf8(&output.stdout)?) {
-            documents.push(Value::deserialize(document)?);
-        }
+            ],
+            &server,
+        )
+        .await?;
         let [secret, app] = &documents[..] else {
             anyhow::bail!("{inject}: not a Secret and a SparkApplication: {documents:?}");
         };
