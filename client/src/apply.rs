@@ -161,6 +161,48 @@ pub fn ask_webhook(document: &mut Value, annotations: &[(&str, String)]) {
     }
 }
 
+/// Where a SparkApplication names packages: `spec.deps` fields and the `sparkConf` keys they
+/// stand for (packages, repositories, exclusions).
+const PACKAGE_SETTINGS: [(&str, &str); 3] = [
+    ("packages", "spark.jars.packages"),
+    ("repositories", "spark.jars.repositories"),
+    ("excludePackages", "spark.jars.excludes"),
+];
+
+/// The resolution the application asks for, if it names packages: each setting from
+/// `spec.deps` when it lists something, else from `sparkConf` (comma-separated), as the operator's
+/// `--packages` / `--repositories` / `--exclude-packages` win over the configuration.
+fn packages_of(document: &Value) -> Option<sparkstage_api::resolve::ResolveRequest> {
+    let spec = document.get("spec")?;
+    let setting = |(field, key): (&str, &str)| -> Vec<String> {
+        let listed: Vec<String> = spec["deps"][field]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(|s| s.trim().to_owned()))
+            .filter(|s| !s.is_empty())
+            .collect();
+        match listed.is_empty() {
+            false => listed,
+            true => spec["sparkConf"][key]
+                .as_str()
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }
+    };
+    let [packages, repositories, exclusions] = PACKAGE_SETTINGS.map(setting);
+    (!packages.is_empty()).then_some(sparkstage_api::resolve::ResolveRequest {
+        coordinates: packages,
+        repositories,
+        exclusions,
+        mode: None,
+    })
+}
+
 /// What applying one SparkApplication staged, besides the rewritten document.
 pub struct Applied {
     /// The bundle staged; none when the init container only fetches remote files.
@@ -208,38 +250,26 @@ pub async fn stage_application(
     plan_application(document, &mut planner)?;
     let (deps, remote) = planner.finish()?;
 
-    // spec.deps.packages: resolved by the server, its jars join the bundle and spec.deps.jars,
-    // and neither the operator's spark-submit nor the driver runs Ivy.
-    let strings = |value: &Value| -> Vec<String> {
-        value
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect()
-    };
-    let spec_deps = document
-        .get("spec")
-        .and_then(|s| s.get("deps"))
-        .cloned()
-        .unwrap_or(Value::Null);
-    let coordinates = strings(&spec_deps["packages"]);
+    // spec.deps.packages (else sparkConf's spark.jars.packages, as spark-submit's --packages wins
+    // over it): resolved by the server, its jars join the bundle and spec.deps.jars, and
+    // neither the operator's spark-submit nor the driver runs Ivy.
     let mut stored: Vec<BundleEntry> = Vec::new();
-    if !coordinates.is_empty() {
-        let response = client
-            .resolve(&sparkstage_api::resolve::ResolveRequest {
-                coordinates,
-                repositories: strings(&spec_deps["repositories"]),
-                exclusions: strings(&spec_deps["excludePackages"]),
-                mode: None,
-            })
-            .await?;
-        let deps_json = &mut document["spec"]["deps"];
-        if let Some(fields) = deps_json.as_object_mut() {
-            for field in ["packages", "repositories", "excludePackages"] {
+    if let Some(request) = packages_of(document) {
+        let response = client.resolve(&request).await?;
+        if let Some(fields) = document["spec"]["deps"].as_object_mut() {
+            for (field, _) in PACKAGE_SETTINGS {
                 fields.remove(field);
             }
         }
+        if let Some(conf) = document["spec"]
+            .get_mut("sparkConf")
+            .and_then(Value::as_object_mut)
+        {
+            for (_, key) in PACKAGE_SETTINGS {
+                conf.remove(key);
+            }
+        }
+        let deps_json = &mut document["spec"]["deps"];
         if !deps_json["jars"].is_array() {
             deps_json["jars"] = serde_json::json!([]);
         }
@@ -501,6 +531,18 @@ pub async fn run(
     let mut secrets = Vec::new();
     let mut changed = Vec::new();
     for document in documents.iter_mut() {
+        if document["apiVersion"] == API_VERSION
+            && document["kind"] == "ScheduledSparkApplication"
+            && !options.quiet
+        {
+            eprintln!(
+                "sparkstage: warning: ScheduledSparkApplication {} is applied as it is: a \
+                 schedule outlives the pods a bundle is kept for, so its local files and packages \
+                 are not staged; stage them with `sparkstage upload --ttl` and name the bundle in \
+                 its template's annotations, or bake them into the image",
+                document["metadata"]["name"].as_str().unwrap_or("?")
+            );
+        }
         let staged = if is_application(document) {
             stage_application(document, base, options, server).await?
         } else {
@@ -595,6 +637,33 @@ pub fn owner_reference(
 mod tests {
     use super::*;
     use crate::deps::Layout;
+
+    #[test]
+    fn packages_come_from_the_deps_else_from_the_configuration() -> Result<()> {
+        let document = |deps: &str, conf: &str| -> Result<Value> {
+            Ok(read_documents(&format!(
+                "apiVersion: {API_VERSION}\nkind: {KIND}\nmetadata: {{name: a}}\nspec:\n  \
+                 deps: {deps}\n  sparkConf: {conf}\n"
+            ))?
+            .remove(0))
+        };
+        let conf = "{spark.jars.packages: \"g:c:1, g:d:2\", spark.jars.repositories: \"https://r\", \
+                    spark.jars.excludes: \"g:x\"}";
+        let request = packages_of(&document("{}", conf)?).context("packages")?;
+        assert_eq!(request.coordinates, ["g:c:1", "g:d:2"]);
+        assert_eq!(request.repositories, ["https://r"]);
+        assert_eq!(request.exclusions, ["g:x"]);
+        // The deps win, setting by setting, as spark-submit's flags win over --conf.
+        let request = packages_of(&document(
+            "{packages: [\"g:a:1\"], repositories: []}",
+            conf,
+        )?)
+        .context("packages")?;
+        assert_eq!(request.coordinates, ["g:a:1"]);
+        assert_eq!(request.repositories, ["https://r"]);
+        assert!(packages_of(&document("{repositories: [\"https://r\"]}", "{}")?).is_none());
+        Ok(())
+    }
 
     #[test]
     fn documents_keep_their_text() -> Result<()> {
