@@ -5,6 +5,7 @@
 //! the upload token; malformed uploads.
 
 use anyhow::{Result, ensure};
+use futures::StreamExt as _;
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use sparkstage_api::fork::{OWNER_PART, RESOURCES_PART, RESOURCES_PATH, UploadResponse};
@@ -199,5 +200,90 @@ async fn the_upload_token_applies_to_v0() -> Result<()> {
     )
     .await?;
     ensure!(answer.bytes().await? == jars);
+    Ok(())
+}
+
+/// A v0 upload is streamed, never held: four uploads of 128 MiB at once (generated on the fly,
+/// the resources part sent with its length) leave the server's peak RSS in tens of MiB, and
+/// each is stored with the digest of what was sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_v0_uploads_keep_the_servers_memory_flat() -> Result<()> {
+    use sha2::{Digest as _, Sha256};
+    const SIZE: u64 = 128 << 20;
+    const CHUNK: usize = 1 << 20;
+    let store = tempfile::tempdir()?;
+    let server = Server::start(
+        &[
+            "--storage",
+            &store.path().display().to_string(),
+            "--no-fsync",
+        ],
+        &[],
+    )
+    .await?;
+    let before_mib = sparkstage_tests::rss::peak_kib(server.process.id())? >> 10;
+    let chunk = |seed: u8, i: usize| -> Vec<u8> {
+        (0..CHUNK)
+            .map(|j| (j as u8).wrapping_mul(31) ^ seed ^ (i as u8))
+            .collect()
+    };
+    let uploads = (0..4u8).map(|seed| {
+        let url = server.url();
+        async move {
+            let mut hasher = Sha256::new();
+            for i in 0..(SIZE as usize / CHUNK) {
+                hasher.update(chunk(seed, i));
+            }
+            let expected = sparkstage_api::Digest::from_bytes(hasher.finalize().into());
+            let body = futures::stream::iter(0..(SIZE as usize / CHUNK))
+                .map(move |i| Ok::<_, std::io::Error>(chunk(seed, i)));
+            let form = Form::new()
+                .part(
+                    RESOURCES_PART,
+                    Part::stream_with_length(reqwest::Body::wrap_stream(body), SIZE)
+                        .mime_str("multipart/form-data")?,
+                )
+                .part(OWNER_PART, Part::text(OWNER).mime_str("application/json")?);
+            let answer = reqwest::Client::new()
+                .post(format!("{url}{RESOURCES_PATH}/"))
+                .multipart(form)
+                .send()
+                .await?;
+            ensure!(
+                answer.status() == StatusCode::OK,
+                "{:?}",
+                answer.text().await
+            );
+            let uploaded: UploadResponse = answer.json().await?;
+            anyhow::Ok((uploaded, expected))
+        }
+    });
+    for result in futures::future::join_all(uploads).await {
+        let (uploaded, expected) = result.map_err(|e| e.context(server.log()))?;
+        let manifest: serde_json::Value = reqwest::Client::new()
+            .get(format!(
+                "{}/v1/bundles/{}",
+                server.url(),
+                uploaded.resource_id
+            ))
+            .bearer_auth(&uploaded.resource_secret)
+            .send()
+            .await?
+            .json()
+            .await?;
+        ensure!(
+            manifest["entries"][0]["digest"] == expected.to_string()
+                && manifest["entries"][0]["size"] == SIZE,
+            "{manifest}"
+        );
+    }
+    let peak_mib = sparkstage_tests::rss::peak_kib(server.process.id())? >> 10;
+    eprintln!(
+        "server peak RSS: {before_mib} MiB at start, {peak_mib} MiB after 4 x 128 MiB v0 uploads"
+    );
+    ensure!(
+        peak_mib < 64,
+        "the server's peak RSS reached {peak_mib} MiB (at start: {before_mib} MiB)"
+    );
     Ok(())
 }
