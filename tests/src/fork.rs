@@ -46,11 +46,16 @@ pub fn form(resources: Vec<u8>, owner: &str) -> Result<Form> {
         ))
 }
 
-/// Uploads `resources` to the server at `url` with [`OWNER`].
+/// Uploads `resources` to the server at `url` with [`OWNER`], as the fork's client did.
 pub async fn upload(url: &str, resources: Vec<u8>) -> Result<UploadResponse> {
+    post(&format!("{url}{RESOURCES_PATH}/"), form(resources, OWNER)?).await
+}
+
+/// Posts `form` to `url`: the answer of a successful upload.
+pub async fn post(url: &str, form: Form) -> Result<UploadResponse> {
     let answer = reqwest::Client::new()
-        .post(format!("{url}{RESOURCES_PATH}/"))
-        .multipart(form(resources, OWNER)?)
+        .post(url)
+        .multipart(form)
         .send()
         .await?;
     let status = answer.status();

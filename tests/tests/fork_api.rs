@@ -9,7 +9,7 @@ use futures::StreamExt as _;
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use sparkstage_api::fork::{OWNER_PART, RESOURCES_PART, RESOURCES_PATH, UploadResponse};
-use sparkstage_tests::fork::{OWNER, archive, form};
+use sparkstage_tests::fork::{OWNER, archive, form, post};
 use sparkstage_tests::server::Server;
 
 async fn get(server: &Server, id: &str, secret: Option<&str>) -> Result<reqwest::Response> {
@@ -32,17 +32,12 @@ async fn the_forks_clients_upload_download_and_ping() -> Result<()> {
     }
 
     let jars = archive(&[("app.jar", b"the app"), ("dep.jar", &[7u8; 100_000])])?;
-    let answer = reqwest::Client::new()
-        .post(format!("{}{RESOURCES_PATH}", server.url()))
-        .multipart(form(jars.clone(), OWNER)?)
-        .send()
-        .await?;
-    ensure!(
-        answer.status() == StatusCode::OK,
-        "{:?}",
-        answer.text().await
-    );
-    let uploaded: UploadResponse = answer.json().await?;
+    // Without the slash (the curl below too); the fork's own client adds it (`upload`).
+    let uploaded = post(
+        &format!("{}{RESOURCES_PATH}", server.url()),
+        form(jars.clone(), OWNER)?,
+    )
+    .await?;
     ensure!(sparkstage_api::bundles::is_bundle_id(&uploaded.resource_id));
     ensure!(
         uploaded.resource_secret.len() >= 43,
@@ -244,17 +239,7 @@ async fn large_v0_uploads_keep_the_servers_memory_flat() -> Result<()> {
                         .mime_str("multipart/form-data")?,
                 )
                 .part(OWNER_PART, Part::text(OWNER).mime_str("application/json")?);
-            let answer = reqwest::Client::new()
-                .post(format!("{url}{RESOURCES_PATH}/"))
-                .multipart(form)
-                .send()
-                .await?;
-            ensure!(
-                answer.status() == StatusCode::OK,
-                "{:?}",
-                answer.text().await
-            );
-            let uploaded: UploadResponse = answer.json().await?;
+            let uploaded = post(&format!("{url}{RESOURCES_PATH}/"), form).await?;
             anyhow::Ok((uploaded, expected))
         }
     });
