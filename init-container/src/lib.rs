@@ -228,7 +228,12 @@ pub async fn run(config: &Config, options: &Options) -> Result<Summary, RunError
         ),
         None => None,
     };
-    let mut hdfs_client = None;
+    let mut origins = Origins::new(
+        config.hdfs.clone(),
+        hdfs_token,
+        config.connect_timeout,
+        config.read_timeout,
+    );
 
     let mut jobs = Vec::new();
     if let Some(bundle) = &config.bundle {
@@ -252,39 +257,9 @@ pub async fn run(config: &Config, options: &Options) -> Result<Summary, RunError
             (None, TargetDir::Files) => &config.files_dir,
         };
         let shown = redact(&source.url);
-        let origin = if object::is_object_url(&source.url) {
-            let (store, path) = object::open(&source.url)
-                .map_err(|e| RunError::Setup(format!("source {shown}: {e}")))?;
-            Origin::Store { store, path }
-        } else if webhdfs::is_webhdfs_url(&source.url) {
-            let url = webhdfs::open_url(&source.url, &config.hdfs, hdfs_token.as_deref())
-                .map_err(|e| RunError::Setup(format!("source {shown}: {e}")))?;
-            let client = match &hdfs_client {
-                Some(client) => reqwest::Client::clone(client),
-                None => {
-                    let client = reqwest::Client::builder()
-                        .connect_timeout(config.connect_timeout)
-                        .read_timeout(config.read_timeout)
-                        .redirect(reqwest::redirect::Policy::none())
-                        .build()
-                        .map_err(|e| {
-                            RunError::Setup(format!("cannot build the HTTP client: {e}"))
-                        })?;
-                    hdfs_client = Some(client.clone());
-                    client
-                }
-            };
-            Origin::WebHdfs {
-                client,
-                url,
-                path: source.url.path().to_owned(),
-            }
-        } else {
-            Origin::Http {
-                url: source.url.clone(),
-                headers: source.headers.clone(),
-            }
-        };
+        let origin = origins
+            .origin(&source.url, source.headers.clone())
+            .map_err(|e| RunError::Setup(format!("source {shown}: {e}")))?;
         jobs.push(Job {
             source: shown,
             origin,
@@ -537,6 +512,72 @@ async fn bundle_jobs(
         });
     }
     Ok(jobs)
+}
+
+/// Where the bytes of a URL come from: object stores through `object_store`, WebHDFS (its own
+/// client, which does not follow redirects: the NameNode's is followed by hand), else HTTP. One
+/// per run (the init container) or per server (its pull-through cache): the WebHDFS client is
+/// made once.
+pub struct Origins {
+    hdfs: webhdfs::HdfsConfig,
+    hdfs_token: Option<String>,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+    hdfs_client: Option<reqwest::Client>,
+}
+
+impl Origins {
+    pub fn new(
+        hdfs: webhdfs::HdfsConfig,
+        hdfs_token: Option<String>,
+        connect_timeout: Duration,
+        read_timeout: Duration,
+    ) -> Self {
+        Self {
+            hdfs,
+            hdfs_token,
+            connect_timeout,
+            read_timeout,
+            hdfs_client: None,
+        }
+    }
+
+    /// The origin of `url`; `headers` go with an HTTP request.
+    pub fn origin(
+        &mut self,
+        url: &url::Url,
+        headers: reqwest::header::HeaderMap,
+    ) -> Result<Origin, String> {
+        if object::is_object_url(url) {
+            let (store, path) = object::open(url)?;
+            return Ok(Origin::Store { store, path });
+        }
+        if !webhdfs::is_webhdfs_url(url) {
+            return Ok(Origin::Http {
+                url: url.clone(),
+                headers,
+            });
+        }
+        let open = webhdfs::open_url(url, &self.hdfs, self.hdfs_token.as_deref())?;
+        let client = match &self.hdfs_client {
+            Some(client) => client.clone(),
+            None => {
+                let client = reqwest::Client::builder()
+                    .connect_timeout(self.connect_timeout)
+                    .read_timeout(self.read_timeout)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+                self.hdfs_client = Some(client.clone());
+                client
+            }
+        };
+        Ok(Origin::WebHdfs {
+            client,
+            url: open,
+            path: url.path().to_owned(),
+        })
+    }
 }
 
 /// The job of a fork resource: its bundle's one archive entry, written under a reserved name of

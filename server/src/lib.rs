@@ -26,6 +26,7 @@ pub mod range;
 pub mod request_body;
 pub mod resolutions;
 pub mod routes;
+pub mod sources;
 pub mod storage;
 pub mod usage;
 pub mod webhook;
@@ -165,6 +166,8 @@ pub struct AppState {
     pub upload_token_sha256: Option<[u8; 32]>,
     /// Pods' ServiceAccount tokens open bundles of their namespace (`--kubernetes`).
     pub pod_identity: Option<Arc<PodIdentity>>,
+    /// Remote sources fetched once (issue 13, in progress).
+    pub sources: Arc<sources::Sources>,
 }
 
 /// What the server is given from outside rather than built: the clock, owner tracking, the
@@ -236,8 +239,18 @@ impl AppState {
                 Arc::clone(&metrics),
             ))
         });
+        let sources = Arc::new(sources::Sources::new(
+            Arc::clone(&storage.store),
+            blobs.clone(),
+            Arc::clone(&injected.clock),
+            sources::SourceSettings {
+                max_size: settings.max_blob_size,
+                ..sources::SourceSettings::default()
+            },
+        ));
         Self {
             pod_identity,
+            sources,
             store: Arc::clone(&storage.store),
             blobs,
             bundles,
@@ -307,6 +320,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(routes::blobs::upload_router())
         .merge(routes::fork::upload_router())
+        .merge(routes::sources::router())
         .merge(routes::resolve::router())
         .merge(routes::gc::router())
         .merge(bounded)

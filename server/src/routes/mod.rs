@@ -6,3 +6,4 @@ pub mod fork;
 pub mod gc;
 pub mod health;
 pub mod resolve;
+pub mod sources;

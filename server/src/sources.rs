@@ -1,0 +1,327 @@
+//! Remote sources fetched once for the whole cluster: the pull-through artifact cache (issue
+//! 13). WORK IN PROGRESS on branch `wip/cache-13`: the fetch-once core and `POST /v1/sources`.
+//!
+//! A source is a URL the init container could fetch itself (http(s), s3/s3a, gs, az/abfs,
+//! hdfs/webhdfs). The server fetches it with the init container's own fetcher
+//! (`sparkstage_init::fetch`: retries, resume, WebHDFS, object stores) into a spool file in the
+//! temporary directory, verified against its digest when one is given, stores it as a blob, and
+//! writes a source record `sources/<sha256 of the normalized URL>.json` (its digest, size and
+//! when it was fetched) so that every replica on the bucket finds it. Concurrent requests for a
+//! source share one fetch in a replica (single flight); a failure is remembered for
+//! `error_ttl`, and every waiter gets the same error naming the source.
+//!
+//! Freshness: a source asked for with a digest is immutable (a record with that digest
+//! answers); one without is fetched again after `ttl` (conditional requests: to do).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use sparkstage_api::Digest;
+use tokio::time::Instant;
+use url::Url;
+
+use crate::blob_store::BlobStore;
+use crate::clock::SharedClock;
+use crate::error::ApiError;
+
+/// How sources are fetched and kept.
+#[derive(Debug, Clone)]
+pub struct SourceSettings {
+    /// A source without a digest is fetched again after this.
+    pub ttl: Duration,
+    /// A failure is answered from memory for this long.
+    pub error_ttl: Duration,
+    /// One fetch's deadline, attempts included.
+    pub timeout: Duration,
+    /// The largest source.
+    pub max_size: u64,
+}
+
+impl Default for SourceSettings {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(600),
+            error_ttl: Duration::from_secs(15),
+            timeout: Duration::from_secs(600),
+            max_size: 16 << 30,
+        }
+    }
+}
+
+/// What the store keeps of a fetched source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceRecord {
+    /// The normalized URL, without user info.
+    pub url: String,
+    pub digest: Digest,
+    pub size: u64,
+    pub fetched_at: DateTime<Utc>,
+}
+
+/// A source's digest and size, once stored.
+pub type Stored = (Digest, u64);
+type Flight = Shared<BoxFuture<'static, Result<Stored, Arc<str>>>>;
+
+/// The sources of one replica.
+pub struct Sources {
+    store: Arc<dyn ObjectStore>,
+    blobs: BlobStore,
+    clock: SharedClock,
+    settings: SourceSettings,
+    spool: PathBuf,
+    origins: Mutex<sparkstage_init::Origins>,
+    in_flight: Mutex<HashMap<String, Flight>>,
+    failures: Mutex<HashMap<String, (Instant, Arc<str>)>>,
+    /// Fetches from an origin, for tests and metrics.
+    pub origin_fetches: std::sync::atomic::AtomicU64,
+    /// Requests that joined a fetch in flight.
+    pub joined: std::sync::atomic::AtomicU64,
+}
+
+/// The URL of a source as the records key it: parsed (scheme and host lowercased), `s3a` as
+/// `s3`, without the fragment; credentials in it are refused (they belong in the server's
+/// credentials file, never in a record or a log).
+pub fn normalize(source: &str) -> Result<Url, ApiError> {
+    let bad = |why: String| ApiError::bad_request("bad_source", why);
+    let mut url = Url::parse(source.trim()).map_err(|e| {
+        bad(format!(
+            "{} is not a URL: {e}",
+            sparkstage_api::shown::outside(source, 200)
+        ))
+    })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad(format!(
+            "{}: a source carries no credentials; the server's own identity or its credentials \
+             file gives them",
+            sparkstage_api::shown::url(&url)
+        )));
+    }
+    if !sparkstage_injection::command::SOURCE_SCHEMES.contains(&url.scheme()) {
+        return Err(bad(format!(
+            "{}: the scheme is not one of {:?}",
+            sparkstage_api::shown::url(&url),
+            sparkstage_injection::command::SOURCE_SCHEMES
+        )));
+    }
+    url.set_fragment(None);
+    if url.scheme() == "s3a" {
+        let text = url.as_str().replacen("s3a://", "s3://", 1);
+        url = Url::parse(&text).map_err(|e| bad(e.to_string()))?;
+    }
+    Ok(url)
+}
+
+/// The record's key of `url`: the sha256 of its text.
+pub fn key(url: &Url) -> String {
+    hex::encode(Sha256::digest(url.as_str().as_bytes()))
+}
+
+fn record_path(key: &str) -> Path {
+    Path::from(format!("sources/{key}.json"))
+}
+
+impl Sources {
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        blobs: BlobStore,
+        clock: SharedClock,
+        settings: SourceSettings,
+    ) -> Self {
+        let spool = std::env::temp_dir().join("sparkstage-sources");
+        Self {
+            store,
+            blobs,
+            clock,
+            settings,
+            spool,
+            origins: Mutex::new(sparkstage_init::Origins::new(
+                Default::default(),
+                None,
+                Duration::from_secs(10),
+                Duration::from_secs(30),
+            )),
+            in_flight: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+            origin_fetches: Default::default(),
+            joined: Default::default(),
+        }
+    }
+
+    /// The source record of `key`, if there is one.
+    async fn record(&self, key: &str) -> Result<Option<SourceRecord>, ApiError> {
+        match self.store.get(&record_path(key)).await {
+            Ok(got) => {
+                let bytes = got.bytes().await?;
+                Ok(serde_json::from_slice(&bytes).ok())
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The stored blob of `source` (verified against `expected` when given): from a record any
+    /// replica wrote, else fetched from the origin once, whoever else asks meanwhile.
+    pub async fn get(
+        self: &Arc<Self>,
+        source: &str,
+        expected: Option<Digest>,
+    ) -> Result<Stored, ApiError> {
+        let url = normalize(source)?;
+        let key = key(&url);
+        let shown = sparkstage_api::shown::url(&url);
+        if let Some(record) = self.record(&key).await? {
+            let fresh = match expected {
+                Some(digest) => record.digest == digest,
+                None => {
+                    let age = self.clock.now() - record.fetched_at;
+                    age.to_std().is_ok_and(|age| age < self.settings.ttl)
+                }
+            };
+            if fresh && self.blobs.size(&record.digest).await? == Some(record.size) {
+                return Ok((record.digest, record.size));
+            }
+        }
+        let failed = {
+            let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+            failures
+                .get(&key)
+                .filter(|(at, _)| at.elapsed() < self.settings.error_ttl)
+                .map(|(_, error)| Arc::clone(error))
+        };
+        if let Some(error) = failed {
+            return Err(ApiError::Upstream(format!("{shown}: {error}")));
+        }
+        let flight = {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            match in_flight.get(&key) {
+                Some(flight) => {
+                    self.joined
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    flight.clone()
+                }
+                None => {
+                    let this = Arc::clone(self);
+                    let (url, key2) = (url.clone(), key.clone());
+                    let flight = async move { this.fetch(url, key2, expected).await }
+                        .boxed()
+                        .shared();
+                    in_flight.insert(key.clone(), flight.clone());
+                    flight
+                }
+            }
+        };
+        let result = flight.await;
+        {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            in_flight.remove(&key);
+        }
+        match result {
+            Ok(stored) => Ok(stored),
+            Err(error) => {
+                self.failures
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key, (Instant::now(), Arc::clone(&error)));
+                Err(ApiError::Upstream(format!("{shown}: {error}")))
+            }
+        }
+    }
+
+    /// One fetch from the origin: into the spool, verified, stored as a blob, recorded.
+    async fn fetch(
+        self: Arc<Self>,
+        url: Url,
+        key: String,
+        expected: Option<Digest>,
+    ) -> Result<Stored, Arc<str>> {
+        self.origin_fetches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let fail = |e: String| Arc::<str>::from(e);
+        tokio::fs::create_dir_all(&self.spool)
+            .await
+            .map_err(|e| fail(format!("cannot create the spool directory: {e}")))?;
+        let origin = self
+            .origins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .origin(&url, Default::default())
+            .map_err(fail)?;
+        let job = sparkstage_init::fetch::Job {
+            source: sparkstage_api::shown::url(&url),
+            origin,
+            dir: self.spool.clone(),
+            name: key.clone(),
+            sha256: expected,
+            size: None,
+        };
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| fail(format!("cannot build the HTTP client: {e}")))?;
+        let transfer = sparkstage_init::fetch::Transfer {
+            client,
+            policy: sparkstage_init::backoff::RetryPolicy {
+                initial: Duration::from_millis(200),
+                max_delay: Duration::from_secs(10),
+                max_attempts: 5,
+            },
+            jitter: sparkstage_init::backoff::random_jitter(),
+            deadline: Instant::now() + self.settings.timeout,
+            timeout: self.settings.timeout,
+        };
+        let fetched = transfer
+            .fetch(&job, None)
+            .await
+            .map_err(|failure| fail(failure.error))?;
+        let spooled = job.final_path();
+        let stored = async {
+            if fetched.size > self.settings.max_size {
+                return Err(format!(
+                    "{} bytes, more than the largest source ({})",
+                    fetched.size, self.settings.max_size
+                ));
+            }
+            let file = tokio::fs::File::open(&spooled)
+                .await
+                .map_err(|e| format!("the spool file: {e}"))?;
+            let body = futures::TryStreamExt::map_err(
+                tokio_util::io::ReaderStream::with_capacity(file, 512 * 1024),
+                |e| crate::request_body::BodyError::Aborted(e.to_string()),
+            );
+            self.blobs
+                .put(
+                    &fetched.digest,
+                    Some(fetched.size),
+                    self.settings.max_size,
+                    body,
+                )
+                .await
+                .map_err(|e| format!("storing it: {e}"))?;
+            let record = SourceRecord {
+                url: url.to_string(),
+                digest: fetched.digest,
+                size: fetched.size,
+                fetched_at: self.clock.now(),
+            };
+            let json = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
+            self.store
+                .put(&record_path(&key), json.into())
+                .await
+                .map_err(|e| format!("writing its record: {e}"))?;
+            Ok((fetched.digest, fetched.size))
+        }
+        .await;
+        let _ = tokio::fs::remove_file(&spooled).await;
+        stored.map_err(fail)
+    }
+}

@@ -1,0 +1,81 @@
+//! `POST /v1/sources` (issue 13, in progress): a remote source fetched once by the real server
+//! from an HTTP origin of the test that counts its requests, whoever asks and however many at
+//! once; found again after a restart from its record; a failing origin asked once per error
+//! ttl, every waiter told the same error naming the source.
+
+use anyhow::{Result, ensure};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sparkstage_tests::maven_repo::MavenRepo;
+use sparkstage_tests::server::Server;
+
+async fn ask(server: &Server, body: Value) -> Result<(StatusCode, Value)> {
+    let answer = reqwest::Client::new()
+        .post(format!("{}/v1/sources", server.url()))
+        .json(&body)
+        .send()
+        .await?;
+    Ok((answer.status(), answer.json().await?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_is_fetched_once_for_everyone() -> Result<()> {
+    let origin_root = tempfile::tempdir()?;
+    std::fs::create_dir_all(origin_root.path().join("lib"))?;
+    let data: Vec<u8> = (0..4u32 << 20).map(|i| (i * 13 + i / 999) as u8).collect();
+    std::fs::write(origin_root.path().join("lib/udf.jar"), &data)?;
+    let origin =
+        MavenRepo::serve(origin_root.path(), std::time::Duration::from_millis(300)).await?;
+    let url = format!("{}lib/udf.jar", origin.url);
+    let store = tempfile::tempdir()?;
+    let storage = store.path().display().to_string();
+    let server = Server::start(&["--storage", &storage], &[]).await?;
+    let expected = sparkstage_api::Digest::of(&data).to_string();
+
+    let asks = (0..50).map(|_| ask(&server, json!({ "url": url })));
+    for answer in futures::future::join_all(asks).await {
+        let (status, body) = answer?;
+        ensure!(status == StatusCode::OK, "{status} {body}");
+        ensure!(
+            body["digest"] == expected && body["size"] == data.len(),
+            "{body}"
+        );
+    }
+    ensure!(origin.count("udf.jar") == 1, "{:?}", origin.requests());
+
+    // A digest that is the source's: answered from the record.
+    let (status, _) = ask(&server, json!({ "url": url, "digest": expected })).await?;
+    ensure!(status == StatusCode::OK && origin.count("udf.jar") == 1);
+
+    // After a restart, from the record in the store.
+    drop(server);
+    let server = Server::start(&["--storage", &storage], &[]).await?;
+    let (status, body) = ask(&server, json!({ "url": url })).await?;
+    ensure!(
+        status == StatusCode::OK && body["digest"] == expected,
+        "{body}"
+    );
+    ensure!(origin.count("udf.jar") == 1, "{:?}", origin.requests());
+
+    // A missing source: every waiter gets the error naming it, and the origin is asked once.
+    let missing = format!("{}lib/missing.jar", origin.url);
+    let asks = (0..10).map(|_| ask(&server, json!({ "url": missing })));
+    for answer in futures::future::join_all(asks).await {
+        let (status, body) = answer?;
+        ensure!(!status.is_success(), "{status}");
+        let message = body["message"].as_str().unwrap_or_default();
+        ensure!(message.contains("lib/missing.jar"), "{body}");
+    }
+    let (_, _) = ask(&server, json!({ "url": missing })).await?;
+    ensure!(origin.count("missing.jar") == 1, "{:?}", origin.requests());
+
+    // Credentials in a source are refused before anything is fetched.
+    let (status, body) = ask(
+        &server,
+        json!({ "url": "https://user:secret@example.com/a.jar" }),
+    )
+    .await?;
+    ensure!(status == StatusCode::BAD_REQUEST, "{status}");
+    ensure!(!body.to_string().contains("secret"), "{body}");
+    Ok(())
+}
