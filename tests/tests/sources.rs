@@ -79,3 +79,50 @@ async fn a_source_is_fetched_once_for_everyone() -> Result<()> {
     ensure!(!body.to_string().contains("secret"), "{body}");
     Ok(())
 }
+
+/// Two replicas on one S3 bucket (moto): a source one of them fetched is not fetched again
+/// through the other, which finds its record and its blob; an object-store origin (a second
+/// bucket of the same moto) is read through the server's own credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_one_bucket_share_what_one_fetched() -> Result<()> {
+    use sparkstage_tests::peers::{Moto, ObjectStorePeer};
+    let origin_root = tempfile::tempdir()?;
+    let data: Vec<u8> = (0..1u32 << 20).map(|i| (i * 7) as u8).collect();
+    std::fs::write(origin_root.path().join("shared.jar"), &data)?;
+    let origin = MavenRepo::serve(origin_root.path(), std::time::Duration::ZERO).await?;
+    let url = format!("{}shared.jar", origin.url);
+    let moto = Moto::start().await?;
+    moto.create_bucket("shared").await?;
+    let env = moto.env();
+    let a = Server::start(&["--storage", "s3://shared/sparkstage"], &env).await?;
+    let b = Server::start(&["--storage", "s3://shared/sparkstage"], &env).await?;
+    let (status, first) = ask(&a, json!({ "url": url })).await?;
+    ensure!(status == StatusCode::OK, "{first}");
+    let (status, second) = ask(&b, json!({ "url": url })).await?;
+    ensure!(
+        status == StatusCode::OK && second == first,
+        "{second} != {first}"
+    );
+    ensure!(origin.count("shared.jar") == 1, "{:?}", origin.requests());
+
+    moto.create_bucket("artifacts").await?;
+    let object = b"an object in a bucket".to_vec();
+    object_store::ObjectStoreExt::put(
+        &moto.store("artifacts")?,
+        &object_store::path::Path::from("lib/x.jar"),
+        object.clone().into(),
+    )
+    .await?;
+    let (status, body) = ask(&b, json!({ "url": "s3a://artifacts/lib/x.jar" })).await?;
+    ensure!(status == StatusCode::OK, "{body}");
+    ensure!(
+        body["digest"] == sparkstage_api::Digest::of(&object).to_string(),
+        "{body}"
+    );
+    let (status, again) = ask(&a, json!({ "url": "s3://artifacts/lib/x.jar" })).await?;
+    ensure!(
+        status == StatusCode::OK && again == body,
+        "s3a and s3 are one source: {again}"
+    );
+    Ok(())
+}
