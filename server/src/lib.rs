@@ -247,6 +247,7 @@ impl AppState {
                 max_size: settings.max_blob_size,
                 ..sources::SourceSettings::default()
             },
+            Arc::clone(&metrics),
         ));
         Self {
             pod_identity,

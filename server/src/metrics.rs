@@ -63,8 +63,16 @@ pub struct TokenReviewLabels {
     pub outcome: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    /// fetched, recorded, joined, failed, failure_remembered.
+    pub outcome: &'static str,
+}
+
 #[derive(Debug)]
 pub struct Metrics {
+    pub sources: Family<SourceLabels, Counter>,
+    pub source_origin_bytes: Counter,
     pub admission_reviews: Family<AdmissionLabels, Counter>,
     pub admission_duration: Histogram,
     pub token_reviews: Family<TokenReviewLabels, Counter>,
@@ -125,6 +133,28 @@ impl Default for Metrics {
             let _ = token_reviews.get_or_create(&TokenReviewLabels { outcome });
         }
         let token_review_cache_hits = Counter::default();
+        let sources = Family::<SourceLabels, Counter>::default();
+        for outcome in [
+            "fetched",
+            "recorded",
+            "joined",
+            "failed",
+            "failure_remembered",
+        ] {
+            let _ = sources.get_or_create(&SourceLabels { outcome });
+        }
+        let source_origin_bytes = Counter::default();
+        registry.register(
+            "source_requests",
+            "Requests for remote sources by outcome (fetched from the origin, recorded by any \
+             replica, joined to a fetch in flight, failed, failure remembered)",
+            sources.clone(),
+        );
+        registry.register(
+            "source_origin_bytes",
+            "Bytes of remote sources received from their origins",
+            source_origin_bytes.clone(),
+        );
         registry.register(
             "admission_reviews",
             "Pod admission reviews by result (mutated, unchanged, denied)",
@@ -213,6 +243,8 @@ impl Default for Metrics {
             download_duration.clone(),
         );
         Self {
+            sources,
+            source_origin_bytes,
             admission_reviews,
             admission_duration,
             token_reviews,

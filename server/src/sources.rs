@@ -81,10 +81,7 @@ pub struct Sources {
     origins: Mutex<sparkstage_init::Origins>,
     in_flight: Mutex<HashMap<String, Flight>>,
     failures: Mutex<HashMap<String, (Instant, Arc<str>)>>,
-    /// Fetches from an origin, for tests and metrics.
-    pub origin_fetches: std::sync::atomic::AtomicU64,
-    /// Requests that joined a fetch in flight.
-    pub joined: std::sync::atomic::AtomicU64,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The URL of a source as the records key it: parsed (scheme and host lowercased), `s3a` as
@@ -135,6 +132,7 @@ impl Sources {
         blobs: BlobStore,
         clock: SharedClock,
         settings: SourceSettings,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
         let spool = std::env::temp_dir().join("sparkstage-sources");
         Self {
@@ -151,9 +149,15 @@ impl Sources {
             )),
             in_flight: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
-            origin_fetches: Default::default(),
-            joined: Default::default(),
+            metrics,
         }
+    }
+
+    fn count(&self, outcome: &'static str) {
+        self.metrics
+            .sources
+            .get_or_create(&crate::metrics::SourceLabels { outcome })
+            .inc();
     }
 
     /// The source record of `key`, if there is one.
@@ -187,6 +191,7 @@ impl Sources {
                 }
             };
             if fresh && self.blobs.size(&record.digest).await? == Some(record.size) {
+                self.count("recorded");
                 return Ok((record.digest, record.size));
             }
         }
@@ -198,14 +203,14 @@ impl Sources {
                 .map(|(_, error)| Arc::clone(error))
         };
         if let Some(error) = failed {
+            self.count("failure_remembered");
             return Err(ApiError::Upstream(format!("{shown}: {error}")));
         }
         let flight = {
             let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
             match in_flight.get(&key) {
                 Some(flight) => {
-                    self.joined
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.count("joined");
                     flight.clone()
                 }
                 None => {
@@ -243,8 +248,6 @@ impl Sources {
         key: String,
         expected: Option<Digest>,
     ) -> Result<Stored, Arc<str>> {
-        self.origin_fetches
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let fail = |e: String| Arc::<str>::from(e);
         tokio::fs::create_dir_all(&self.spool)
             .await
@@ -279,10 +282,15 @@ impl Sources {
             deadline: Instant::now() + self.settings.timeout,
             timeout: self.settings.timeout,
         };
-        let fetched = transfer
-            .fetch(&job, None)
-            .await
-            .map_err(|failure| fail(failure.error))?;
+        let fetched = match transfer.fetch(&job, None).await {
+            Ok(fetched) => fetched,
+            Err(failure) => {
+                self.count("failed");
+                return Err(fail(failure.error));
+            }
+        };
+        self.count("fetched");
+        self.metrics.source_origin_bytes.inc_by(fetched.received);
         let spooled = job.final_path();
         let stored = async {
             if fetched.size > self.settings.max_size {

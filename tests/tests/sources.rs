@@ -18,6 +18,22 @@ async fn ask(server: &Server, body: Value) -> Result<(StatusCode, Value)> {
     Ok((answer.status(), answer.json().await?))
 }
 
+/// `sparkstage_source_requests_total` by outcome.
+async fn source_requests(server: &Server) -> Result<std::collections::BTreeMap<String, u64>> {
+    let text = reqwest::get(format!("{}/metrics", server.url()))
+        .await?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.strip_prefix("sparkstage_source_requests_total{outcome=\""))
+        .filter_map(|l| {
+            let (outcome, rest) = l.split_once("\"}")?;
+            Some((outcome.to_owned(), rest.trim().parse().ok()?))
+        })
+        .collect())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_is_fetched_once_for_everyone() -> Result<()> {
     let origin_root = tempfile::tempdir()?;
@@ -42,6 +58,17 @@ async fn a_source_is_fetched_once_for_everyone() -> Result<()> {
         );
     }
     ensure!(origin.count("udf.jar") == 1, "{:?}", origin.requests());
+    let outcomes = source_requests(&server).await?;
+    ensure!(
+        outcomes["fetched"] == 1 && outcomes["joined"] + outcomes["recorded"] == 49,
+        "{outcomes:?}"
+    );
+    ensure!(
+        server
+            .metric("sparkstage_source_origin_bytes_total")
+            .await?
+            == data.len() as u64
+    );
 
     // A digest that is the source's: answered from the record.
     let (status, _) = ask(&server, json!({ "url": url, "digest": expected })).await?;
