@@ -147,15 +147,41 @@ pub struct CreateBundleRequest {
     /// when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<String>,
+    /// Entries the server fetches from their origin (once for the cluster) instead of an
+    /// upload: the bundle is answered at once, and its manifest is served when they are stored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceEntry>,
 }
 
-/// 201 answer to `POST /v1/bundles`. The token is shown once and never stored in clear.
+/// An entry of a bundle that the server fetches from `source` (http(s), s3/s3a, gs, az/abfs,
+/// hdfs/webhdfs), verified against `digest` when given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceEntry {
+    /// The file name in the pod [default: the URL's last path segment].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub kind: EntryKind,
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+}
+
+/// 201 answer to `POST /v1/bundles` (202 while source entries are being fetched). The token is
+/// shown once and never stored in clear.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBundleResponse {
     pub id: String,
     pub token: String,
     pub expires_at: DateTime<Utc>,
+    /// Source entries still being fetched; the manifest is served once they are stored.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pending: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// 409 answer to `POST /v1/bundles` when some entries name blobs the server does not have.

@@ -532,6 +532,7 @@ pub async fn stage(
         entries: entries.clone(),
         owner: bundle.owner,
         ttl: bundle.ttl,
+        sources: Vec::new(),
     };
     let mut missing = missing;
     let mut uploaded_files = 0;

@@ -92,6 +92,10 @@ pub async fn open_bundle(
         Err(ApiError::BundleNotFound) => {}
         other => return other,
     }
+    // A bundle whose sources are being fetched: served once they are stored.
+    if let Some(record) = crate::pending::wait(state, id, token).await? {
+        return Ok(record);
+    }
     let Some(identity) = &state.pod_identity else {
         return Err(ApiError::BundleNotFound);
     };

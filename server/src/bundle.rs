@@ -40,7 +40,7 @@ impl BundleRecord {
         &self.manifest.id
     }
 
-    fn accepts(&self, token: &str, now: DateTime<Utc>) -> bool {
+    pub(crate) fn accepts(&self, token: &str, now: DateTime<Utc>) -> bool {
         let presented = hex::encode(Sha256::digest(token.as_bytes()));
         let token_ok: bool = presented
             .as_bytes()

@@ -21,6 +21,7 @@ pub mod error;
 pub mod kube_access;
 pub mod lifecycle;
 pub mod metrics;
+pub mod pending;
 pub mod pod_identity;
 pub mod range;
 pub mod request_body;

@@ -153,6 +153,11 @@ impl Sources {
         }
     }
 
+    /// How long a failure is remembered.
+    pub fn error_ttl(&self) -> Duration {
+        self.settings.error_ttl
+    }
+
     fn count(&self, outcome: &'static str) {
         self.metrics
             .sources

@@ -153,3 +153,101 @@ async fn replicas_on_one_bucket_share_what_one_fetched() -> Result<()> {
     );
     Ok(())
 }
+
+/// A bundle of source entries (and one uploaded blob) is answered at once (202); twenty
+/// `sparkstage-init` processes started right away wait for it, and each gets every file,
+/// verified, while the origin serves each source once. A bundle whose source is missing fails
+/// every init container with the source named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_containers_get_a_bundle_of_sources_fetched_once() -> Result<()> {
+    let origin_root = tempfile::tempdir()?;
+    std::fs::create_dir_all(origin_root.path().join("libs"))?;
+    let jar: Vec<u8> = (0..2u32 << 20).map(|i| (i * 3 + i / 77) as u8).collect();
+    let text = b"a,b\n1,2\n".to_vec();
+    std::fs::write(origin_root.path().join("libs/udf.jar"), &jar)?;
+    std::fs::write(origin_root.path().join("libs/lookup.csv"), &text)?;
+    let origin =
+        MavenRepo::serve(origin_root.path(), std::time::Duration::from_millis(500)).await?;
+    let server = Server::start(&["--storage", "memory://"], &[]).await?;
+    let uploaded = b"uploaded".to_vec();
+    let digest = sparkstage_api::Digest::of(&uploaded);
+    reqwest::Client::new()
+        .put(format!("{}/v1/blobs/{digest}", server.url()))
+        .body(uploaded.clone())
+        .send()
+        .await?
+        .error_for_status()?;
+    let create = |sources: Value| {
+        let body = json!({
+            "entries": [{"name": "app.jar", "digest": digest, "size": uploaded.len(), "kind": "jar"}],
+            "sources": sources,
+        });
+        let url = format!("{}/v1/bundles", server.url());
+        async move {
+            let answer = reqwest::Client::new().post(url).json(&body).send().await?;
+            anyhow::Ok((answer.status(), answer.json::<Value>().await?))
+        }
+    };
+    let (status, created) = create(json!([
+        {"kind": "jar", "source": format!("{}libs/udf.jar", origin.url)},
+        {"kind": "file", "source": format!("{}libs/lookup.csv", origin.url),
+         "digest": sparkstage_api::Digest::of(&text)},
+    ]))
+    .await?;
+    ensure!(
+        status == StatusCode::ACCEPTED && created["pending"] == 2,
+        "{status} {created}"
+    );
+    let work = tempfile::tempdir()?;
+    let token_file = work.path().join("token");
+    std::fs::write(&token_file, created["token"].as_str().unwrap_or_default())?;
+    let init = |i: usize, id: &str| {
+        let dir = work.path().join(format!("pod-{i}"));
+        let mut command =
+            tokio::process::Command::new(sparkstage_tests::server::binary("sparkstage-init")?);
+        command
+            .args(["--server", &server.url(), "--bundle", id, "--token-file"])
+            .arg(&token_file)
+            .arg("--jars-dir")
+            .arg(dir.join("jars"))
+            .arg("--files-dir")
+            .arg(dir.join("files"));
+        anyhow::Ok((dir, command))
+    };
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    let mut runs = Vec::new();
+    for i in 0..20 {
+        let (dir, mut command) = init(i, &id)?;
+        runs.push(async move { anyhow::Ok((dir, command.output().await?)) });
+    }
+    for run in futures::future::join_all(runs).await {
+        let (dir, output) = run?;
+        ensure!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        ensure!(std::fs::read(dir.join("jars/udf.jar"))? == jar);
+        ensure!(std::fs::read(dir.join("jars/app.jar"))? == uploaded);
+        ensure!(std::fs::read(dir.join("files/lookup.csv"))? == text);
+    }
+    ensure!(
+        origin.count("udf.jar") == 1 && origin.count("lookup.csv") == 1,
+        "{:?}",
+        origin.requests()
+    );
+
+    // A missing source: the bundle is accepted, and its pods are told which source failed.
+    let (status, created) =
+        create(json!([{"kind": "jar", "source": format!("{}libs/gone.jar", origin.url)}])).await?;
+    ensure!(status == StatusCode::ACCEPTED, "{created}");
+    std::fs::write(&token_file, created["token"].as_str().unwrap_or_default())?;
+    let (_, mut command) = init(99, created["id"].as_str().unwrap_or_default())?;
+    let output = command.output().await?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(
+        !output.status.success() && stderr.contains("libs/gone.jar"),
+        "{stderr}"
+    );
+    Ok(())
+}

@@ -41,45 +41,74 @@ async fn create(
     _auth: UploadAuth,
     ApiJson(request): ApiJson<CreateBundleRequest>,
 ) -> Result<(StatusCode, Json<CreateBundleResponse>), ApiError> {
-    Ok((
-        StatusCode::CREATED,
-        Json(create_bundle(&state, request).await?),
-    ))
+    let created = create_bundle(&state, request).await?;
+    let status = match created.pending {
+        0 => StatusCode::CREATED,
+        _ => StatusCode::ACCEPTED,
+    };
+    Ok((status, Json(created)))
 }
 
 /// Creates the bundle `request` describes, once every blob it names is stored with the size it
-/// declares (the v1 route and the fork's v0 upload).
+/// declares (the v1 route and the fork's v0 upload). With source entries the bundle is answered
+/// at once and completed when they are stored (`crate::pending`).
 pub(crate) async fn create_bundle(
     state: &AppState,
     request: CreateBundleRequest,
 ) -> Result<CreateBundleResponse, ApiError> {
     let settings = &state.settings;
     let entries = request.entries;
-    if entries.is_empty() {
+    let sources = crate::pending::named(request.sources)?;
+    let all = entries.len() + sources.len();
+    if all == 0 {
         return Err(ApiError::bad_request(
             "empty_bundle",
             "the bundle has no entries; list at least one blob",
         ));
     }
-    if entries.len() > settings.max_bundle_entries {
+    if all > settings.max_bundle_entries {
         return Err(ApiError::bad_request(
             "too_many_entries",
             format!(
-                "the bundle has {} entries; this server allows at most {}",
-                entries.len(),
+                "the bundle has {all} entries; this server allows at most {}",
                 settings.max_bundle_entries
             ),
         ));
     }
-    validate_entries(&entries)?;
+    // Names and kinds of all entries, the sources' with a stand-in digest.
+    let mut every = entries.clone();
+    every.extend(sources.iter().map(crate::pending::stand_in));
+    validate_entries(&every)?;
     let ttl = match &request.ttl {
         None => settings.default_ttl,
         Some(text) => parse_ttl(text, settings.max_ttl)?,
     };
+    let new = new_bundle(entries, request.owner, state.clock.now(), ttl)?;
+    let manifest = &new.record.manifest;
+    let answer = CreateBundleResponse {
+        id: manifest.id.clone(),
+        token: new.token.clone(),
+        expires_at: manifest.expires_at,
+        pending: sources.len(),
+    };
+    if sources.is_empty() {
+        commit(state, &new.record).await?;
+    } else {
+        crate::pending::start(state, new.record, sources).await?;
+    }
+    Ok(answer)
+}
 
-    // Every digest must be stored, with the size the entry declares.
+/// Stores `record` once every blob it names is stored with the size it declares: the record
+/// first, then the check of its blobs (the order garbage collection's safety rests on, see
+/// `crate::lifecycle::gc`); a failed check takes the record back.
+pub(crate) async fn commit(
+    state: &AppState,
+    record: &crate::bundle::BundleRecord,
+) -> Result<(), ApiError> {
+    let entries = &record.manifest.entries;
     let mut declared: HashMap<Digest, (u64, &str)> = HashMap::new();
-    for entry in &entries {
+    for entry in entries {
         if let Some((size, name)) = declared.insert(entry.digest, (entry.size, &entry.name))
             && size != entry.size
         {
@@ -93,21 +122,17 @@ pub(crate) async fn create_bundle(
             ));
         }
     }
-    // The record first, then the check of its blobs (the order garbage collection's safety
-    // rests on, see `crate::lifecycle::gc`); a failed check takes the record back.
     let wanted: HashMap<Digest, u64> = declared.iter().map(|(d, (s, _))| (*d, *s)).collect();
-    let new = new_bundle(entries, request.owner, state.clock.now(), ttl)?;
-    state.bundles.insert(&new.record).await?;
+    state.bundles.insert(record).await?;
     let unclaimed = match state.lifecycle.check(&wanted).await {
         Ok(u) => u,
         Err(e) => {
-            state.bundles.remove(new.record.id()).await?;
+            state.bundles.remove(record.id()).await?;
             return Err(e);
         }
     };
     if !unclaimed.is_empty() {
-        state.bundles.remove(new.record.id()).await?;
-        let entries = &new.record.manifest.entries;
+        state.bundles.remove(record.id()).await?;
         if let Some((digest, size)) = unclaimed.wrong_size.first() {
             let want = wanted.get(digest).copied().unwrap_or_default();
             let name = entries
@@ -130,18 +155,14 @@ pub(crate) async fn create_bundle(
             .collect();
         return Err(ApiError::MissingBlobs(missing));
     }
-    let manifest = &new.record.manifest;
+    let manifest = &record.manifest;
     tracing::info!(
         bundle = %manifest.id,
         entries = manifest.entries.len(),
         expires_at = %manifest.expires_at,
         "bundle created"
     );
-    Ok(CreateBundleResponse {
-        id: manifest.id.clone(),
-        token: new.token,
-        expires_at: manifest.expires_at,
-    })
+    Ok(())
 }
 
 fn parse_ttl(text: &str, max: Duration) -> Result<Duration, ApiError> {

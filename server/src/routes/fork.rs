@@ -226,6 +226,7 @@ async fn upload(
                 spark_app_id: None,
             }),
             ttl: None,
+            sources: Vec::new(),
         },
     )
     .await?;
