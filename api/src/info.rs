@@ -12,4 +12,9 @@ pub struct ServerInfo {
     /// Pods may fetch bundles with their own ServiceAccount token (the server runs with
     /// `--kubernetes`): `sparkstage submit --inject webhook` then creates no Secret.
     pub pod_identity: bool,
+    /// The server fetches bundles' source entries itself, once for the cluster
+    /// (`POST /v1/bundles` with `sources`): `sparkstage submit --fetch-remote` then sends the
+    /// remote URIs there instead of to every init container.
+    #[serde(default)]
+    pub sources: bool,
 }

@@ -287,8 +287,9 @@ pub async fn stage_application(
     if deps.is_empty() && stored.is_empty() && remote.is_empty() {
         return Ok(None);
     }
-    // Only remote files (--fetch-remote): the init container fetches them, no bundle.
-    let staged = if deps.is_empty() && stored.is_empty() {
+    let (remote, sources) = crate::submit::split_remote(client, options.remote, remote).await?;
+    // Only remote files the init container fetches itself: no bundle.
+    let staged = if deps.is_empty() && stored.is_empty() && sources.is_empty() {
         None
     } else {
         let files: Vec<crate::stage::StageFile> = deps
@@ -309,6 +310,7 @@ pub async fn stage_application(
                 &files,
                 crate::stage::BundleSpec {
                     stored: &stored,
+                    sources,
                     owner: Some(Owner {
                         namespace: Some(namespace.clone()),
                         labels,

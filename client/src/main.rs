@@ -150,6 +150,10 @@ struct ApplyArgs {
     ttl: Option<String>,
     #[arg(long, env = "SPARKSTAGE_FETCH_REMOTE")]
     fetch_remote: bool,
+    /// Who fetches --fetch-remote's files: the server once for the cluster, or each pod
+    /// [default: the server when it can].
+    #[arg(long, env = "SPARKSTAGE_REMOTE", value_enum, default_value = "auto")]
+    remote: submit::RemoteFetch,
 }
 
 /// How the pods reach the server and where their files go: `submit`'s and `apply`'s.
@@ -203,10 +207,15 @@ struct SubmitArgs {
     /// Kubernetes then deletes with it).
     #[arg(long, env = "SPARKSTAGE_OWNER_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
     owner_timeout: std::time::Duration,
-    /// Have the init container fetch remote dependencies (http(s), s3/s3a, gs, az, hdfs,
-    /// webhdfs) instead of Spark, with its retries, verification and node cache.
+    /// Have sparkstage fetch remote dependencies (http(s), s3/s3a, gs, az, hdfs, webhdfs)
+    /// instead of Spark: the server once for the cluster when it can (--remote), else the init
+    /// container, with its retries, verification and node cache.
     #[arg(long, env = "SPARKSTAGE_FETCH_REMOTE")]
     fetch_remote: bool,
+    /// Who fetches --fetch-remote's files: the server once for the cluster, or each pod
+    /// [default: the server when it can].
+    #[arg(long, env = "SPARKSTAGE_REMOTE", value_enum, default_value = "auto")]
+    remote: submit::RemoteFetch,
     /// Stage, then print the spark-submit command, the pod templates and the Secret instead of
     /// creating the Secret and running spark-submit. The Secret holds the bundle token.
     #[arg(long, env = "SPARKSTAGE_DRY_RUN")]
@@ -260,6 +269,7 @@ async fn main_inner(cli: Cli) -> Result<i32> {
                 templates_dir: s.templates_dir.clone(),
                 parallel_uploads: s.parallel_uploads,
                 fetch_remote: s.fetch_remote,
+                remote: s.remote,
                 dry_run: s.dry_run,
                 quiet: cli.quiet,
                 inject: s.inject,
@@ -331,6 +341,7 @@ async fn main_inner(cli: Cli) -> Result<i32> {
                 ttl: a.ttl.clone(),
                 parallel_uploads: 4,
                 fetch_remote: a.fetch_remote,
+                remote: a.remote,
                 dry_run: a.dry_run,
                 quiet: cli.quiet,
                 inject: match a.inject {

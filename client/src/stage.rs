@@ -36,8 +36,34 @@ pub struct StageFile {
 #[derive(Debug, Clone, Default)]
 pub struct BundleSpec<'a> {
     pub stored: &'a [BundleEntry],
+    /// Entries the server fetches from their origin.
+    pub sources: Vec<sparkstage_api::bundles::SourceEntry>,
     pub owner: Option<Owner>,
     pub ttl: Option<String>,
+}
+
+/// Remote sources (`url[#sha256=<hex>]`, as the init container takes them) as source entries of
+/// a bundle: the server fetches them, once for the cluster. A `.jar` goes to the jars directory,
+/// as the init container would put it.
+pub fn source_entries(remote: &[String]) -> Result<Vec<sparkstage_api::bundles::SourceEntry>> {
+    use sparkstage_api::bundles::{EntryKind, SourceEntry, TargetDir};
+    remote
+        .iter()
+        .enumerate()
+        .map(|(index, text)| {
+            let source = sparkstage_injection::command::Source::parse(index, text)?;
+            let kind = match sparkstage_injection::layout::target_of(&source.name) {
+                TargetDir::Jars => EntryKind::Jar,
+                TargetDir::Files => EntryKind::File,
+            };
+            Ok(SourceEntry {
+                name: Some(source.name),
+                kind,
+                source: source.url.to_string(),
+                digest: source.sha256,
+            })
+        })
+        .collect()
 }
 
 /// What staging did.
@@ -532,7 +558,7 @@ pub async fn stage(
         entries: entries.clone(),
         owner: bundle.owner,
         ttl: bundle.ttl,
-        sources: Vec::new(),
+        sources: bundle.sources,
     };
     let mut missing = missing;
     let mut uploaded_files = 0;

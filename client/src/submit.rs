@@ -58,9 +58,41 @@ pub struct SubmitOptions {
     /// Remote dependencies (http(s), s3/s3a, gs, az, hdfs) are fetched by the init container
     /// rather than by Spark.
     pub fetch_remote: bool,
+    /// Who fetches them.
+    pub remote: RemoteFetch,
     pub dry_run: bool,
     pub quiet: bool,
     pub inject: Inject,
+}
+
+/// Who fetches `--fetch-remote`'s URIs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum RemoteFetch {
+    /// The server when it can (`GET /v1/info` says `sources`), else the pods.
+    #[default]
+    Auto,
+    /// The server, once for the cluster, as source entries of the bundle.
+    Server,
+    /// Each init container, from the origin.
+    Pod,
+}
+
+/// Splits `remote` (`--fetch-remote`'s URIs) into those the init containers fetch and the
+/// source entries the server fetches, as `mode` says.
+pub async fn split_remote(
+    client: &ServerClient,
+    mode: RemoteFetch,
+    remote: Vec<String>,
+) -> Result<(Vec<String>, Vec<sparkstage_api::bundles::SourceEntry>)> {
+    let server = match (remote.is_empty(), mode) {
+        (true, _) | (false, RemoteFetch::Pod) => false,
+        (false, RemoteFetch::Server) => true,
+        (false, RemoteFetch::Auto) => client.info().await?.sources,
+    };
+    match server {
+        true => Ok((Vec::new(), crate::stage::source_entries(&remote)?)),
+        false => Ok((remote, Vec::new())),
+    }
 }
 
 /// A submission's effective Spark configuration: `--conf` over the properties file.
@@ -222,10 +254,11 @@ pub async fn prepare(options: &SubmitOptions, command: &[String]) -> Result<Opti
     if deps.is_empty() && remote.is_empty() && stored.is_empty() {
         return Ok(None);
     }
-    if deps.is_empty() && stored.is_empty() {
+    let (remote, sources) = split_remote(&client, options.remote, remote).await?;
+    if deps.is_empty() && stored.is_empty() && sources.is_empty() {
         bail!(
-            "--fetch-remote with no local file to stage is not supported yet: the init container \
-             needs a bundle; drop --fetch-remote"
+            "--fetch-remote --remote pod with no local file to stage is not supported yet: the \
+             init container needs a bundle; let the server fetch them (--remote server)"
         );
     }
     let files: Vec<StageFile> = deps
@@ -252,6 +285,7 @@ pub async fn prepare(options: &SubmitOptions, command: &[String]) -> Result<Opti
         &files,
         BundleSpec {
             stored: &stored,
+            sources,
             owner: Some(owner),
             ttl: options.ttl.clone(),
         },

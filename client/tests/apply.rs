@@ -60,7 +60,14 @@ async fn applied_documents_fit_the_operators_schema() -> Result<()> {
     for inject in ["webhook", "spec"] {
         let (text, documents) = dry_run(
             work.path(),
-            &["app.yaml", "--inject", inject, "--fetch-remote"],
+            &[
+                "app.yaml",
+                "--inject",
+                inject,
+                "--fetch-remote",
+                "--remote",
+                "pod",
+            ],
             &server,
         )
         .await?;
@@ -112,6 +119,31 @@ async fn applied_documents_fit_the_operators_schema() -> Result<()> {
             "{inject}: {remote}"
         );
     }
+    // The server fetches the remote files when it can (the default): the remote-only
+    // application gets a bundle of one source entry, its Secret, and no sources for the pods.
+    let (_, documents) = dry_run(work.path(), &["app.yaml", "--fetch-remote"], &server).await?;
+    let kinds: Vec<&str> = documents
+        .iter()
+        .filter_map(|d| d["kind"].as_str())
+        .collect();
+    ensure!(
+        kinds
+            == [
+                "Secret",
+                "Secret",
+                "ConfigMap",
+                "SparkApplication",
+                "SparkApplication"
+            ],
+        "{kinds:?}"
+    );
+    let remote = &documents[4];
+    let annotations = &remote["spec"]["executor"]["annotations"];
+    ensure!(
+        annotations["sparkstage.io/bundle"].is_string()
+            && annotations.get("sparkstage.io/sources").is_none(),
+        "{remote}"
+    );
     Ok(())
 }
 

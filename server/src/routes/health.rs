@@ -29,6 +29,7 @@ async fn info(State(state): State<AppState>) -> axum::Json<ServerInfo> {
     axum::Json(ServerInfo {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         pod_identity: state.pod_identity.is_some(),
+        sources: true,
     })
 }
 
