@@ -127,11 +127,25 @@ pub struct Config {
     )]
     pub maven_request_repositories: RequestRepositories,
 
-    /// A file of `Authorization` header values for Maven repositories, one `URL-prefix VALUE`
-    /// per line (`https://nexus.internal/repository/ Bearer ...`): mount it from a Secret.
-    /// Credentials in a repository URL itself come first.
+    /// A file of `Authorization` header values for Maven repositories and http(s) sources, one
+    /// `URL-prefix VALUE` per line (`https://nexus.internal/repository/ Bearer ...`): mount it
+    /// from a Secret. Credentials in a repository URL itself come first.
     #[arg(long, env = "SPARKSTAGE_MAVEN_CREDENTIALS_FILE")]
     pub maven_credentials_file: Option<PathBuf>,
+
+    /// A remote source (a bundle's source entry) without a digest is fetched again after this
+    /// (a source with a digest never changes).
+    #[arg(long, env = "SPARKSTAGE_SOURCE_TTL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub source_ttl: std::time::Duration,
+
+    /// A source that failed answers every request with that failure for this long, so that a
+    /// stampede of retries does not hammer a broken origin.
+    #[arg(long, env = "SPARKSTAGE_SOURCE_ERROR_TTL", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub source_error_ttl: std::time::Duration,
+
+    /// One source fetch's deadline, retries included.
+    #[arg(long, env = "SPARKSTAGE_SOURCE_TIMEOUT", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub source_timeout: std::time::Duration,
 
     /// Local cache of POMs and jars for resolutions (shared safely by concurrent resolutions).
     #[arg(

@@ -83,6 +83,8 @@ pub struct Settings {
     /// With pod identity: the ServiceAccounts whose tokens open bundles (empty: any of the
     /// bundle's namespace).
     pub pod_identity_service_accounts: Vec<String>,
+    /// Remote sources: freshness, failures, deadline (credentials: the Maven settings').
+    pub sources: sources::SourceSettings,
 }
 
 impl Default for Settings {
@@ -102,6 +104,7 @@ impl Default for Settings {
             max_storage: None,
             webhook: webhook::WebhookSettings::default(),
             pod_identity_service_accounts: Vec::new(),
+            sources: sources::SourceSettings::default(),
         }
     }
 }
@@ -143,6 +146,12 @@ impl Settings {
                 own_namespace: c.namespace.clone(),
             },
             pod_identity_service_accounts: c.pod_identity_service_accounts.clone(),
+            sources: sources::SourceSettings {
+                ttl: c.source_ttl,
+                error_ttl: c.source_error_ttl,
+                timeout: c.source_timeout,
+                ..sources::SourceSettings::default()
+            },
         }
     }
 
@@ -246,7 +255,8 @@ impl AppState {
             Arc::clone(&injected.clock),
             sources::SourceSettings {
                 max_size: settings.max_blob_size,
-                ..sources::SourceSettings::default()
+                credentials: settings.maven.credentials.clone(),
+                ..settings.sources.clone()
             },
             Arc::clone(&metrics),
         ));

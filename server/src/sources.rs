@@ -44,6 +44,9 @@ pub struct SourceSettings {
     pub timeout: Duration,
     /// The largest source.
     pub max_size: u64,
+    /// `Authorization` values for http(s) origins by URL prefix (the `--maven-credentials-file`
+    /// format and file: one place for the cluster's origin credentials, never sent to pods).
+    pub credentials: sparkstage_maven::credentials::Credentials,
 }
 
 impl Default for SourceSettings {
@@ -53,6 +56,7 @@ impl Default for SourceSettings {
             error_ttl: Duration::from_secs(15),
             timeout: Duration::from_secs(600),
             max_size: 16 << 30,
+            credentials: Default::default(),
         }
     }
 }
@@ -151,6 +155,24 @@ impl Sources {
             failures: Mutex::new(HashMap::new()),
             metrics,
         }
+    }
+
+    /// The request headers for `url`: its `Authorization` from the credentials, marked
+    /// sensitive (never shown).
+    fn authorization(&self, url: &Url) -> Result<reqwest::header::HeaderMap, Arc<str>> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if matches!(url.scheme(), "http" | "https")
+            && let Some(value) = self.settings.credentials.authorization(url)
+        {
+            let mut value = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
+                Arc::<str>::from(
+                    "the credentials file's value for this source is not a header value",
+                )
+            })?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
+        Ok(headers)
     }
 
     /// How long a failure is remembered.
@@ -261,7 +283,7 @@ impl Sources {
             .origins
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .origin(&url, Default::default())
+            .origin(&url, self.authorization(&url)?)
             .map_err(fail)?;
         let job = sparkstage_init::fetch::Job {
             source: sparkstage_api::shown::url(&url),

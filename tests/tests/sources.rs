@@ -251,3 +251,57 @@ async fn init_containers_get_a_bundle_of_sources_fetched_once() -> Result<()> {
     );
     Ok(())
 }
+
+/// Origin credentials stay on the server: an origin that wants an `Authorization` gets it from
+/// the `--maven-credentials-file` (one format, one file), and a server without it is refused
+/// with the source named; a failure is remembered for `--source-error-ttl`, then asked again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn origin_credentials_and_the_error_ttl() -> Result<()> {
+    let origin_root = tempfile::tempdir()?;
+    std::fs::write(origin_root.path().join("private.jar"), b"private bytes")?;
+    let origin =
+        MavenRepo::serve_authorized(origin_root.path(), "Bearer origin-secret-1234").await?;
+    let url = format!("{}private.jar", origin.url);
+    let work = tempfile::tempdir()?;
+    let credentials = work.path().join("credentials");
+    std::fs::write(
+        &credentials,
+        format!("{} Bearer origin-secret-1234\n", origin.url),
+    )?;
+    let with = Server::start(
+        &[
+            "--storage",
+            "memory://",
+            "--maven-credentials-file",
+            &credentials.display().to_string(),
+        ],
+        &[],
+    )
+    .await?;
+    let (status, body) = ask(&with, json!({ "url": url })).await?;
+    ensure!(status == StatusCode::OK, "{body}");
+    ensure!(body["digest"] == sparkstage_api::Digest::of(b"private bytes").to_string());
+    ensure!(
+        !with.log().contains("origin-secret-1234"),
+        "the credential is never logged"
+    );
+
+    let without =
+        Server::start(&["--storage", "memory://", "--source-error-ttl", "1s"], &[]).await?;
+    let (status, body) = ask(&without, json!({ "url": url })).await?;
+    ensure!(!status.is_success(), "{body}");
+    ensure!(body.to_string().contains("private.jar"), "{body}");
+    let refused = origin.requests().len();
+    let (status, _) = ask(&without, json!({ "url": url })).await?;
+    ensure!(
+        !status.is_success() && origin.requests().len() == refused,
+        "remembered"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let (status, _) = ask(&without, json!({ "url": url })).await?;
+    ensure!(
+        !status.is_success() && origin.requests().len() > refused,
+        "asked again"
+    );
+    Ok(())
+}
