@@ -65,7 +65,7 @@ pub struct TokenReviewLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabels {
-    /// fetched, recorded, joined, failed, failure_remembered.
+    /// fetched, recorded, revalidated, joined, failed, failure_remembered.
     pub outcome: &'static str,
 }
 
@@ -147,7 +147,8 @@ impl Default for Metrics {
         registry.register(
             "source_requests",
             "Requests for remote sources by outcome (fetched from the origin, recorded by any \
-             replica, joined to a fetch in flight, failed, failure remembered)",
+             replica, revalidated unchanged, joined to a fetch in flight, failed, failure \
+             remembered)",
             sources.clone(),
         );
         registry.register(

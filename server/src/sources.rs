@@ -11,7 +11,12 @@
 //! `error_ttl`, and every waiter gets the same error naming the source.
 //!
 //! Freshness: a source asked for with a digest is immutable (a record with that digest
-//! answers); one without is fetched again after `ttl` (conditional requests: to do).
+//! answers); one without is revalidated after `ttl`: a conditional `HEAD` (`If-None-Match` with
+//! the ETag, else `If-Modified-Since`) for http(s), the object's ETag or modification time for
+//! object stores. Unchanged (304, or the same validator), the record is renewed and nothing is
+//! downloaded; changed, or without validators (WebHDFS), the source is fetched again and becomes
+//! a new blob (bundles keep the digests they were created with). The validators are read
+//! before the download, so a change during it shows at the next revalidation.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -68,7 +73,13 @@ pub struct SourceRecord {
     pub url: String,
     pub digest: Digest,
     pub size: u64,
+    /// When it was fetched, or last found unchanged at the origin.
     pub fetched_at: DateTime<Utc>,
+    /// The origin's validators of what was fetched, for revalidation after the ttl.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
 }
 
 /// A source's digest and size, once stored.
@@ -86,6 +97,8 @@ pub struct Sources {
     in_flight: Mutex<HashMap<String, Flight>>,
     failures: Mutex<HashMap<String, (Instant, Arc<str>)>>,
     metrics: Arc<crate::metrics::Metrics>,
+    /// For revalidation (`HEAD`).
+    http: reqwest::Client,
 }
 
 /// The URL of a source as the records key it: parsed (scheme and host lowercased), `s3a` as
@@ -154,6 +167,11 @@ impl Sources {
             in_flight: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             metrics,
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap_or_default(),
         }
     }
 
@@ -209,7 +227,10 @@ impl Sources {
         let url = normalize(source)?;
         let key = key(&url);
         let shown = sparkstage_api::shown::url(&url);
-        if let Some(record) = self.record(&key).await? {
+        let mut stale = None;
+        if let Some(record) = self.record(&key).await?
+            && self.blobs.size(&record.digest).await? == Some(record.size)
+        {
             let fresh = match expected {
                 Some(digest) => record.digest == digest,
                 None => {
@@ -217,9 +238,12 @@ impl Sources {
                     age.to_std().is_ok_and(|age| age < self.settings.ttl)
                 }
             };
-            if fresh && self.blobs.size(&record.digest).await? == Some(record.size) {
+            if fresh {
                 self.count("recorded");
                 return Ok((record.digest, record.size));
+            }
+            if expected.is_none() {
+                stale = Some(record);
             }
         }
         let failed = {
@@ -243,7 +267,7 @@ impl Sources {
                 None => {
                     let this = Arc::clone(self);
                     let (url, key2) = (url.clone(), key.clone());
-                    let flight = async move { this.fetch(url, key2, expected).await }
+                    let flight = async move { this.refresh(url, key2, expected, stale).await }
                         .boxed()
                         .shared();
                     in_flight.insert(key.clone(), flight.clone());
@@ -268,6 +292,104 @@ impl Sources {
         }
     }
 
+    /// A stale record revalidated at the origin (renewed when unchanged), else a fetch.
+    async fn refresh(
+        self: Arc<Self>,
+        url: Url,
+        key: String,
+        expected: Option<Digest>,
+        stale: Option<SourceRecord>,
+    ) -> Result<Stored, Arc<str>> {
+        if let Some(mut record) = stale
+            && self.unchanged(&url, &record).await
+        {
+            record.fetched_at = self.clock.now();
+            self.write_record(&key, &record)
+                .await
+                .map_err(|e| Arc::<str>::from(e.as_str()))?;
+            self.count("revalidated");
+            return Ok((record.digest, record.size));
+        }
+        self.fetch(url, key, expected).await
+    }
+
+    /// The origin's validators of `url` now (ETag, Last-Modified), when it gives them.
+    async fn validators(&self, url: &Url) -> (Option<String>, Option<String>) {
+        let header = |r: &reqwest::Response, name| {
+            r.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        match url.scheme() {
+            "http" | "https" => {
+                let Ok(headers) = self.authorization(url) else {
+                    return (None, None);
+                };
+                match self.http.head(url.clone()).headers(headers).send().await {
+                    Ok(r) if r.status().is_success() => (
+                        header(&r, reqwest::header::ETAG),
+                        header(&r, reqwest::header::LAST_MODIFIED),
+                    ),
+                    _ => (None, None),
+                }
+            }
+            _ if sparkstage_init::object::is_object_url(url) => {
+                let Ok((store, path)) = sparkstage_init::object::open(url) else {
+                    return (None, None);
+                };
+                match store.head(&path).await {
+                    Ok(meta) => (meta.e_tag, Some(meta.last_modified.to_rfc3339())),
+                    Err(_) => (None, None),
+                }
+            }
+            _ => (None, None),
+        }
+    }
+
+    /// Whether the origin says `record`'s bytes are still what `url` serves: a 304 to a
+    /// conditional `HEAD`, or the same validator. Without validators, or on any failure: no.
+    async fn unchanged(&self, url: &Url, record: &SourceRecord) -> bool {
+        if record.etag.is_none() && record.last_modified.is_none() {
+            return false;
+        }
+        if matches!(url.scheme(), "http" | "https") {
+            let Ok(mut headers) = self.authorization(url) else {
+                return false;
+            };
+            let conditional = match (&record.etag, &record.last_modified) {
+                (Some(etag), _) => Some((reqwest::header::IF_NONE_MATCH, etag)),
+                (None, Some(date)) => Some((reqwest::header::IF_MODIFIED_SINCE, date)),
+                (None, None) => None,
+            };
+            if let Some((name, value)) = conditional
+                && let Ok(value) = reqwest::header::HeaderValue::from_str(value)
+            {
+                headers.insert(name, value);
+            }
+            if let Ok(r) = self.http.head(url.clone()).headers(headers).send().await
+                && r.status() == reqwest::StatusCode::NOT_MODIFIED
+            {
+                return true;
+            }
+        }
+        let now = self.validators(url).await;
+        match (&record.etag, &record.last_modified) {
+            (Some(etag), _) => now.0.as_ref() == Some(etag),
+            (None, Some(date)) => now.1.as_ref() == Some(date),
+            (None, None) => false,
+        }
+    }
+
+    async fn write_record(&self, key: &str, record: &SourceRecord) -> Result<(), String> {
+        let json = serde_json::to_vec(record).map_err(|e| e.to_string())?;
+        self.store
+            .put(&record_path(key), json.into())
+            .await
+            .map_err(|e| format!("writing its record: {e}"))?;
+        Ok(())
+    }
+
     /// One fetch from the origin: into the spool, verified, stored as a blob, recorded.
     async fn fetch(
         self: Arc<Self>,
@@ -276,6 +398,11 @@ impl Sources {
         expected: Option<Digest>,
     ) -> Result<Stored, Arc<str>> {
         let fail = |e: String| Arc::<str>::from(e);
+        // Read before the download: a change during it shows at the next revalidation.
+        let (etag, last_modified) = match expected {
+            Some(_) => (None, None),
+            None => self.validators(&url).await,
+        };
         tokio::fs::create_dir_all(&self.spool)
             .await
             .map_err(|e| fail(format!("cannot create the spool directory: {e}")))?;
@@ -347,12 +474,10 @@ impl Sources {
                 digest: fetched.digest,
                 size: fetched.size,
                 fetched_at: self.clock.now(),
+                etag,
+                last_modified,
             };
-            let json = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
-            self.store
-                .put(&record_path(&key), json.into())
-                .await
-                .map_err(|e| format!("writing its record: {e}"))?;
+            self.write_record(&key, &record).await?;
             Ok((fetched.digest, fetched.size))
         }
         .await;

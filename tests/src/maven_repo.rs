@@ -2,7 +2,8 @@
 //! path, 404 for what is missing, every request logged (so tests can count what a resolution
 //! asked for), an optional delay per request (a repository far from the cluster) and an optional
 //! `Authorization` value every request must carry (401 otherwise, as Nexus and Artifactory
-//! answer).
+//! answer). Files carry an `ETag` (of their size and mtime) and a request whose `If-None-Match`
+//! names it is answered 304, as a repository manager or a CDN answers.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -21,7 +22,11 @@ use axum::routing::get;
 pub struct MavenRepo {
     pub url: String,
     log: Arc<Mutex<Vec<String>>>,
+    /// Every answer: method, status, path.
+    served: Served,
 }
+
+type Served = Arc<Mutex<Vec<(axum::http::Method, u16, String)>>>;
 
 impl MavenRepo {
     /// Serves `root`; each request waits `delay` before it is answered.
@@ -41,31 +46,71 @@ impl MavenRepo {
     ) -> Result<Self> {
         let root: PathBuf = root.into();
         let log = Arc::new(Mutex::new(Vec::new()));
+        let served: Served = Arc::default();
         let seen = Arc::clone(&log);
+        let answered = Arc::clone(&served);
         let app = Router::new().route(
             "/{*path}",
-            get(move |UrlPath(path): UrlPath<String>, headers: HeaderMap| {
-                let root = root.clone();
-                let seen = Arc::clone(&seen);
-                let required = authorization.clone();
-                async move {
-                    let given = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-                    match required {
-                        Some(r) if given != Some(&*r) => {
-                            if let Ok(mut l) = seen.lock() {
-                                l.push(format!("(refused) {path}"));
+            get(
+                move |method: axum::http::Method,
+                      UrlPath(path): UrlPath<String>,
+                      headers: HeaderMap| {
+                    let root = root.clone();
+                    let seen = Arc::clone(&seen);
+                    let answered = Arc::clone(&answered);
+                    let required = authorization.clone();
+                    async move {
+                        let given = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+                        let response = match required {
+                            Some(r) if given != Some(&*r) => {
+                                if let Ok(mut l) = seen.lock() {
+                                    l.push(format!("(refused) {path}"));
+                                }
+                                StatusCode::UNAUTHORIZED.into_response()
                             }
-                            StatusCode::UNAUTHORIZED.into_response()
+                            _ => answer(root, path.clone(), delay, &headers, seen).await,
+                        };
+                        if let Ok(mut a) = answered.lock() {
+                            a.push((method, response.status().as_u16(), path));
                         }
-                        _ => answer(root, path, delay, seen).await,
+                        response
                     }
-                }
-            }),
+                },
+            ),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}/", listener.local_addr()?);
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Ok(Self { url, log })
+        Ok(Self { url, log, served })
+    }
+
+    /// How many times a path ending in `suffix` was sent whole (GET answered 200).
+    pub fn downloads(&self, suffix: &str) -> usize {
+        self.answers(suffix)
+            .iter()
+            .filter(|(method, status)| *method == axum::http::Method::GET && *status == 200)
+            .count()
+    }
+
+    /// How many GETs asked for a path ending in `suffix`, whatever their answer.
+    pub fn gets(&self, suffix: &str) -> usize {
+        self.answers(suffix)
+            .iter()
+            .filter(|(method, _)| *method == axum::http::Method::GET)
+            .count()
+    }
+
+    /// Method and status of every answer for a path ending in `suffix`, in order.
+    pub fn answers(&self, suffix: &str) -> Vec<(axum::http::Method, u16)> {
+        self.served
+            .lock()
+            .map(|a| {
+                a.iter()
+                    .filter(|(_, _, p)| p.ends_with(suffix))
+                    .map(|(m, s, _)| (m.clone(), *s))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The paths requested so far, in order.
@@ -86,6 +131,7 @@ async fn answer(
     root: PathBuf,
     path: String,
     delay: Duration,
+    headers: &HeaderMap,
     seen: Arc<Mutex<Vec<String>>>,
 ) -> Response {
     if let Ok(mut l) = seen.lock() {
@@ -97,10 +143,31 @@ async fn answer(
     if path.split('/').any(|p| p == ".." || p.is_empty()) {
         return StatusCode::BAD_REQUEST.into_response();
     }
-    match tokio::fs::File::open(root.join(&path)).await {
-        Ok(file) if file.metadata().await.is_ok_and(|m| m.is_file()) => {
-            Body::from_stream(tokio_util::io::ReaderStream::new(file)).into_response()
-        }
-        _ => StatusCode::NOT_FOUND.into_response(),
+    let Ok(file) = tokio::fs::File::open(root.join(&path)).await else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let Ok(meta) = file.metadata().await else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if !meta.is_file() {
+        return StatusCode::NOT_FOUND.into_response();
     }
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let etag = format!("\"{:x}-{mtime:x}\"", meta.len());
+    let matches = headers
+        .get(axum::http::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    if matches {
+        return (StatusCode::NOT_MODIFIED, [(axum::http::header::ETAG, etag)]).into_response();
+    }
+    (
+        [(axum::http::header::ETAG, etag)],
+        Body::from_stream(tokio_util::io::ReaderStream::new(file)),
+    )
+        .into_response()
 }

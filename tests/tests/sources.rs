@@ -57,7 +57,7 @@ async fn a_source_is_fetched_once_for_everyone() -> Result<()> {
             "{body}"
         );
     }
-    ensure!(origin.count("udf.jar") == 1, "{:?}", origin.requests());
+    ensure!(origin.gets("udf.jar") == 1, "{:?}", origin.requests());
     let outcomes = source_requests(&server).await?;
     ensure!(
         outcomes["fetched"] == 1 && outcomes["joined"] + outcomes["recorded"] == 49,
@@ -72,7 +72,7 @@ async fn a_source_is_fetched_once_for_everyone() -> Result<()> {
 
     // A digest that is the source's: answered from the record.
     let (status, _) = ask(&server, json!({ "url": url, "digest": expected })).await?;
-    ensure!(status == StatusCode::OK && origin.count("udf.jar") == 1);
+    ensure!(status == StatusCode::OK && origin.gets("udf.jar") == 1);
 
     // After a restart, from the record in the store.
     drop(server);
@@ -82,7 +82,7 @@ async fn a_source_is_fetched_once_for_everyone() -> Result<()> {
         status == StatusCode::OK && body["digest"] == expected,
         "{body}"
     );
-    ensure!(origin.count("udf.jar") == 1, "{:?}", origin.requests());
+    ensure!(origin.gets("udf.jar") == 1, "{:?}", origin.requests());
 
     // A missing source: every waiter gets the error naming it, and the origin is asked once.
     let missing = format!("{}lib/missing.jar", origin.url);
@@ -94,7 +94,7 @@ async fn a_source_is_fetched_once_for_everyone() -> Result<()> {
         ensure!(message.contains("lib/missing.jar"), "{body}");
     }
     let (_, _) = ask(&server, json!({ "url": missing })).await?;
-    ensure!(origin.count("missing.jar") == 1, "{:?}", origin.requests());
+    ensure!(origin.gets("missing.jar") == 1, "{:?}", origin.requests());
 
     // Credentials in a source are refused before anything is fetched.
     let (status, body) = ask(
@@ -130,7 +130,7 @@ async fn replicas_on_one_bucket_share_what_one_fetched() -> Result<()> {
         status == StatusCode::OK && second == first,
         "{second} != {first}"
     );
-    ensure!(origin.count("shared.jar") == 1, "{:?}", origin.requests());
+    ensure!(origin.gets("shared.jar") == 1, "{:?}", origin.requests());
 
     moto.create_bucket("artifacts").await?;
     let object = b"an object in a bucket".to_vec();
@@ -232,7 +232,7 @@ async fn init_containers_get_a_bundle_of_sources_fetched_once() -> Result<()> {
         ensure!(std::fs::read(dir.join("files/lookup.csv"))? == text);
     }
     ensure!(
-        origin.count("udf.jar") == 1 && origin.count("lookup.csv") == 1,
+        origin.gets("udf.jar") == 1 && origin.gets("lookup.csv") == 1,
         "{:?}",
         origin.requests()
     );
@@ -303,5 +303,53 @@ async fn origin_credentials_and_the_error_ttl() -> Result<()> {
         !status.is_success() && origin.requests().len() > refused,
         "asked again"
     );
+    Ok(())
+}
+
+/// Freshness: after `--source-ttl` a source without a digest is revalidated with a conditional
+/// request; unchanged (304), it is not downloaded again; changed, it becomes a new blob while
+/// the first one stays what it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_source_is_revalidated_and_a_changed_one_fetched_again() -> Result<()> {
+    let origin_root = tempfile::tempdir()?;
+    let file = origin_root.path().join("moving.jar");
+    std::fs::write(&file, b"version one")?;
+    let origin = MavenRepo::serve(origin_root.path(), std::time::Duration::ZERO).await?;
+    let url = format!("{}moving.jar", origin.url);
+    let server = Server::start(&["--storage", "memory://", "--source-ttl", "1s"], &[]).await?;
+    let (status, first) = ask(&server, json!({ "url": url })).await?;
+    ensure!(status == StatusCode::OK, "{first}");
+    ensure!(origin.downloads("moving.jar") == 1);
+
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let (status, again) = ask(&server, json!({ "url": url })).await?;
+    ensure!(status == StatusCode::OK && again == first, "{again}");
+    ensure!(
+        origin.downloads("moving.jar") == 1
+            && origin
+                .answers("moving.jar")
+                .contains(&(reqwest::Method::HEAD, 304)),
+        "revalidated, not downloaded: {:?}",
+        origin.answers("moving.jar")
+    );
+    ensure!(source_requests(&server).await?["revalidated"] == 1);
+
+    std::fs::write(&file, b"version two, longer")?;
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let (status, changed) = ask(&server, json!({ "url": url })).await?;
+    ensure!(status == StatusCode::OK, "{changed}");
+    ensure!(
+        changed["digest"] == sparkstage_api::Digest::of(b"version two, longer").to_string()
+            && origin.downloads("moving.jar") == 2,
+        "{changed} {:?}",
+        origin.answers("moving.jar")
+    );
+    // The first blob is still there for the bundles made with it.
+    let first_digest = first["digest"].as_str().unwrap_or_default();
+    let head = reqwest::Client::new()
+        .head(format!("{}/v1/blobs/{first_digest}", server.url()))
+        .send()
+        .await?;
+    ensure!(head.status() == StatusCode::OK, "{}", head.status());
     Ok(())
 }
