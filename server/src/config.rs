@@ -143,6 +143,11 @@ pub struct Config {
     #[arg(long, env = "SPARKSTAGE_SOURCE_ERROR_TTL", default_value = "15s", value_parser = humantime::parse_duration)]
     pub source_error_ttl: std::time::Duration,
 
+    /// How long a remote source's blob is kept after it was last used, when no bundle refers
+    /// to it (then garbage collection takes it).
+    #[arg(long, env = "SPARKSTAGE_CACHE_MAX_AGE", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub cache_max_age: std::time::Duration,
+
     /// One source fetch's deadline, retries included.
     #[arg(long, env = "SPARKSTAGE_SOURCE_TIMEOUT", default_value = "10m", value_parser = humantime::parse_duration)]
     pub source_timeout: std::time::Duration,

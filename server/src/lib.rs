@@ -150,6 +150,7 @@ impl Settings {
                 ttl: c.source_ttl,
                 error_ttl: c.source_error_ttl,
                 timeout: c.source_timeout,
+                max_age: c.cache_max_age,
                 ..sources::SourceSettings::default()
             },
         }

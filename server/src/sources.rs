@@ -49,6 +49,8 @@ pub struct SourceSettings {
     pub timeout: Duration,
     /// The largest source.
     pub max_size: u64,
+    /// How long a source record keeps its blob after it was last used.
+    pub max_age: Duration,
     /// `Authorization` values for http(s) origins by URL prefix (the `--maven-credentials-file`
     /// format and file: one place for the cluster's origin credentials, never sent to pods).
     pub credentials: sparkstage_maven::credentials::Credentials,
@@ -61,6 +63,7 @@ impl Default for SourceSettings {
             error_ttl: Duration::from_secs(15),
             timeout: Duration::from_secs(600),
             max_size: 16 << 30,
+            max_age: Duration::from_secs(7 * 24 * 3600),
             credentials: Default::default(),
         }
     }
@@ -75,6 +78,10 @@ pub struct SourceRecord {
     pub size: u64,
     /// When it was fetched, or last found unchanged at the origin.
     pub fetched_at: DateTime<Utc>,
+    /// Until when the record keeps its blob from garbage collection: `--cache-max-age` after it
+    /// was last used (extended at most hourly). Then the sweep deletes it, and the blob goes
+    /// unless a bundle refers to it.
+    pub expires_at: DateTime<Utc>,
     /// The origin's validators of what was fetched, for revalidation after the ttl.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
@@ -139,9 +146,15 @@ pub fn key(url: &Url) -> String {
     hex::encode(Sha256::digest(url.as_str().as_bytes()))
 }
 
+/// Where source records live.
+pub const SOURCES_PREFIX: &str = "sources";
+
 fn record_path(key: &str) -> Path {
-    Path::from(format!("sources/{key}.json"))
+    Path::from(format!("{SOURCES_PREFIX}/{key}.json"))
 }
+
+/// A used record's life is extended at most this often (a write per source per replica).
+const EXTEND_EVERY: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 impl Sources {
     pub fn new(
@@ -240,6 +253,7 @@ impl Sources {
             };
             if fresh {
                 self.count("recorded");
+                self.extend(&key, &record).await;
                 return Ok((record.digest, record.size));
             }
             if expected.is_none() {
@@ -304,6 +318,7 @@ impl Sources {
             && self.unchanged(&url, &record).await
         {
             record.fetched_at = self.clock.now();
+            record.expires_at = self.expiry();
             self.write_record(&key, &record)
                 .await
                 .map_err(|e| Arc::<str>::from(e.as_str()))?;
@@ -378,6 +393,24 @@ impl Sources {
             (Some(etag), _) => now.0.as_ref() == Some(etag),
             (None, Some(date)) => now.1.as_ref() == Some(date),
             (None, None) => false,
+        }
+    }
+
+    /// When the record is `--cache-max-age` from expiring: now.
+    fn expiry(&self) -> DateTime<Utc> {
+        self.clock.now()
+            + chrono::Duration::from_std(self.settings.max_age).unwrap_or(chrono::TimeDelta::MAX)
+    }
+
+    /// Extends a used record's life, when it was last extended more than an hour ago.
+    async fn extend(&self, key: &str, record: &SourceRecord) {
+        let expiry = self.expiry();
+        if expiry - record.expires_at > EXTEND_EVERY {
+            let mut record = record.clone();
+            record.expires_at = expiry;
+            if let Err(e) = self.write_record(key, &record).await {
+                tracing::warn!(error = %e, "could not extend a source record");
+            }
         }
     }
 
@@ -474,6 +507,7 @@ impl Sources {
                 digest: fetched.digest,
                 size: fetched.size,
                 fetched_at: self.clock.now(),
+                expires_at: self.expiry(),
                 etag,
                 last_modified,
             };

@@ -353,3 +353,88 @@ async fn a_stale_source_is_revalidated_and_a_changed_one_fetched_again() -> Resu
     ensure!(head.status() == StatusCode::OK, "{}", head.status());
     Ok(())
 }
+
+/// Eviction through the one garbage collection: a source record keeps its blob for
+/// `--cache-max-age` after its last use; past it the sweep deletes the record and the
+/// collection the blob, unless a bundle refers to it. An evicted source is fetched again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_past_the_cache_max_age_are_collected_unless_a_bundle_keeps_them() -> Result<()> {
+    let origin_root = tempfile::tempdir()?;
+    std::fs::write(origin_root.path().join("kept.jar"), b"kept by a bundle")?;
+    std::fs::write(origin_root.path().join("evicted.jar"), b"kept by nothing")?;
+    let origin = MavenRepo::serve(origin_root.path(), std::time::Duration::ZERO).await?;
+    let server = Server::start(
+        &[
+            "--storage",
+            "memory://",
+            "--cache-max-age",
+            "1s",
+            "--gc-grace",
+            "0s",
+        ],
+        &[],
+    )
+    .await?;
+    let (_, kept) = ask(&server, json!({ "url": format!("{}kept.jar", origin.url) })).await?;
+    let (_, evicted) = ask(
+        &server,
+        json!({ "url": format!("{}evicted.jar", origin.url) }),
+    )
+    .await?;
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!("{}/v1/bundles", server.url()))
+        .json(&json!({"entries": [{"name": "kept.jar", "digest": kept["digest"], "size": kept["size"], "kind": "jar"}]}))
+        .send()
+        .await?;
+    ensure!(
+        created.status() == StatusCode::CREATED,
+        "{}",
+        created.status()
+    );
+    let blob = |answer: &Value| {
+        let url = format!(
+            "{}/v1/blobs/{}",
+            server.url(),
+            answer["digest"].as_str().unwrap_or_default()
+        );
+        let client = client.clone();
+        async move { anyhow::Ok(client.head(url).send().await?.status()) }
+    };
+    // Within the age both are kept.
+    let gc = client
+        .post(format!("{}/v1/gc", server.url()))
+        .json(&json!({"dry_run": false}))
+        .send()
+        .await?;
+    ensure!(gc.status() == StatusCode::OK, "{}", gc.status());
+    ensure!(blob(&evicted).await? == StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let gc: Value = client
+        .post(format!("{}/v1/gc", server.url()))
+        .json(&json!({"dry_run": false}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    ensure!(blob(&evicted).await? == StatusCode::NOT_FOUND, "{gc}");
+    ensure!(
+        blob(&kept).await? == StatusCode::OK,
+        "a bundle keeps it: {gc}"
+    );
+    let (status, again) = ask(
+        &server,
+        json!({ "url": format!("{}evicted.jar", origin.url) }),
+    )
+    .await?;
+    ensure!(
+        status == StatusCode::OK && again["digest"] == evicted["digest"],
+        "{again}"
+    );
+    ensure!(
+        origin.gets("evicted.jar") == 2,
+        "{:?}",
+        origin.answers("evicted.jar")
+    );
+    Ok(())
+}

@@ -1,6 +1,8 @@
-//! Records that keep blobs alive: bundle records (`bundles/<id>.json`) and kept resolutions
+//! Records that keep blobs alive: bundle records (`bundles/<id>.json`), kept resolutions
 //! (`resolutions/<key>.json`: the jars a `POST /v1/resolve` answer named, kept while a client
-//! may still create a bundle from that answer). Garbage collection marks from both.
+//! may still create a bundle from that answer) and source records (`sources/<key>.json`: a
+//! remote source's blob, kept `--cache-max-age` after it was last used). Garbage collection
+//! marks from all three.
 
 use std::sync::Arc;
 
@@ -56,8 +58,10 @@ pub fn list(
 ) -> impl Stream<Item = Result<Path, object_store::Error>> + use<> {
     let bundles = store.list(Some(&Path::from(BUNDLES_PREFIX)));
     let resolutions = store.list(Some(&Path::from(RESOLUTIONS_PREFIX)));
+    let sources = store.list(Some(&Path::from(crate::sources::SOURCES_PREFIX)));
     bundles
         .chain(resolutions)
+        .chain(sources)
         .try_filter_map(|meta| async move {
             let name = meta.location.filename().unwrap_or_default();
             Ok(name.ends_with(".json").then_some(meta.location))
@@ -78,6 +82,14 @@ pub async fn read(store: &dyn ObjectStore, path: &Path) -> Result<Option<Referen
         return Ok(Some(References {
             expires_at: kept.expires_at,
             digests: kept.digests,
+        }));
+    }
+    if path.prefix_matches(&Path::from(crate::sources::SOURCES_PREFIX)) {
+        let source: crate::sources::SourceRecord =
+            serde_json::from_slice(&bytes).map_err(corrupt)?;
+        return Ok(Some(References {
+            expires_at: source.expires_at,
+            digests: vec![source.digest],
         }));
     }
     let record: BundleRecord = serde_json::from_slice(&bytes).map_err(corrupt)?;

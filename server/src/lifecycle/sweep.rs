@@ -209,14 +209,20 @@ impl Lifecycle {
         Ok(swept)
     }
 
-    /// Deletes kept resolutions past their time.
+    /// Deletes kept resolutions and source records past their time.
     async fn sweep_resolutions(&self, now: DateTime<Utc>) -> Result<(), ApiError> {
         let store = &self.store;
-        let paths: Vec<Path> = store
+        let mut paths: Vec<Path> = store
             .list(Some(&Path::from(RESOLUTIONS_PREFIX)))
             .map_ok(|meta| meta.location)
             .try_collect()
             .await?;
+        let sources: Vec<Path> = store
+            .list(Some(&Path::from(crate::sources::SOURCES_PREFIX)))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await?;
+        paths.extend(sources);
         futures::stream::iter(paths)
             .map(|path| async move {
                 let expired = match referrers::read(store.as_ref(), &path).await {
