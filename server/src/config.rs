@@ -148,6 +148,11 @@ pub struct Config {
     #[arg(long, env = "SPARKSTAGE_CACHE_MAX_AGE", default_value = "7d", value_parser = humantime::parse_duration)]
     pub cache_max_age: std::time::Duration,
 
+    /// The most bytes of remote sources kept by the cache alone (no bundle refers to them):
+    /// past it the least recently used go first (`100G`) [default: no bound but the age].
+    #[arg(long, env = "SPARKSTAGE_CACHE_MAX_SIZE", value_parser = sparkstage_api::size::parse_size)]
+    pub cache_max_size: Option<u64>,
+
     /// One source fetch's deadline, retries included.
     #[arg(long, env = "SPARKSTAGE_SOURCE_TIMEOUT", default_value = "10m", value_parser = humantime::parse_duration)]
     pub source_timeout: std::time::Duration,

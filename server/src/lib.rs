@@ -137,6 +137,7 @@ impl Settings {
                 gc_grace: c.gc_grace,
                 initial_access_timeout: c.initial_access_timeout,
                 owner_grace: c.owner_grace,
+                cache_max_size: c.cache_max_size,
             },
             max_storage: c.max_storage,
             webhook: webhook::WebhookSettings {

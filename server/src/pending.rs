@@ -96,8 +96,11 @@ pub fn stand_in(source: &NamedSource) -> BundleEntry {
     }
 }
 
+/// Where pending bundles live.
+pub const PENDING_PREFIX: &str = "pending";
+
 fn path(id: &str) -> Path {
-    Path::from(format!("pending/{id}.json"))
+    Path::from(format!("{PENDING_PREFIX}/{id}.json"))
 }
 
 async fn load(state: &AppState, id: &str) -> Result<Option<PendingBundle>, ApiError> {

@@ -438,3 +438,62 @@ async fn sources_past_the_cache_max_age_are_collected_unless_a_bundle_keeps_them
     );
     Ok(())
 }
+
+/// `--cache-max-size`: past it the least recently used source records go first, and their
+/// blobs with the next collection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_least_recently_used_sources_go_past_the_cache_max_size() -> Result<()> {
+    let origin_root = tempfile::tempdir()?;
+    std::fs::write(origin_root.path().join("older.jar"), [1u8; 600])?;
+    std::fs::write(origin_root.path().join("newer.jar"), [2u8; 600])?;
+    let origin = MavenRepo::serve(origin_root.path(), std::time::Duration::ZERO).await?;
+    let server = Server::start(
+        &[
+            "--storage",
+            "memory://",
+            "--cache-max-size",
+            "1000",
+            "--gc-grace",
+            "0s",
+        ],
+        &[],
+    )
+    .await?;
+    let (_, older) = ask(
+        &server,
+        json!({ "url": format!("{}older.jar", origin.url) }),
+    )
+    .await?;
+    // Records are ordered by their expiry, which their last use sets (to the second and more).
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let (_, newer) = ask(
+        &server,
+        json!({ "url": format!("{}newer.jar", origin.url) }),
+    )
+    .await?;
+    let client = reqwest::Client::new();
+    let gc = client
+        .post(format!("{}/v1/gc", server.url()))
+        .json(&json!({"dry_run": false}))
+        .send()
+        .await?;
+    ensure!(gc.status() == StatusCode::OK);
+    let status = |answer: &Value| {
+        let url = format!(
+            "{}/v1/blobs/{}",
+            server.url(),
+            answer["digest"].as_str().unwrap_or_default()
+        );
+        let client = client.clone();
+        async move { anyhow::Ok(client.head(url).send().await?.status()) }
+    };
+    ensure!(
+        status(&older).await? == StatusCode::NOT_FOUND,
+        "the older one goes"
+    );
+    ensure!(
+        status(&newer).await? == StatusCode::OK,
+        "the newer one stays"
+    );
+    Ok(())
+}

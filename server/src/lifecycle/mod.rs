@@ -47,6 +47,9 @@ pub struct LifecycleSettings {
     pub gc_grace: Duration,
     pub initial_access_timeout: Duration,
     pub owner_grace: Duration,
+    /// Bytes of sources' blobs kept by their records alone; past it the least recently used
+    /// records go first (`None`: only `--cache-max-age` applies).
+    pub cache_max_size: Option<u64>,
 }
 
 impl Default for LifecycleSettings {
@@ -57,6 +60,7 @@ impl Default for LifecycleSettings {
             gc_grace: Duration::from_secs(3600),
             initial_access_timeout: Duration::from_secs(1800),
             owner_grace: Duration::from_secs(300),
+            cache_max_size: None,
         }
     }
 }

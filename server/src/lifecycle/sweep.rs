@@ -209,6 +209,66 @@ impl Lifecycle {
         Ok(swept)
     }
 
+    /// Deletes the least recently used source records (the earliest `expires_at`, which use
+    /// extends) until the sources they keep fit in `max` bytes; their blobs then go with the
+    /// next collection unless a bundle refers to them.
+    async fn trim_sources(&self, paths: &[Path], max: u64) -> Result<(), ApiError> {
+        let store = &self.store;
+        let mut records: Vec<(Path, crate::sources::SourceRecord)> =
+            futures::stream::iter(paths.iter().cloned())
+                .map(|path| async move {
+                    let bytes = match store.get(&path).await {
+                        Ok(r) => r.bytes().await?,
+                        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                        Err(e) => return Err(ApiError::from(e)),
+                    };
+                    Ok(serde_json::from_slice(&bytes).ok().map(|r| (path, r)))
+                })
+                .buffer_unordered(CONCURRENCY)
+                .try_filter_map(|r| async move { Ok(r) })
+                .try_collect()
+                .await?;
+        records.sort_by_key(|r| std::cmp::Reverse(r.1.expires_at));
+        let mut kept = 0u64;
+        for (path, record) in records {
+            kept = kept.saturating_add(record.size);
+            if kept > max {
+                match store.delete(&path).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(ApiError::from(e)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes pending bundles (`crate::pending`) whose bundle would have expired by now: one
+    /// whose sources never arrived does not stay forever.
+    async fn sweep_pending(&self, now: DateTime<Utc>) -> Result<(), ApiError> {
+        let store = &self.store;
+        let paths: Vec<Path> = store
+            .list(Some(&Path::from(crate::pending::PENDING_PREFIX)))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await?;
+        for path in paths {
+            let bytes = match store.get(&path).await {
+                Ok(r) => r.bytes().await?,
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let expired = serde_json::from_slice::<crate::pending::PendingBundle>(&bytes)
+                .is_ok_and(|p| p.record.manifest.expires_at <= now);
+            if expired {
+                match store.delete(&path).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes kept resolutions and source records past their time.
     async fn sweep_resolutions(&self, now: DateTime<Utc>) -> Result<(), ApiError> {
         let store = &self.store;
@@ -222,7 +282,11 @@ impl Lifecycle {
             .map_ok(|meta| meta.location)
             .try_collect()
             .await?;
+        if let Some(max) = self.settings.cache_max_size {
+            self.trim_sources(&sources, max).await?;
+        }
         paths.extend(sources);
+        self.sweep_pending(now).await?;
         futures::stream::iter(paths)
             .map(|path| async move {
                 let expired = match referrers::read(store.as_ref(), &path).await {
