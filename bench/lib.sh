@@ -27,9 +27,13 @@ start_server() {  # $1 = extra flags; sets server_pid, server_url; storage in $w
 }
 stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; }
 
-start_nginx() {  # $1 = the directory to serve; sets nginx_port
+start_nginx() {  # $1 = the directory to serve, $2 = an access log of body bytes sent (optional); sets nginx_port
+    # (nginx_addr and nginx_prefix, when set, choose the address and run it under a prefix such
+    # as `ip netns exec NAME`)
     nginx_port=$(free_port)
     mkdir -p "$work/nginx/logs"
+    local access="access_log off;"
+    [[ -n ${2:-} ]] && access="log_format bytes '\$body_bytes_sent'; access_log $2 bytes;"
     cat > "$work/nginx/nginx.conf" <<CONF
 worker_processes auto;
 daemon off;
@@ -38,16 +42,17 @@ error_log $work/nginx/logs/error.log;
 pid $work/nginx/nginx.pid;
 events { worker_connections 4096; }
 http {
-  access_log off;
+  $access
   sendfile on;
   tcp_nopush on;
   keepalive_timeout 65;
-  server { listen 127.0.0.1:$nginx_port; root $1; }
+  server { listen ${nginx_addr:-127.0.0.1}:$nginx_port; root $1; }
 }
 CONF
-    "$nginx_bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" &
+    # shellcheck disable=SC2086
+    ${nginx_prefix:-} "$nginx_bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" &
     pids+=($!)
-    for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$nginx_port/" && return; sleep 0.05; done
+    for _ in $(seq 100); do curl -s -o /dev/null "http://${nginx_addr:-127.0.0.1}:$nginx_port/" && return; sleep 0.05; done
     echo "nginx did not start" >&2; exit 1
 }
 
