@@ -18,6 +18,27 @@ async fn ask(server: &Server, body: Value) -> Result<(StatusCode, Value)> {
     Ok((answer.status(), answer.json().await?))
 }
 
+/// One sweep and one garbage collection now (`POST /v1/gc`): what it answered.
+async fn collect(server: &Server) -> Result<Value> {
+    let answer = reqwest::Client::new()
+        .post(format!("{}/v1/gc", server.url()))
+        .json(&json!({"dry_run": false}))
+        .send()
+        .await?;
+    ensure!(answer.status() == StatusCode::OK, "{}", answer.status());
+    Ok(answer.json().await?)
+}
+
+/// The status of `HEAD /v1/blobs/<digest>` for the digest of a source's answer.
+async fn blob_status(server: &Server, answer: &Value) -> Result<StatusCode> {
+    let url = format!(
+        "{}/v1/blobs/{}",
+        server.url(),
+        answer["digest"].as_str().unwrap_or_default()
+    );
+    Ok(reqwest::Client::new().head(url).send().await?.status())
+}
+
 /// `sparkstage_source_requests_total` by outcome.
 async fn source_requests(server: &Server) -> Result<std::collections::BTreeMap<String, u64>> {
     let text = reqwest::get(format!("{}/metrics", server.url()))
@@ -392,34 +413,17 @@ async fn sources_past_the_cache_max_age_are_collected_unless_a_bundle_keeps_them
         "{}",
         created.status()
     );
-    let blob = |answer: &Value| {
-        let url = format!(
-            "{}/v1/blobs/{}",
-            server.url(),
-            answer["digest"].as_str().unwrap_or_default()
-        );
-        let client = client.clone();
-        async move { anyhow::Ok(client.head(url).send().await?.status()) }
-    };
     // Within the age both are kept.
-    let gc = client
-        .post(format!("{}/v1/gc", server.url()))
-        .json(&json!({"dry_run": false}))
-        .send()
-        .await?;
-    ensure!(gc.status() == StatusCode::OK, "{}", gc.status());
-    ensure!(blob(&evicted).await? == StatusCode::OK);
+    collect(&server).await?;
+    ensure!(blob_status(&server, &evicted).await? == StatusCode::OK);
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    let gc: Value = client
-        .post(format!("{}/v1/gc", server.url()))
-        .json(&json!({"dry_run": false}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    ensure!(blob(&evicted).await? == StatusCode::NOT_FOUND, "{gc}");
+    let gc = collect(&server).await?;
     ensure!(
-        blob(&kept).await? == StatusCode::OK,
+        blob_status(&server, &evicted).await? == StatusCode::NOT_FOUND,
+        "{gc}"
+    );
+    ensure!(
+        blob_status(&server, &kept).await? == StatusCode::OK,
         "a bundle keeps it: {gc}"
     );
     let (status, again) = ask(
@@ -471,28 +475,13 @@ async fn the_least_recently_used_sources_go_past_the_cache_max_size() -> Result<
         json!({ "url": format!("{}newer.jar", origin.url) }),
     )
     .await?;
-    let client = reqwest::Client::new();
-    let gc = client
-        .post(format!("{}/v1/gc", server.url()))
-        .json(&json!({"dry_run": false}))
-        .send()
-        .await?;
-    ensure!(gc.status() == StatusCode::OK);
-    let status = |answer: &Value| {
-        let url = format!(
-            "{}/v1/blobs/{}",
-            server.url(),
-            answer["digest"].as_str().unwrap_or_default()
-        );
-        let client = client.clone();
-        async move { anyhow::Ok(client.head(url).send().await?.status()) }
-    };
+    collect(&server).await?;
     ensure!(
-        status(&older).await? == StatusCode::NOT_FOUND,
+        blob_status(&server, &older).await? == StatusCode::NOT_FOUND,
         "the older one goes"
     );
     ensure!(
-        status(&newer).await? == StatusCode::OK,
+        blob_status(&server, &newer).await? == StatusCode::OK,
         "the newer one stays"
     );
     Ok(())
