@@ -1,4 +1,4 @@
-//! Bundles with source entries (issue 13, WORK IN PROGRESS on branch `wip/cache-13`): answered at
+//! Bundles with source entries (issue 13, in progress): answered at
 //! once, completed in the background when every source is stored (`crate::sources`), served
 //! when complete.
 //!
