@@ -104,14 +104,7 @@ fn path(id: &str) -> Path {
 }
 
 async fn load(state: &AppState, id: &str) -> Result<Option<PendingBundle>, ApiError> {
-    match state.store.get(&path(id)).await {
-        Ok(got) => {
-            let bytes = got.bytes().await?;
-            Ok(serde_json::from_slice(&bytes).ok())
-        }
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    crate::storage::read_json(state.store.as_ref(), &path(id)).await
 }
 
 async fn save(state: &AppState, pending: &PendingBundle) -> Result<(), ApiError> {
@@ -195,10 +188,9 @@ async fn complete(state: &AppState, mut pending: PendingBundle) -> Result<(), Ap
         Err(e) => Err(e),
     };
     match outcome {
-        Ok(()) => match state.store.delete(&path(pending.record.id())).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
-        },
+        Ok(()) => {
+            crate::storage::delete_quietly(state.store.as_ref(), &path(pending.record.id())).await
+        }
         Err(e) => {
             pending.error = Some(e.to_string());
             pending.failed_at = Some(state.clock.now());

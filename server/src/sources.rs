@@ -220,14 +220,7 @@ impl Sources {
 
     /// The source record of `key`, if there is one.
     async fn record(&self, key: &str) -> Result<Option<SourceRecord>, ApiError> {
-        match self.store.get(&record_path(key)).await {
-            Ok(got) => {
-                let bytes = got.bytes().await?;
-                Ok(serde_json::from_slice(&bytes).ok())
-            }
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        crate::storage::read_json(self.store.as_ref(), &record_path(key)).await
     }
 
     /// The stored blob of `source` (verified against `expected` when given): from a record any

@@ -10,7 +10,6 @@ use std::path::{Path as FsPath, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use object_store::ObjectStore;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
@@ -18,6 +17,7 @@ use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 /// An opened store and what kind of backend it is.
 #[derive(Debug, Clone)]
@@ -234,6 +234,38 @@ fn is_staging_name(name: &str) -> bool {
     match name.rsplit_once('#') {
         Some((_, suffix)) => !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()),
         None => false,
+    }
+}
+
+/// The JSON document at `path` read as `T`: `None` when it is not there, or when it does not
+/// read as `T` (said in a warning: a record written whole that does not read is not ours to
+/// judge, and whoever keeps it decides).
+pub async fn read_json<T: serde::de::DeserializeOwned>(
+    store: &dyn ObjectStore,
+    path: &Path,
+) -> Result<Option<T>, crate::error::ApiError> {
+    let bytes = match store.get(path).await {
+        Ok(r) => r.bytes().await?,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    match serde_json::from_slice(&bytes) {
+        Ok(value) => Ok(Some(value)),
+        Err(e) => {
+            tracing::warn!(%path, error = %e, "ignoring an unreadable record");
+            Ok(None)
+        }
+    }
+}
+
+/// Deletes `path`; one that is already gone (another replica deleted it) is not an error.
+pub async fn delete_quietly(
+    store: &dyn ObjectStore,
+    path: &Path,
+) -> Result<(), crate::error::ApiError> {
+    match store.delete(path).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sparkstage_api::Digest;
@@ -98,7 +98,7 @@ impl Condemned {
 
     /// Deletes a batch once its collector is done with it.
     pub async fn remove(&self, batch: Batch) -> Result<(), ApiError> {
-        delete_quietly(self.store.as_ref(), &batch.path).await
+        crate::storage::delete_quietly(self.store.as_ref(), &batch.path).await
     }
 
     /// The digests of every live batch, of all replicas.
@@ -168,7 +168,7 @@ impl Condemned {
                 None => true,
             };
             if dead {
-                delete_quietly(self.store.as_ref(), &path).await?;
+                crate::storage::delete_quietly(self.store.as_ref(), &path).await?;
                 removed += 1;
             }
         }
@@ -179,25 +179,7 @@ impl Condemned {
 /// A batch, or `None` when it is gone or unreadable (a batch is written whole, so an unreadable
 /// one is not ours; it is ignored, and removed by [`Condemned::remove_dead`]).
 async fn read(store: &dyn ObjectStore, path: &Path) -> Result<Option<BatchFile>, ApiError> {
-    let bytes = match store.get(path).await {
-        Ok(r) => r.bytes().await?,
-        Err(object_store::Error::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    match serde_json::from_slice(&bytes) {
-        Ok(batch) => Ok(Some(batch)),
-        Err(e) => {
-            tracing::warn!(%path, error = %e, "ignoring an unreadable condemned batch");
-            Ok(None)
-        }
-    }
-}
-
-async fn delete_quietly(store: &dyn ObjectStore, path: &Path) -> Result<(), ApiError> {
-    match store.delete(path).await {
-        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    crate::storage::read_json(store, path).await
 }
 
 #[cfg(test)]

@@ -18,7 +18,6 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
-use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use sparkstage_api::bundles::Owner;
 use sparkstage_api::lifecycle::{BundleState, DeleteReason, SweptBundle};
@@ -203,42 +202,52 @@ impl Lifecycle {
         }
         if !dry_run {
             self.sweep_resolutions(now).await?;
+            self.sweep_sources(now).await?;
+            self.sweep_pending(now).await?;
         }
         let mut swept = swept;
         swept.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(swept)
     }
 
-    /// Deletes the least recently used source records (the earliest `expires_at`, which use
-    /// extends) until the sources they keep fit in `max` bytes; their blobs then go with the
-    /// next collection unless a bundle refers to them.
-    async fn trim_sources(&self, paths: &[Path], max: u64) -> Result<(), ApiError> {
+    /// Source records: those past their time go, then (with `--cache-max-size`) the least
+    /// recently used (the earliest `expires_at`, which use extends) until the sources the rest
+    /// keep fit. Each record is read once. Their blobs go with the next collection unless a
+    /// bundle refers to them.
+    async fn sweep_sources(&self, now: DateTime<Utc>) -> Result<(), ApiError> {
         let store = &self.store;
-        let mut records: Vec<(Path, crate::sources::SourceRecord)> =
-            futures::stream::iter(paths.iter().cloned())
-                .map(|path| async move {
-                    let bytes = match store.get(&path).await {
-                        Ok(r) => r.bytes().await?,
-                        Err(object_store::Error::NotFound { .. }) => return Ok(None),
-                        Err(e) => return Err(ApiError::from(e)),
-                    };
-                    Ok(serde_json::from_slice(&bytes).ok().map(|r| (path, r)))
-                })
-                .buffer_unordered(CONCURRENCY)
-                .try_filter_map(|r| async move { Ok(r) })
-                .try_collect()
-                .await?;
-        records.sort_by_key(|r| std::cmp::Reverse(r.1.expires_at));
-        let mut kept = 0u64;
-        for (path, record) in records {
-            kept = kept.saturating_add(record.size);
-            if kept > max {
-                match store.delete(&path).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(ApiError::from(e)),
+        let paths: Vec<Path> = store
+            .list(Some(&Path::from(crate::sources::SOURCES_PREFIX)))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await?;
+        let records: Vec<(Path, crate::sources::SourceRecord)> = futures::stream::iter(paths)
+            .map(|path| async move {
+                let record = crate::storage::read_json(store.as_ref(), &path).await?;
+                Ok::<_, ApiError>(record.map(|r| (path, r)))
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_filter_map(|r| async move { Ok(r) })
+            .try_collect()
+            .await?;
+        let (expired, mut live): (Vec<_>, Vec<_>) =
+            records.into_iter().partition(|(_, r)| r.expires_at <= now);
+        let mut doomed: Vec<Path> = expired.into_iter().map(|(path, _)| path).collect();
+        if let Some(max) = self.settings.cache_max_size {
+            live.sort_by_key(|(_, r)| std::cmp::Reverse(r.expires_at));
+            let mut kept = 0u64;
+            for (path, record) in live {
+                kept = kept.saturating_add(record.size);
+                if kept > max {
+                    doomed.push(path);
                 }
             }
         }
+        futures::stream::iter(doomed)
+            .map(|path| async move { crate::storage::delete_quietly(store.as_ref(), &path).await })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
         Ok(())
     }
 
@@ -252,41 +261,23 @@ impl Lifecycle {
             .try_collect()
             .await?;
         for path in paths {
-            let bytes = match store.get(&path).await {
-                Ok(r) => r.bytes().await?,
-                Err(object_store::Error::NotFound { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            };
-            let expired = serde_json::from_slice::<crate::pending::PendingBundle>(&bytes)
-                .is_ok_and(|p| p.record.manifest.expires_at <= now);
-            if expired {
-                match store.delete(&path).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
+            let pending: Option<crate::pending::PendingBundle> =
+                crate::storage::read_json(store.as_ref(), &path).await?;
+            if pending.is_some_and(|p| p.record.manifest.expires_at <= now) {
+                crate::storage::delete_quietly(store.as_ref(), &path).await?;
             }
         }
         Ok(())
     }
 
-    /// Deletes kept resolutions and source records past their time.
+    /// Deletes kept resolutions past their time.
     async fn sweep_resolutions(&self, now: DateTime<Utc>) -> Result<(), ApiError> {
         let store = &self.store;
-        let mut paths: Vec<Path> = store
+        let paths: Vec<Path> = store
             .list(Some(&Path::from(RESOLUTIONS_PREFIX)))
             .map_ok(|meta| meta.location)
             .try_collect()
             .await?;
-        let sources: Vec<Path> = store
-            .list(Some(&Path::from(crate::sources::SOURCES_PREFIX)))
-            .map_ok(|meta| meta.location)
-            .try_collect()
-            .await?;
-        if let Some(max) = self.settings.cache_max_size {
-            self.trim_sources(&sources, max).await?;
-        }
-        paths.extend(sources);
-        self.sweep_pending(now).await?;
         futures::stream::iter(paths)
             .map(|path| async move {
                 let expired = match referrers::read(store.as_ref(), &path).await {
@@ -296,12 +287,9 @@ impl Lifecycle {
                     Err(_) => false,
                 };
                 if expired {
-                    match store.delete(&path).await {
-                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                        Err(e) => return Err(ApiError::from(e)),
-                    }
+                    crate::storage::delete_quietly(store.as_ref(), &path).await?;
                 }
-                Ok(())
+                Ok::<_, ApiError>(())
             })
             .buffer_unordered(CONCURRENCY)
             .try_collect::<Vec<()>>()
