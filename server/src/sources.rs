@@ -104,7 +104,7 @@ pub struct Sources {
     in_flight: Mutex<HashMap<String, Flight>>,
     failures: Mutex<HashMap<String, (Instant, Arc<str>)>>,
     metrics: Arc<crate::metrics::Metrics>,
-    /// For revalidation (`HEAD`).
+    /// For fetches and revalidation (`HEAD`): one connection pool for the replica.
     http: reqwest::Client,
 }
 
@@ -153,6 +153,11 @@ fn record_path(key: &str) -> Path {
     Path::from(format!("{SOURCES_PREFIX}/{key}.json"))
 }
 
+/// An origin's connection must be made within this, and a response must not go silent longer
+/// than this (the init container's defaults).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A used record's life is extended at most this often (a write per source per replica).
 const EXTEND_EVERY: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
@@ -174,15 +179,15 @@ impl Sources {
             origins: Mutex::new(sparkstage_init::Origins::new(
                 Default::default(),
                 None,
-                Duration::from_secs(10),
-                Duration::from_secs(30),
+                CONNECT_TIMEOUT,
+                READ_TIMEOUT,
             )),
             in_flight: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             metrics,
             http: reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(10))
-                .timeout(Duration::from_secs(30))
+                .connect_timeout(CONNECT_TIMEOUT)
+                .read_timeout(READ_TIMEOUT)
                 .build()
                 .unwrap_or_default(),
         }
@@ -334,7 +339,14 @@ impl Sources {
                 let Ok(headers) = self.authorization(url) else {
                     return (None, None);
                 };
-                match self.http.head(url.clone()).headers(headers).send().await {
+                match self
+                    .http
+                    .head(url.clone())
+                    .headers(headers)
+                    .timeout(READ_TIMEOUT)
+                    .send()
+                    .await
+                {
                     Ok(r) if r.status().is_success() => (
                         header(&r, reqwest::header::ETAG),
                         header(&r, reqwest::header::LAST_MODIFIED),
@@ -375,7 +387,13 @@ impl Sources {
             {
                 headers.insert(name, value);
             }
-            if let Ok(r) = self.http.head(url.clone()).headers(headers).send().await
+            if let Ok(r) = self
+                .http
+                .head(url.clone())
+                .headers(headers)
+                .timeout(READ_TIMEOUT)
+                .send()
+                .await
                 && r.status() == reqwest::StatusCode::NOT_MODIFIED
             {
                 return true;
@@ -446,13 +464,8 @@ impl Sources {
             sha256: expected,
             size: None,
         };
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| fail(format!("cannot build the HTTP client: {e}")))?;
         let transfer = sparkstage_init::fetch::Transfer {
-            client,
+            client: self.http.clone(),
             policy: sparkstage_init::backoff::RetryPolicy {
                 initial: Duration::from_millis(200),
                 max_delay: Duration::from_secs(10),
