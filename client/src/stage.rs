@@ -84,6 +84,9 @@ pub struct ServerClient {
     base: String,
     token: Option<String>,
     http: reqwest::Client,
+    /// `GET /v1/info`'s answer, asked once: what a server offers does not change during a
+    /// command (which may ask for several applications and decisions).
+    info: std::sync::Arc<tokio::sync::OnceCell<sparkstage_api::info::ServerInfo>>,
 }
 
 impl ServerClient {
@@ -97,6 +100,7 @@ impl ServerClient {
             base: base.trim_end_matches('/').to_owned(),
             token,
             http,
+            info: Default::default(),
         })
     }
 
@@ -207,15 +211,21 @@ impl ServerClient {
         Ok(response.json().await?)
     }
 
-    /// What the server offers (`GET /v1/info`).
+    /// What the server offers (`GET /v1/info`), asked once per client.
     pub async fn info(&self) -> Result<sparkstage_api::info::ServerInfo> {
-        let response = self
-            .send(
-                "asking the server what it offers",
-                self.request(reqwest::Method::GET, sparkstage_api::info::INFO_PATH),
-            )
+        let info = self
+            .info
+            .get_or_try_init(|| async {
+                let response = self
+                    .send(
+                        "asking the server what it offers",
+                        self.request(reqwest::Method::GET, sparkstage_api::info::INFO_PATH),
+                    )
+                    .await?;
+                anyhow::Ok(response.json().await?)
+            })
             .await?;
-        Ok(response.json().await?)
+        Ok(info.clone())
     }
 
     /// The server's bundles (an operator's call: the upload token).
