@@ -146,17 +146,10 @@ struct ApplyArgs {
     force_conflicts: bool,
     #[command(flatten)]
     pods: PodOptions,
-    #[arg(long, env = "SPARKSTAGE_TTL")]
-    ttl: Option<String>,
-    #[arg(long, env = "SPARKSTAGE_FETCH_REMOTE")]
-    fetch_remote: bool,
-    /// Who fetches --fetch-remote's files: the server once for the cluster, or each pod
-    /// [default: the server when it can].
-    #[arg(long, env = "SPARKSTAGE_REMOTE", value_enum, default_value = "auto")]
-    remote: submit::RemoteFetch,
 }
 
-/// How the pods reach the server and where their files go: `submit`'s and `apply`'s.
+/// How the pods reach the server, where their files go, how long the bundle lives and who
+/// fetches remote files: `submit`'s and `apply`'s.
 #[derive(Debug, clap::Args)]
 struct PodOptions {
     /// The server's URL as the pods reach it [default: --server] (the fork's
@@ -177,6 +170,18 @@ struct PodOptions {
     /// spark.kubernetes.mountdependencies.filesDownloadDir).
     #[arg(long, env = "SPARKSTAGE_FILES_DIR")]
     files_dir: Option<String>,
+    /// How long the bundle lives [default: the server's].
+    #[arg(long, env = "SPARKSTAGE_TTL")]
+    ttl: Option<String>,
+    /// Have sparkstage fetch remote dependencies (http(s), s3/s3a, gs, az, hdfs, webhdfs)
+    /// instead of Spark: the server once for the cluster when it can (--remote), else the init
+    /// container, with its retries, verification and node cache.
+    #[arg(long, env = "SPARKSTAGE_FETCH_REMOTE")]
+    fetch_remote: bool,
+    /// Who fetches --fetch-remote's files: the server once for the cluster, or each pod
+    /// [default: the server when it can].
+    #[arg(long, env = "SPARKSTAGE_REMOTE", value_enum, default_value = "auto")]
+    remote: submit::RemoteFetch,
 }
 
 #[derive(Debug, clap::Args)]
@@ -189,9 +194,6 @@ struct SubmitArgs {
     /// The init container's deadline, such as 5m (the fork's mountdependencies.mountTimeout).
     #[arg(long, env = "SPARKSTAGE_INIT_TIMEOUT")]
     init_timeout: Option<String>,
-    /// How long the bundle lives [default: the server's].
-    #[arg(long, env = "SPARKSTAGE_TTL")]
-    ttl: Option<String>,
     /// How the init container gets into the pods: pod templates and a Secret (`templates`), or
     /// labels and annotations for the server's admission webhook (`webhook`; no Secret when the
     /// server checks the pods' own tokens).
@@ -207,15 +209,6 @@ struct SubmitArgs {
     /// Kubernetes then deletes with it).
     #[arg(long, env = "SPARKSTAGE_OWNER_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
     owner_timeout: std::time::Duration,
-    /// Have sparkstage fetch remote dependencies (http(s), s3/s3a, gs, az, hdfs, webhdfs)
-    /// instead of Spark: the server once for the cluster when it can (--remote), else the init
-    /// container, with its retries, verification and node cache.
-    #[arg(long, env = "SPARKSTAGE_FETCH_REMOTE")]
-    fetch_remote: bool,
-    /// Who fetches --fetch-remote's files: the server once for the cluster, or each pod
-    /// [default: the server when it can].
-    #[arg(long, env = "SPARKSTAGE_REMOTE", value_enum, default_value = "auto")]
-    remote: submit::RemoteFetch,
     /// Stage, then print the spark-submit command, the pod templates and the Secret instead of
     /// creating the Secret and running spark-submit. The Secret holds the bundle token.
     #[arg(long, env = "SPARKSTAGE_DRY_RUN")]
@@ -265,11 +258,11 @@ async fn main_inner(cli: Cli) -> Result<i32> {
                 jars_dir: s.pods.jars_dir.clone(),
                 files_dir: s.pods.files_dir.clone(),
                 init_timeout: s.init_timeout.clone(),
-                ttl: s.ttl.clone(),
+                ttl: s.pods.ttl.clone(),
                 templates_dir: s.templates_dir.clone(),
                 parallel_uploads: s.parallel_uploads,
-                fetch_remote: s.fetch_remote,
-                remote: s.remote,
+                fetch_remote: s.pods.fetch_remote,
+                remote: s.pods.remote,
                 dry_run: s.dry_run,
                 quiet: cli.quiet,
                 inject: s.inject,
@@ -338,10 +331,10 @@ async fn main_inner(cli: Cli) -> Result<i32> {
                 init_pull_policy: a.pods.init_pull_policy.clone(),
                 jars_dir: a.pods.jars_dir.clone(),
                 files_dir: a.pods.files_dir.clone(),
-                ttl: a.ttl.clone(),
+                ttl: a.pods.ttl.clone(),
                 parallel_uploads: 4,
-                fetch_remote: a.fetch_remote,
-                remote: a.remote,
+                fetch_remote: a.pods.fetch_remote,
+                remote: a.pods.remote,
                 dry_run: a.dry_run,
                 quiet: cli.quiet,
                 inject: match a.inject {

@@ -241,10 +241,10 @@ pub async fn run(config: &Config, options: &Options) -> Result<Summary, RunError
     }
     // The fork's archives: each a job for the archive under a reserved name, unpacked once it
     // has arrived and been verified.
-    let mut archives: HashMap<PathBuf, ()> = HashMap::new();
+    let mut archives: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
     for archive in &config.archives {
         let job = archive_job(&transfer, archive, config).await?;
-        archives.insert(job.final_path(), ());
+        archives.insert(job.final_path());
         jobs.push(job);
     }
     for source in &config.urls {
@@ -284,7 +284,7 @@ pub async fn run(config: &Config, options: &Options) -> Result<Summary, RunError
     }
     let (skip, todo): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|job| {
         let state = &states[&job.dir];
-        match archives.contains_key(&job.final_path()) {
+        match archives.contains(&job.final_path()) {
             // An archive unpacked before, all of whose files are still as written.
             true => job
                 .sha256
@@ -349,7 +349,7 @@ pub async fn run(config: &Config, options: &Options) -> Result<Summary, RunError
     let mut changed = HashMap::new();
     for (job, result) in results {
         match result {
-            Ok(fetched) if archives.contains_key(&job.final_path()) => {
+            Ok(fetched) if archives.contains(&job.final_path()) => {
                 let state = states.get_mut(&job.dir).expect("every dir has a state");
                 match unpack_archive(&job, &fetched, config.unpack_limits, state).await {
                     Ok(files) => {

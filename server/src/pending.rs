@@ -245,9 +245,10 @@ pub async fn wait(
         }
         tokio::time::sleep(POLL).await;
         pending = load(state, id).await?;
-        if pending.is_none() && state.bundles.find(id).await?.is_none() {
-            // Completed and gone (or taken back): as an unknown bundle.
-            return Ok(None);
+        if pending.is_none() {
+            // The marker goes after the record is committed: the record, or (taken back) none,
+            // as an unknown bundle.
+            return state.bundles.find(id).await;
         }
     }
 }
