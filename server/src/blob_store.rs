@@ -358,6 +358,28 @@ impl BlobStore {
         Ok(PutOutcome::Created { size: received })
     }
 
+    /// Stores the local file `path` (a spool file) as the blob `digest` of `size` bytes, read
+    /// in 512 KiB chunks and checked again on the way, as [`BlobStore::put`] checks an upload.
+    pub async fn put_file(
+        &self,
+        path: &std::path::Path,
+        digest: &Digest,
+        size: u64,
+        limit: u64,
+    ) -> Result<PutOutcome, ApiError> {
+        let file = tokio::fs::File::open(path).await.map_err(|e| {
+            ApiError::Internal(format!(
+                "cannot read the spool file {}: {e}",
+                path.display()
+            ))
+        })?;
+        let body = futures::TryStreamExt::map_err(
+            tokio_util::io::ReaderStream::with_capacity(file, 512 * 1024),
+            |e| BodyError::Aborted(format!("the spool file cannot be read: {e}")),
+        );
+        self.put(digest, Some(size), limit, body).await
+    }
+
     /// Opens a blob for reading, the whole of it or `range`. `Ok(None)` when it is not stored.
     /// Its chunks are not under the download budget: for readers that may hold them (tests,
     /// internal copies); answers to clients use [`BlobStore::download`].

@@ -251,9 +251,11 @@ impl AppState {
                 Arc::clone(&metrics),
             ))
         });
+        let lifecycle = Arc::new(lifecycle);
         let sources = Arc::new(sources::Sources::new(
             Arc::clone(&storage.store),
             blobs.clone(),
+            Arc::clone(&lifecycle),
             Arc::clone(&injected.clock),
             sources::SourceSettings {
                 max_size: settings.max_blob_size,
@@ -270,7 +272,7 @@ impl AppState {
             bundles,
             metrics,
             resolutions: Arc::new(Resolutions::new(settings.maven.clone())),
-            lifecycle: Arc::new(lifecycle),
+            lifecycle,
             clock: injected.clock,
             settings: Arc::new(settings),
             upload_token_sha256: upload_token.map(|t| Sha256::digest(t.as_bytes()).into()),

@@ -97,6 +97,7 @@ type Flight = Shared<BoxFuture<'static, Result<Stored, Arc<str>>>>;
 pub struct Sources {
     store: Arc<dyn ObjectStore>,
     blobs: BlobStore,
+    lifecycle: Arc<crate::lifecycle::Lifecycle>,
     clock: SharedClock,
     settings: SourceSettings,
     spool: PathBuf,
@@ -165,6 +166,7 @@ impl Sources {
     pub fn new(
         store: Arc<dyn ObjectStore>,
         blobs: BlobStore,
+        lifecycle: Arc<crate::lifecycle::Lifecycle>,
         clock: SharedClock,
         settings: SourceSettings,
         metrics: Arc<crate::metrics::Metrics>,
@@ -173,6 +175,7 @@ impl Sources {
         Self {
             store,
             blobs,
+            lifecycle,
             clock,
             settings,
             spool,
@@ -492,19 +495,18 @@ impl Sources {
                     fetched.size, self.settings.max_size
                 ));
             }
-            let file = tokio::fs::File::open(&spooled)
+            // A blob a garbage collection is deleting right now is stored anew once it is done.
+            self.lifecycle
+                .condemned()
+                .wait_until_free(&fetched.digest)
                 .await
-                .map_err(|e| format!("the spool file: {e}"))?;
-            let body = futures::TryStreamExt::map_err(
-                tokio_util::io::ReaderStream::with_capacity(file, 512 * 1024),
-                |e| crate::request_body::BodyError::Aborted(e.to_string()),
-            );
+                .map_err(|e| e.to_string())?;
             self.blobs
-                .put(
+                .put_file(
+                    &spooled,
                     &fetched.digest,
-                    Some(fetched.size),
+                    fetched.size,
                     self.settings.max_size,
-                    body,
                 )
                 .await
                 .map_err(|e| format!("storing it: {e}"))?;

@@ -194,14 +194,6 @@ async fn upload(
     }
 
     // Stored as any blob: the spool file read back, its digest checked again on the way.
-    let file = tokio::fs::File::from_std(
-        resources
-            .file
-            .reopen()
-            .map_err(|e| ApiError::Internal(format!("cannot read the spool file: {e}")))?,
-    );
-    let body = tokio_util::io::ReaderStream::with_capacity(file, 512 * 1024)
-        .map_err(|e| BodyError::Aborted(format!("the spool file cannot be read: {e}")));
     state
         .lifecycle
         .condemned()
@@ -209,7 +201,12 @@ async fn upload(
         .await?;
     state
         .blobs
-        .put(&resources.digest, Some(resources.size), limit, body)
+        .put_file(
+            resources.file.path(),
+            &resources.digest,
+            resources.size,
+            limit,
+        )
         .await?;
     let created = crate::routes::bundles::create_bundle(
         &state,
