@@ -385,7 +385,18 @@ async fn the_operators_pods_fetch_what_apply_staged_and_spark_runs_the_job() -> 
             repo.url
         ),
     )?;
-    let server = Server::start(&["--storage", "memory://"], &[]).await?;
+    // The resolver's cache in the test's directory, not in the working tree.
+    let cache = work.path().join("maven-cache");
+    let server = Server::start(
+        &[
+            "--storage",
+            "memory://",
+            "--maven-cache",
+            &cache.display().to_string(),
+        ],
+        &[],
+    )
+    .await?;
     let schema = schema()?;
     for inject in ["spec", "webhook"] {
         let (_, documents) = dry_run(
