@@ -27,6 +27,9 @@ pub struct Job {
     pub name: String,
     pub sha256: Option<Digest>,
     pub size: Option<u64>,
+    /// The most bytes a file of unknown size may have: an origin that announces more is
+    /// refused before its body, one that sends more is cut off while it streams.
+    pub max_size: Option<u64>,
 }
 
 /// Where a job's bytes come from.
@@ -54,6 +57,17 @@ pub enum Origin {
 }
 
 impl Job {
+    /// `Err` when `bytes` (a length the origin announced, or what arrived) is past
+    /// [`Job::max_size`]: no further attempt would do better.
+    fn within_limit(&self, bytes: u64) -> Result<(), AttemptError> {
+        match self.max_size {
+            Some(max) if bytes > max => Err(Permanent(format!(
+                "larger than the limit of {max} bytes (at least {bytes} bytes)"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     pub fn final_path(&self) -> PathBuf {
         self.dir.join(&self.name)
     }
@@ -400,6 +414,7 @@ impl Transfer {
             return Err(Transient("the store answered a different range".into()));
         }
         let total = result.meta.size;
+        job.within_limit(total)?;
         let mut stream = result.into_stream();
         loop {
             let chunk = match timeout_at(self.deadline, stream.next()).await {
@@ -566,6 +581,9 @@ impl Transfer {
         file: &mut tokio::fs::File,
         partial: &mut Partial,
     ) -> Result<(), AttemptError> {
+        if let Some(length) = length {
+            job.within_limit(length)?;
+        }
         loop {
             let chunk = match timeout_at(self.deadline, response.chunk()).await {
                 Err(_) => return Err(Permanent(self.deadline_message("body still arriving"))),
@@ -629,7 +647,7 @@ impl Partial {
                 "size mismatch: expected {size} bytes, got more"
             )));
         }
-        Ok(())
+        job.within_limit(self.written)
     }
 
     async fn restart(&mut self, file: &mut tokio::fs::File) -> Result<(), AttemptError> {

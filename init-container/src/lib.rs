@@ -267,6 +267,7 @@ pub async fn run(config: &Config, options: &Options) -> Result<Summary, RunError
             name: source.name.clone(),
             sha256: source.sha256,
             size: None,
+            max_size: None,
         });
     }
     check_unique(&jobs)?;
@@ -509,6 +510,7 @@ async fn bundle_jobs(
             name: entry.name.clone(),
             sha256: Some(entry.digest),
             size: Some(entry.size),
+            max_size: None,
         });
     }
     Ok(jobs)

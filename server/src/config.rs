@@ -153,6 +153,17 @@ pub struct Config {
     #[arg(long, env = "SPARKSTAGE_CACHE_MAX_SIZE", value_parser = sparkstage_api::size::parse_size)]
     pub cache_max_size: Option<u64>,
 
+    /// Where remote sources and uploads through the fork's API (`/api/v0`) are written before
+    /// they are stored: it needs room for --spool-concurrency times --max-blob-size
+    /// [default: `sparkstage-spool` in the temporary directory].
+    #[arg(long, env = "SPARKSTAGE_SPOOL_DIR")]
+    pub spool_dir: Option<PathBuf>,
+
+    /// How many spool files are written at once (source fetches and fork uploads together;
+    /// more wait their turn).
+    #[arg(long, env = "SPARKSTAGE_SPOOL_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub spool_concurrency: u64,
+
     /// One source fetch's deadline, retries included.
     #[arg(long, env = "SPARKSTAGE_SOURCE_TIMEOUT", default_value = "10m", value_parser = humantime::parse_duration)]
     pub source_timeout: std::time::Duration,

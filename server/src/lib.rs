@@ -28,6 +28,7 @@ pub mod request_body;
 pub mod resolutions;
 pub mod routes;
 pub mod sources;
+pub mod spool;
 pub mod storage;
 pub mod usage;
 pub mod webhook;
@@ -85,6 +86,10 @@ pub struct Settings {
     pub pod_identity_service_accounts: Vec<String>,
     /// Remote sources: freshness, failures, deadline (credentials: the Maven settings').
     pub sources: sources::SourceSettings,
+    /// Where whole files are written before they become blobs (sources, the fork's uploads).
+    pub spool_dir: std::path::PathBuf,
+    /// How many spool files are written at once.
+    pub spool_concurrency: usize,
 }
 
 impl Default for Settings {
@@ -105,6 +110,8 @@ impl Default for Settings {
             webhook: webhook::WebhookSettings::default(),
             pod_identity_service_accounts: Vec::new(),
             sources: sources::SourceSettings::default(),
+            spool_dir: std::env::temp_dir().join("sparkstage-spool"),
+            spool_concurrency: 4,
         }
     }
 }
@@ -154,6 +161,11 @@ impl Settings {
                 max_age: c.cache_max_age,
                 ..sources::SourceSettings::default()
             },
+            spool_dir: c
+                .spool_dir
+                .clone()
+                .unwrap_or_else(|| std::env::temp_dir().join("sparkstage-spool")),
+            spool_concurrency: c.spool_concurrency as usize,
         }
     }
 
@@ -180,6 +192,8 @@ pub struct AppState {
     pub pod_identity: Option<Arc<PodIdentity>>,
     /// Remote sources fetched once (issue 13, in progress).
     pub sources: Arc<sources::Sources>,
+    /// Where sources and the fork's uploads are written before they are stored.
+    pub spool: Arc<spool::Spool>,
 }
 
 /// What the server is given from outside rather than built: the clock, owner tracking, the
@@ -252,7 +266,12 @@ impl AppState {
             ))
         });
         let lifecycle = Arc::new(lifecycle);
+        let spool = Arc::new(spool::Spool::new(
+            settings.spool_dir.clone(),
+            settings.spool_concurrency,
+        ));
         let sources = Arc::new(sources::Sources::new(
+            Arc::clone(&spool),
             Arc::clone(&storage.store),
             blobs.clone(),
             Arc::clone(&lifecycle),
@@ -267,6 +286,7 @@ impl AppState {
         Self {
             pod_identity,
             sources,
+            spool,
             store: Arc::clone(&storage.store),
             blobs,
             bundles,

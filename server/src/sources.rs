@@ -19,7 +19,6 @@
 //! before the download, so a change during it shows at the next revalidation.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -100,7 +99,7 @@ pub struct Sources {
     lifecycle: Arc<crate::lifecycle::Lifecycle>,
     clock: SharedClock,
     settings: SourceSettings,
-    spool: PathBuf,
+    spool: Arc<crate::spool::Spool>,
     origins: Mutex<sparkstage_init::Origins>,
     in_flight: Mutex<HashMap<String, Flight>>,
     failures: Mutex<HashMap<String, (Instant, Arc<str>)>>,
@@ -164,6 +163,7 @@ const EXTEND_EVERY: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 impl Sources {
     pub fn new(
+        spool: Arc<crate::spool::Spool>,
         store: Arc<dyn ObjectStore>,
         blobs: BlobStore,
         lifecycle: Arc<crate::lifecycle::Lifecycle>,
@@ -171,7 +171,6 @@ impl Sources {
         settings: SourceSettings,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
-        let spool = std::env::temp_dir().join("sparkstage-sources");
         Self {
             store,
             blobs,
@@ -450,9 +449,8 @@ impl Sources {
             Some(_) => (None, None),
             None => self.validators(&url).await,
         };
-        tokio::fs::create_dir_all(&self.spool)
-            .await
-            .map_err(|e| fail(format!("cannot create the spool directory: {e}")))?;
+        // A turn in the spool: at most --spool-concurrency files are written at once.
+        let _turn = self.spool.turn().await.map_err(|e| fail(e.to_string()))?;
         let origin = self
             .origins
             .lock()
@@ -462,10 +460,12 @@ impl Sources {
         let job = sparkstage_init::fetch::Job {
             source: sparkstage_api::shown::url(&url),
             origin,
-            dir: self.spool.clone(),
-            name: key.clone(),
+            dir: self.spool.dir().to_owned(),
+            name: format!("source-{key}"),
             sha256: expected,
             size: None,
+            // A hostile or broken origin is cut off at the largest source, not at a full disk.
+            max_size: Some(self.settings.max_size),
         };
         let transfer = sparkstage_init::fetch::Transfer {
             client: self.http.clone(),
@@ -489,12 +489,6 @@ impl Sources {
         self.metrics.source_origin_bytes.inc_by(fetched.received);
         let spooled = job.final_path();
         let stored = async {
-            if fetched.size > self.settings.max_size {
-                return Err(format!(
-                    "{} bytes, more than the largest source ({})",
-                    fetched.size, self.settings.max_size
-                ));
-            }
             // A blob a garbage collection is deleting right now is stored anew once it is done.
             self.lifecycle
                 .condemned()

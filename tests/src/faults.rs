@@ -89,9 +89,16 @@ pub struct FaultStats {
     pub requests: AtomicU64,
     pub passed: AtomicU64,
     injected: [AtomicU64; 6],
+    /// Every request's method and target, in order of arrival.
+    log: Mutex<Vec<(String, String)>>,
 }
 
 impl FaultStats {
+    /// The method and target of every request so far.
+    pub fn log(&self) -> Vec<(String, String)> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
     /// How often `fault` was injected.
     pub fn injected(&self, fault: Fault) -> u64 {
         self.injected[fault.index()].load(Ordering::SeqCst)
@@ -106,6 +113,8 @@ impl FaultStats {
 pub struct FaultProxy {
     port: u16,
     pub stats: Arc<FaultStats>,
+    /// The share of requests that fail now, as `f64` bits ([`FaultProxy::set_rate`]).
+    rate: Arc<AtomicU64>,
     task: JoinHandle<()>,
 }
 
@@ -118,6 +127,7 @@ impl Drop for FaultProxy {
 struct Shared {
     upstream: String,
     config: FaultConfig,
+    rate: Arc<AtomicU64>,
     rng: Mutex<StdRng>,
     stats: Arc<FaultStats>,
     client: reqwest::Client,
@@ -129,8 +139,10 @@ impl FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         let stats = Arc::new(FaultStats::default());
+        let rate = Arc::new(AtomicU64::new(config.rate.to_bits()));
         let shared = Arc::new(Shared {
             upstream: upstream.trim_end_matches('/').to_owned(),
+            rate: Arc::clone(&rate),
             rng: Mutex::new(StdRng::seed_from_u64(config.seed)),
             config,
             stats: stats.clone(),
@@ -146,7 +158,17 @@ impl FaultProxy {
                 });
             }
         });
-        Ok(Self { port, stats, task })
+        Ok(Self {
+            port,
+            stats,
+            rate,
+            task,
+        })
+    }
+
+    /// From now on, `rate` of the requests fail (an origin that breaks, or recovers).
+    pub fn set_rate(&self, rate: f64) {
+        self.rate.store(rate.to_bits(), Ordering::SeqCst);
     }
 
     pub fn url(&self) -> String {
@@ -163,7 +185,8 @@ fn draw(shared: &Shared, target: &str) -> Option<(Fault, f64)> {
         return None;
     }
     let mut rng = shared.rng.lock().ok()?;
-    if shared.config.faults.is_empty() || !rng.random_bool(shared.config.rate.clamp(0.0, 1.0)) {
+    let rate = f64::from_bits(shared.rate.load(Ordering::SeqCst));
+    if shared.config.faults.is_empty() || !rng.random_bool(rate.clamp(0.0, 1.0)) {
         return None;
     }
     let turn = shared.stats.total_injected() as usize;
@@ -181,6 +204,9 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream) -> Result<()> {
     let mut parts = request_line.split(' ');
     let method = parts.next().unwrap_or_default().to_owned();
     let target = parts.next().unwrap_or("/").to_owned();
+    if let Ok(mut log) = shared.stats.log.lock() {
+        log.push((method.clone(), target.clone()));
+    }
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))

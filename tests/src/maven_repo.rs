@@ -165,8 +165,12 @@ async fn answer(
     if matches {
         return (StatusCode::NOT_MODIFIED, [(axum::http::header::ETAG, etag)]).into_response();
     }
+    // The length, as real origins (nginx, object stores) send it: a body cut short shows.
     (
-        [(axum::http::header::ETAG, etag)],
+        [
+            (axum::http::header::ETAG, etag),
+            (axum::http::header::CONTENT_LENGTH, meta.len().to_string()),
+        ],
         Body::from_stream(tokio_util::io::ReaderStream::new(file)),
     )
         .into_response()

@@ -486,3 +486,149 @@ async fn the_least_recently_used_sources_go_past_the_cache_max_size() -> Result<
     );
     Ok(())
 }
+
+/// Every file under `dir`, recursively (what a store or a spool holds).
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// The blobs and source records under a local store.
+fn kept(store: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = files_under(&store.join("blobs"));
+    found.extend(files_under(&store.join("sources")));
+    found
+}
+
+/// An origin that never stops sending (a jar of the hostile repository, without a
+/// `Content-Length`) is cut off at `--max-blob-size` while it streams: the request fails
+/// within seconds naming the limit, and neither the spool nor the store keeps a byte of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_that_sends_without_end_is_cut_off_at_the_limit() -> Result<()> {
+    let hostile = sparkstage_tests::hostile_repo::HostileRepo::serve().await?;
+    let work = tempfile::tempdir()?;
+    let (store, spool) = (work.path().join("store"), work.path().join("spool"));
+    let server = Server::start(
+        &[
+            "--storage",
+            &store.display().to_string(),
+            "--spool-dir",
+            &spool.display().to_string(),
+            "--max-blob-size",
+            "8MiB",
+        ],
+        &[],
+    )
+    .await?;
+    let url = format!("{}t/hugejar/1/hugejar-1.jar", hostile.url);
+    let started = std::time::Instant::now();
+    let (status, body) = ask(&server, json!({ "url": url })).await?;
+    ensure!(status == StatusCode::BAD_GATEWAY, "{status} {body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    ensure!(
+        message.contains("hugejar-1.jar") && message.contains("larger than the limit of 8388608"),
+        "{message}"
+    );
+    ensure!(started.elapsed() < std::time::Duration::from_secs(30));
+    ensure!(files_under(&spool).is_empty(), "{:?}", files_under(&spool));
+    let stored = kept(&store);
+    ensure!(stored.is_empty(), "{stored:?}");
+    Ok(())
+}
+
+/// Origin faults (resets, truncated bodies, 500s through the fault proxy): every waiter gets
+/// the same error naming the source once the fetch gives up, nothing partial is stored or left
+/// in the spool, the failure is remembered for `--source-error-ttl`, and once the origin
+/// recovers, the next request after that ttl succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn origin_faults_reach_every_waiter_and_leave_nothing_partial() -> Result<()> {
+    use sparkstage_tests::faults::{Fault, FaultConfig, FaultProxy};
+    let origin_root = tempfile::tempdir()?;
+    let data: Vec<u8> = (0..3u32 << 20).map(|i| (i * 11 + i / 1001) as u8).collect();
+    std::fs::write(origin_root.path().join("flaky.jar"), &data)?;
+    let origin = MavenRepo::serve(origin_root.path(), std::time::Duration::ZERO).await?;
+    let proxy = FaultProxy::start(
+        origin.url.trim_end_matches('/'),
+        FaultConfig {
+            faults: vec![Fault::ResetMidBody, Fault::Truncate, Fault::Status500],
+            only_paths_containing: Some("flaky.jar".into()),
+            ..FaultConfig::all(1.0, 13)
+        },
+    )
+    .await?;
+    let work = tempfile::tempdir()?;
+    let (store, spool) = (work.path().join("store"), work.path().join("spool"));
+    let server = Server::start(
+        &[
+            "--storage",
+            &store.display().to_string(),
+            "--spool-dir",
+            &spool.display().to_string(),
+            "--source-error-ttl",
+            "3s",
+        ],
+        &[],
+    )
+    .await?;
+    let url = format!("{}/flaky.jar", proxy.url());
+    let asks = (0..20).map(|_| ask(&server, json!({ "url": url })));
+    let mut messages = std::collections::BTreeSet::new();
+    for answer in futures::future::join_all(asks).await {
+        let (status, body) = answer?;
+        ensure!(status == StatusCode::BAD_GATEWAY, "{status} {body}");
+        messages.insert(body["message"].as_str().unwrap_or_default().to_owned());
+    }
+    ensure!(
+        messages.len() == 1,
+        "one error for every waiter: {messages:?}"
+    );
+    let message = messages.first().cloned().unwrap_or_default();
+    ensure!(
+        message.contains("flaky.jar") && message.contains("gave up after 5 attempts"),
+        "{message}"
+    );
+    let outcomes = source_requests(&server).await?;
+    ensure!(
+        outcomes.get("failed") == Some(&1),
+        "one fetch: {outcomes:?}"
+    );
+    ensure!(files_under(&spool).is_empty(), "{:?}", files_under(&spool));
+    let stored = kept(&store);
+    ensure!(stored.is_empty(), "nothing partial is stored: {stored:?}");
+
+    // The origin recovers; the failure is still remembered, then the ttl passes.
+    proxy.set_rate(0.0);
+    let asked = proxy
+        .stats
+        .requests
+        .load(std::sync::atomic::Ordering::SeqCst);
+    let (status, _) = ask(&server, json!({ "url": url })).await?;
+    ensure!(status == StatusCode::BAD_GATEWAY, "remembered: {status}");
+    ensure!(
+        proxy
+            .stats
+            .requests
+            .load(std::sync::atomic::Ordering::SeqCst)
+            == asked
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    let (status, body) = ask(&server, json!({ "url": url })).await?;
+    ensure!(status == StatusCode::OK, "{status} {body}");
+    ensure!(
+        body["digest"] == sparkstage_api::Digest::of(&data).to_string(),
+        "{body}"
+    );
+    ensure!(blob_status(&server, &body).await? == StatusCode::OK);
+    Ok(())
+}

@@ -1,9 +1,9 @@
 //! The 2017 fork's resource staging server API (`sparkstage_api::fork`), served beside v1 so
 //! that the fork's submission clients and pods work unchanged, with v1's guarantees:
 //!
-//! - `POST /api/v0/resources`: the `resources` part (a tar.gz) is streamed to a spool file in the
-//!   temporary directory, hashed and counted as it arrives (never held in memory, at most
-//!   `--max-blob-size`, at most [`SPOOLS`] at once), then stored as a blob like any upload; the
+//! - `POST /api/v0/resources`: the `resources` part (a tar.gz) is streamed to a file in the
+//!   spool (`crate::spool`), hashed and counted as it arrives (never held in memory, at most
+//!   `--max-blob-size`, at most `--spool-concurrency` at once, with the sources), then stored as a blob like any upload; the
 //!   resource is a bundle with that one archive entry and the fork's owner (its namespace and
 //!   labels, which the lifecycle follows). The upload token (`--upload-token-file`) applies, as a
 //!   bearer token: the fork's clients sent none, so they work only against a server without one
@@ -29,16 +29,12 @@ use sparkstage_api::fork::{
     ResourcesOwner, UploadResponse,
 };
 use tokio::io::AsyncWriteExt as _;
-use tokio::sync::Semaphore;
 
 use crate::AppState;
 use crate::auth::UploadAuth;
 use crate::error::ApiError;
 use crate::request_body::BodyError;
 
-/// Uploads spooled at once (each up to `--max-blob-size` of the temporary directory).
-pub const SPOOLS: usize = 4;
-static SPOOLING: Semaphore = Semaphore::const_new(SPOOLS);
 /// The largest `resourcesOwner` part.
 const MAX_OWNER_BYTES: u64 = 64 * 1024;
 
@@ -91,10 +87,14 @@ struct Spooled {
 }
 
 /// Writes `field` to a new temporary file, hashing and counting; at most `limit` bytes.
-async fn spool(mut field: multer::Field<'_>, limit: u64) -> Result<Spooled, ApiError> {
+async fn spool(
+    dir: &std::path::Path,
+    mut field: multer::Field<'_>,
+    limit: u64,
+) -> Result<Spooled, ApiError> {
     let file = tempfile::Builder::new()
         .prefix(".sparkstage-v0-")
-        .tempfile()
+        .tempfile_in(dir)
         .map_err(|e| ApiError::Internal(format!("cannot create a spool file: {e}")))?;
     let mut writer = tokio::io::BufWriter::with_capacity(
         256 * 1024,
@@ -156,16 +156,13 @@ async fn upload(
         );
     let stream = body.into_data_stream().map_err(|e| BodyError::of(&e));
     let mut multipart = multer::Multipart::with_constraints(stream, boundary, constraints);
-    let _permit = SPOOLING
-        .acquire()
-        .await
-        .map_err(|_| ApiError::Internal("the spool semaphore is closed".to_owned()))?;
+    let _turn = state.spool.turn().await?;
     let mut resources = None;
     let mut owner: Option<ResourcesOwner> = None;
     while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
         match field.name() {
             Some(RESOURCES_PART) if resources.is_none() => {
-                resources = Some(spool(field, limit).await?);
+                resources = Some(spool(state.spool.dir(), field, limit).await?);
             }
             Some(OWNER_PART) if owner.is_none() => {
                 let bytes = field.bytes().await.map_err(multipart_error)?;
