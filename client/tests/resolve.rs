@@ -840,3 +840,117 @@ async fn resolved_jars_are_kept_from_garbage_collection_until_bundled() -> Resul
     ensure!(created.status() == 201, "{}", created.text().await?);
     Ok(())
 }
+
+/// The resolver's cache is on the store (issue 13): two replicas on one bucket (moto), each
+/// with its own empty `--maven-cache`, resolve the same coordinates and the repository is
+/// asked once; a replica restarted on an empty local cache asks it nothing; and a bundle
+/// source naming a resolved jar's URL is that same record (one cache for sources and Maven).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_the_maven_cache_on_the_store() -> Result<()> {
+    use sparkstage_tests::peers::{Moto, ObjectStorePeer};
+    let work = tempfile::tempdir()?;
+    let root = work.path().join("repo");
+    repository(&root)?;
+    let repo = MavenRepo::serve(&root, Duration::ZERO).await?;
+    let moto = Moto::start().await?;
+    moto.create_bucket("maven-shared").await?;
+    let token_file = work.path().join("upload.token");
+    std::fs::write(&token_file, UPLOAD_TOKEN)?;
+    let replica = |local: &str| {
+        let cache = work.path().join(local);
+        let token = token_file.display().to_string();
+        let (url, env) = (repo.url.clone(), moto.env());
+        async move {
+            Server::start(
+                &[
+                    "--storage",
+                    "s3://maven-shared/sparkstage",
+                    "--upload-token-file",
+                    &token,
+                    "--maven-repository",
+                    &url,
+                    "--maven-cache",
+                    &cache.display().to_string(),
+                ],
+                &env,
+            )
+            .await
+        }
+    };
+    let http = reqwest::Client::new();
+    let request = serde_json::json!({"coordinates": ["t:lib:1", "t:x:1.0"]});
+    let resolve = |server: &Server| {
+        let (http, request, url) = (http.clone(), request.clone(), server.url());
+        async move {
+            let answer = http
+                .post(format!("{url}/v1/resolve"))
+                .bearer_auth(UPLOAD_TOKEN)
+                .json(&request)
+                .send()
+                .await?;
+            ensure!(answer.status().is_success(), "HTTP {}", answer.status());
+            anyhow::Ok(answer.json::<ResolveResponse>().await?)
+        }
+    };
+
+    let a = replica("cache-a").await?;
+    let first = resolve(&a).await?;
+    ensure!(repo.gets("lib-1.pom") == 1 && repo.gets("x-2.0.jar") == 1);
+    let asked = repo.requests().len();
+    let b = replica("cache-b").await?;
+    let second = resolve(&b).await?;
+    ensure!(second == first, "{second:?} != {first:?}");
+    ensure!(
+        repo.requests().len() == asked,
+        "the second replica asked the repository: {:?}",
+        &repo.requests()[asked..]
+    );
+    // The second replica's local cache holds no jar: the store keeps them.
+    let jars: Vec<_> = walk(&work.path().join("cache-b"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "jar"))
+        .collect();
+    ensure!(jars.is_empty(), "{jars:?}");
+
+    drop(a);
+    let restarted = replica("cache-a-restarted").await?;
+    ensure!(resolve(&restarted).await? == first);
+    ensure!(
+        repo.requests().len() == asked,
+        "a restarted replica starts warm"
+    );
+
+    // The jar's URL as a bundle source: the record the resolution wrote.
+    let x = first
+        .artifacts
+        .iter()
+        .find(|a| a.coordinate == "t:x:2.0")
+        .context("x")?;
+    let source = http
+        .post(format!("{}/v1/sources", b.url()))
+        .bearer_auth(UPLOAD_TOKEN)
+        .json(&serde_json::json!({"url": format!("{}t/x/2.0/x-2.0.jar", repo.url)}))
+        .send()
+        .await?;
+    ensure!(source.status().is_success(), "HTTP {}", source.status());
+    let source: serde_json::Value = source.json().await?;
+    ensure!(source["digest"] == x.digest.to_string(), "{source}");
+    ensure!(repo.gets("x-2.0.jar") == 1, "{:?}", repo.requests());
+    Ok(())
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if entry.path().is_dir() {
+                todo.push(entry.path());
+            } else {
+                found.push(entry.path());
+            }
+        }
+    }
+    found
+}

@@ -7,6 +7,7 @@
 //! - [`pom`]: POM files as written (before inheritance, interpolation and profiles);
 //! - [`model`]: profile activation, inheritance and interpolation, as Maven's model builder;
 //! - [`repo`]: repositories (http(s), file) through a verified, lock-free local cache;
+//! - [`shared`]: a second cache under the local one, that the server's replicas share;
 //! - [`credentials`]: `Authorization` headers for repositories, by URL prefix;
 //! - [`limits`]: what one resolution may cost (file sizes, values, modules, time), whatever a
 //!   repository sends;
@@ -25,5 +26,6 @@ pub mod range;
 pub mod repo;
 pub mod resolve;
 pub mod resolver;
+pub mod shared;
 pub mod spark;
 pub mod version;

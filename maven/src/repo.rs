@@ -14,6 +14,7 @@
 //!   whole files only and two resolutions fetching the same file at once both succeed.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -24,19 +25,35 @@ use sparkstage_api::shown::url as shown;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt};
 
 use crate::limits::{CHECKSUM_FILE_MAX, Limits};
+use crate::shared::SharedCache;
 
 /// One remote or local repository.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Repository {
     /// The base URL, ending in `/`.
     base: url::Url,
     /// An `Authorization` header value, when given; never printed.
     authorization: Option<String>,
+    /// The credentials came in the URL (a request's own): nothing is shared.
+    credentials_in_url: bool,
     /// The cache directory of this repository.
     cache: PathBuf,
+    /// The cache the server's replicas share, under the local one.
+    shared: Option<Arc<dyn SharedCache>>,
     /// Only the cache is read; what it lacks is missing.
     offline: bool,
     limits: Limits,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repository")
+            .field("url", &self.url())
+            .field("cache", &self.cache)
+            .field("shared", &self.shared().is_some())
+            .field("offline", &self.offline)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +109,7 @@ impl Repository {
             base.set_path(&path);
         }
         let mut authorization = authorization;
+        let credentials_in_url = !base.username().is_empty() || base.password().is_some();
         if authorization.is_none() && !base.username().is_empty() {
             use base64::Engine as _;
             let user = percent(base.username());
@@ -107,7 +125,9 @@ impl Repository {
         Ok(Self {
             base,
             authorization,
+            credentials_in_url,
             cache: cache_root.join(id),
+            shared: None,
             offline: false,
             limits: Limits::default(),
         })
@@ -126,6 +146,31 @@ impl Repository {
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
+    }
+
+    /// This repository with `shared` under its local cache ([`crate::shared`]): used unless
+    /// the repository is a local directory or its URL carried its own credentials.
+    pub fn with_shared(mut self, shared: Option<Arc<dyn SharedCache>>) -> Self {
+        self.shared = shared;
+        self
+    }
+
+    /// The shared cache, when this repository may use it.
+    fn shared(&self) -> Option<&dyn SharedCache> {
+        match self.base.scheme() {
+            "http" | "https" if !self.credentials_in_url => self.shared.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The small file at `path` from the shared cache, copied into the local one.
+    async fn from_shared(&self, path: &str, cached: &Path) -> Option<Vec<u8>> {
+        let shared = self.shared()?;
+        let url = self.file_url(path).ok()?;
+        let bytes = shared.file(&url, self.limits.max_file_size).await?;
+        // The local copy only saves the next read a request; without it, the store answers.
+        let _ = write_atomically(cached, &bytes).await;
+        Some(bytes)
     }
 
     /// This repository, read from the cache only when `offline`.
@@ -154,6 +199,9 @@ impl Repository {
         if let Ok(bytes) = tokio::fs::read(&cached).await {
             return Ok(Fetched::Found(bytes));
         }
+        if let Some(bytes) = self.from_shared(path, &cached).await {
+            return Ok(Fetched::Found(bytes));
+        }
         self.download_small(http, path, &cached).await
     }
 
@@ -169,7 +217,10 @@ impl Repository {
             Ok(Fetched::Found(bytes)) => Ok(Fetched::Found(bytes)),
             other => match tokio::fs::read(&cached).await {
                 Ok(bytes) => Ok(Fetched::Found(bytes)),
-                Err(_) => other,
+                Err(_) => match self.from_shared(path, &cached).await {
+                    Some(bytes) => Ok(Fetched::Found(bytes)),
+                    None => other,
+                },
             },
         }
     }
@@ -196,6 +247,9 @@ impl Repository {
         );
         self.check(path, &sums?, &sha256, &sha1)?;
         write_atomically(cached, &bytes).await?;
+        if let Some(shared) = self.shared() {
+            shared.keep_file(&self.file_url(path)?, &bytes).await;
+        }
         Ok(Fetched::Found(bytes))
     }
 
@@ -326,8 +380,9 @@ impl Repository {
         }
     }
 
-    /// Downloads an artifact into the cache (streaming, verified), returning its cached path;
-    /// `None` when the repository does not have it.
+    /// Downloads an artifact into the cache (streaming, verified), returning where it is
+    /// kept; `None` when the repository does not have it. With a shared cache, an artifact it
+    /// holds is not downloaded, and one downloaded goes there rather than into the local cache.
     pub async fn artifact(
         &self,
         http: &reqwest::Client,
@@ -345,15 +400,24 @@ impl Repository {
                     source,
                 })?;
             return Ok(Some(CachedArtifact {
-                path: cached,
+                path: Some(cached),
                 sha256: hashes.sha256,
                 size: hashes.size,
+            }));
+        }
+        let url = self.file_url(path)?;
+        if let Some(shared) = self.shared()
+            && let Some((digest, size)) = shared.artifact(&url).await
+        {
+            return Ok(Some(CachedArtifact {
+                path: None,
+                sha256: digest.hex(),
+                size,
             }));
         }
         if self.offline {
             return Ok(None);
         }
-        let url = self.file_url(path)?;
         let fail = |message: String| RepoError::Fetch {
             url: shown(&url),
             message,
@@ -459,6 +523,17 @@ impl Repository {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(e);
         }
+        if let Some(shared) = self.shared()
+            && let Ok(digest) = format!("sha256:{}", hashes.sha256).parse()
+            && shared.keep_artifact(&url, &tmp, digest, hashes.size).await
+        {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Ok(Some(CachedArtifact {
+                path: None,
+                sha256: hashes.sha256,
+                size: hashes.size,
+            }));
+        }
         tokio::fs::rename(&tmp, &cached)
             .await
             .map_err(|source| RepoError::Cache {
@@ -466,7 +541,7 @@ impl Repository {
                 source,
             })?;
         Ok(Some(CachedArtifact {
-            path: cached,
+            path: Some(cached),
             sha256: hashes.sha256,
             size: hashes.size,
         }))
@@ -487,10 +562,11 @@ impl Repository {
 /// The flag that raises [`Limits::max_file_size`], for messages.
 const SMALL_FILE_FLAG: &str = " (--maven-max-file-size)";
 
-/// An artifact in the local cache, with its sha256 (hex) and size.
+/// A verified artifact, with its sha256 (hex) and size.
 #[derive(Debug, Clone)]
 pub struct CachedArtifact {
-    pub path: PathBuf,
+    /// Where it is in the local cache; `None` when the shared cache keeps it instead.
+    pub path: Option<PathBuf>,
     pub sha256: String,
     pub size: u64,
 }
@@ -641,6 +717,7 @@ pub fn snapshot_version(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::future::BoxFuture;
 
     #[test]
     fn metadata_and_checksums() {
@@ -722,5 +799,61 @@ mod tests {
             Some("Basic YWxpY2U6czNjcmV0")
         );
         assert!(Repository::new("ftp://h/r", None, dir.path()).is_err());
+    }
+
+    /// A shared cache that has nothing and keeps nothing.
+    struct Nothing;
+
+    impl SharedCache for Nothing {
+        fn file<'a>(&'a self, _: &'a url::Url, _: u64) -> BoxFuture<'a, Option<Vec<u8>>> {
+            Box::pin(async { None })
+        }
+        fn keep_file<'a>(&'a self, _: &'a url::Url, _: &'a [u8]) -> BoxFuture<'a, ()> {
+            Box::pin(async {})
+        }
+        fn artifact<'a>(
+            &'a self,
+            _: &'a url::Url,
+        ) -> BoxFuture<'a, Option<(sparkstage_api::Digest, u64)>> {
+            Box::pin(async { None })
+        }
+        fn keep_artifact<'a>(
+            &'a self,
+            _: &'a url::Url,
+            _: &'a Path,
+            _: sparkstage_api::Digest,
+            _: u64,
+        ) -> BoxFuture<'a, bool> {
+            Box::pin(async { false })
+        }
+    }
+
+    #[test]
+    fn only_repositories_on_the_servers_own_credentials_are_shared() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let shared: Arc<dyn SharedCache> = Arc::new(Nothing);
+        let repo = |url: &str| {
+            Repository::new(url, None, dir.path())
+                .expect("repo")
+                .with_shared(Some(Arc::clone(&shared)))
+        };
+        assert!(repo("https://repo.example.com/maven2").shared().is_some());
+        let credentials =
+            crate::credentials::Credentials::parse("https://nexus.example/ Bearer server-own\n")
+                .expect("credentials");
+        assert!(
+            repo("https://nexus.example/maven")
+                .with_credentials(&credentials)
+                .shared()
+                .is_some()
+        );
+        // A request's own credentials, or a local directory: never shared.
+        assert!(
+            repo("https://alice:s3cret@repo.example.com/m2")
+                .shared()
+                .is_none()
+        );
+        assert!(repo("https://alice@repo.example.com/m2").shared().is_none());
+        assert!(repo("file:///srv/maven").shared().is_none());
     }
 }

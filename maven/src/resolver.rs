@@ -52,11 +52,13 @@ impl fmt::Display for Mode {
     }
 }
 
-/// A resolved jar in the local cache.
+/// A resolved jar, verified.
 #[derive(Debug, Clone)]
 pub struct Artifact {
     pub coordinate: Coordinate,
-    pub file: PathBuf,
+    /// Where it is in the local cache; `None` when the shared cache keeps it instead
+    /// ([`Resolver::with_shared`]).
+    pub file: Option<PathBuf>,
     pub digest: sparkstage_api::Digest,
     pub size: u64,
     /// The coordinates from the request to the one that pulled this in.
@@ -173,6 +175,15 @@ impl Resolver {
             });
         }
         result
+    }
+
+    /// Reads and fills `shared` under the local cache ([`crate::shared`]).
+    pub fn with_shared(mut self, shared: Option<Arc<dyn crate::shared::SharedCache>>) -> Self {
+        self.repositories = std::mem::take(&mut self.repositories)
+            .into_iter()
+            .map(|r| r.with_shared(shared.clone()))
+            .collect();
+        self
     }
 
     /// Sends `credentials`' `Authorization` values to the repositories they cover (those whose

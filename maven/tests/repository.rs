@@ -65,7 +65,8 @@ async fn debians_repository_over_http_and_file() -> Result<()> {
             .artifact(&http, JAR)
             .await?
             .context("the jar is missing")?
-            .path;
+            .path
+            .context("no shared cache: the jar is in the local one")?;
         assert_eq!(
             sha256_file(&jar)?,
             sha256_file(&Path::new(DEBIAN).join(JAR))?
@@ -113,7 +114,10 @@ async fn checksums_are_checked_where_published_and_concurrent_fetches_share_the_
     let fetches = (0..8).map(|_| repo.artifact(&http, "g/a/1/a-1.jar"));
     let results = futures::future::join_all(fetches).await;
     for result in results {
-        let path = result?.context("missing")?.path;
+        let path = result?
+            .context("missing")?
+            .path
+            .context("in the local cache")?;
         assert_eq!(std::fs::read(path)?, jar);
     }
     let e = repo

@@ -20,6 +20,7 @@ pub mod connections;
 pub mod error;
 pub mod kube_access;
 pub mod lifecycle;
+pub mod maven_cache;
 pub mod metrics;
 pub mod pending;
 pub mod pod_identity;
@@ -145,6 +146,7 @@ impl Settings {
                 initial_access_timeout: c.initial_access_timeout,
                 owner_grace: c.owner_grace,
                 cache_max_size: c.cache_max_size,
+                cache_max_age: c.cache_max_age,
             },
             max_storage: c.max_storage,
             webhook: webhook::WebhookSettings {
@@ -283,6 +285,11 @@ impl AppState {
             },
             Arc::clone(&metrics),
         ));
+        // The Maven resolver's cache is the sources' records (`maven_cache`).
+        let resolutions = Arc::new(Resolutions::new(
+            settings.maven.clone(),
+            Some(Arc::clone(&sources) as Arc<dyn sparkstage_maven::shared::SharedCache>),
+        ));
         Self {
             pod_identity,
             sources,
@@ -291,7 +298,7 @@ impl AppState {
             blobs,
             bundles,
             metrics,
-            resolutions: Arc::new(Resolutions::new(settings.maven.clone())),
+            resolutions,
             lifecycle,
             clock: injected.clock,
             settings: Arc::new(settings),

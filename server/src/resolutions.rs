@@ -136,6 +136,8 @@ impl Served {
 
 pub struct Resolutions {
     settings: MavenSettings,
+    /// The cache the replicas share (`crate::maven_cache`), under the local `--maven-cache`.
+    shared: Option<Arc<dyn sparkstage_maven::shared::SharedCache>>,
     answers: Mutex<HashMap<ResolveRequest, Arc<OnceCell<Outcome>>>>,
 }
 
@@ -207,9 +209,13 @@ fn parse(request: &ResolveRequest, allowed: &RequestRepositories) -> Result<Pars
 }
 
 impl Resolutions {
-    pub fn new(settings: MavenSettings) -> Self {
+    pub fn new(
+        settings: MavenSettings,
+        shared: Option<Arc<dyn sparkstage_maven::shared::SharedCache>>,
+    ) -> Self {
         Self {
             settings,
+            shared,
             answers: Mutex::new(HashMap::new()),
         }
     }
@@ -316,6 +322,7 @@ impl Resolutions {
         )
         .map_err(|e| ApiError::bad_request("bad_repository", e.to_string()))?
         .with_credentials(&self.settings.credentials)
+        .with_shared(self.shared.clone())
         .with_limits(self.settings.limits);
         let resolution = resolver
             .resolve(&parsed.coordinates, &parsed.exclusions, parsed.mode)
@@ -417,7 +424,8 @@ fn rebuild(e: &ApiError) -> ApiError {
 const KEEP_AFTER_ANSWER: Duration = Duration::from_secs(3600);
 const KEEP_ATTEMPTS: usize = 3;
 
-/// Streams a resolved jar from the local cache into the blob store (verified again there).
+/// Streams a resolved jar from the local cache into the blob store (verified again there),
+/// unless the store has it (a jar the shared cache keeps is a blob already).
 async fn store(
     blobs: &BlobStore,
     artifact: &Artifact,
@@ -425,9 +433,16 @@ async fn store(
 ) -> Result<ResolvedArtifact, ApiError> {
     let digest = artifact.digest;
     if blobs.size(&digest).await?.is_none() {
-        let file = tokio::fs::File::open(&artifact.file)
+        let Some(path) = &artifact.file else {
+            // Found in the shared cache, then collected before this resolution kept it.
+            return Err(ApiError::Internal(format!(
+                "{}: the shared cache's copy was collected during the resolution; resolve again",
+                artifact.coordinate
+            )));
+        };
+        let file = tokio::fs::File::open(path)
             .await
-            .map_err(|e| ApiError::Internal(format!("{}: {e}", artifact.file.display())))?;
+            .map_err(|e| ApiError::Internal(format!("{}: {e}", path.display())))?;
         let body = tokio_util::io::ReaderStream::new(file)
             .map(|chunk| chunk.map_err(|e| BodyError::Aborted(e.to_string())));
         blobs

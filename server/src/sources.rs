@@ -488,36 +488,80 @@ impl Sources {
         self.count("fetched");
         self.metrics.source_origin_bytes.inc_by(fetched.received);
         let spooled = job.final_path();
-        let stored = async {
-            // A blob a garbage collection is deleting right now is stored anew once it is done.
-            self.lifecycle
-                .condemned()
-                .wait_until_free(&fetched.digest)
-                .await
-                .map_err(|e| e.to_string())?;
-            self.blobs
-                .put_file(
-                    &spooled,
-                    &fetched.digest,
-                    fetched.size,
-                    self.settings.max_size,
-                )
-                .await
-                .map_err(|e| format!("storing it: {e}"))?;
-            let record = SourceRecord {
-                url: url.to_string(),
-                digest: fetched.digest,
-                size: fetched.size,
-                fetched_at: self.clock.now(),
-                expires_at: self.expiry(),
-                etag,
-                last_modified,
-            };
-            self.write_record(&key, &record).await?;
-            Ok((fetched.digest, fetched.size))
-        }
-        .await;
+        let stored = self
+            .store_file(
+                &url,
+                &spooled,
+                (fetched.digest, fetched.size),
+                (etag, last_modified),
+            )
+            .await;
         let _ = tokio::fs::remove_file(&spooled).await;
-        stored.map_err(fail)
+        stored
+            .map(|()| (fetched.digest, fetched.size))
+            .map_err(fail)
+    }
+
+    /// Stores the verified local `file` fetched from `url` as its blob, and records it with
+    /// the origin's validators.
+    async fn store_file(
+        &self,
+        url: &Url,
+        file: &std::path::Path,
+        (digest, size): Stored,
+        (etag, last_modified): (Option<String>, Option<String>),
+    ) -> Result<(), String> {
+        // A blob a garbage collection is deleting right now is stored anew once it is done.
+        self.lifecycle
+            .condemned()
+            .wait_until_free(&digest)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.blobs
+            .put_file(file, &digest, size, self.settings.max_size)
+            .await
+            .map_err(|e| format!("storing it: {e}"))?;
+        let record = SourceRecord {
+            url: url.to_string(),
+            digest,
+            size,
+            fetched_at: self.clock.now(),
+            expires_at: self.expiry(),
+            etag,
+            last_modified,
+        };
+        self.write_record(&key(url), &record).await
+    }
+
+    /// The store the records are in.
+    pub(crate) fn store(&self) -> &dyn ObjectStore {
+        self.store.as_ref()
+    }
+
+    /// What the record of `url` (normalized) names, when its blob is there, however old (the
+    /// Maven cache: a repository's files do not change); its life is extended.
+    pub(crate) async fn recorded(&self, url: &Url) -> Result<Option<Stored>, ApiError> {
+        let key = key(url);
+        let Some(record) = self.record(&key).await? else {
+            return Ok(None);
+        };
+        if self.blobs.size(&record.digest).await? != Some(record.size) {
+            return Ok(None);
+        }
+        self.extend(&key, &record).await;
+        Ok(Some((record.digest, record.size)))
+    }
+
+    /// Keeps the verified local `file` fetched from `url` (normalized) by another fetcher (a
+    /// Maven resolution): stored as its blob, recorded as a source.
+    pub(crate) async fn keep(
+        &self,
+        url: &Url,
+        file: &std::path::Path,
+        digest: Digest,
+        size: u64,
+    ) -> Result<(), String> {
+        self.store_file(url, file, (digest, size), (None, None))
+            .await
     }
 }

@@ -632,3 +632,92 @@ async fn origin_faults_reach_every_waiter_and_leave_nothing_partial() -> Result<
     ensure!(blob_status(&server, &body).await? == StatusCode::OK);
     Ok(())
 }
+
+/// Fifty `sparkstage-init` processes fetch one bundle whose entry is an object in a bucket of
+/// `peer` (moto, fake-gcs-server, azurite), read by the server through a counting proxy in
+/// front of the peer: the object's bytes cross the proxy once, and every pod's file verifies.
+async fn fifty_pods_fetch_an_object_source_once(
+    peer: &impl sparkstage_tests::peers::ObjectStorePeer,
+    bucket: &str,
+) -> Result<()> {
+    use sparkstage_tests::faults::{FaultConfig, FaultProxy};
+    peer.create_bucket(bucket).await?;
+    let data: Vec<u8> = (0..3u32 << 20).map(|i| (i * 17 + i / 4093) as u8).collect();
+    object_store::ObjectStoreExt::put(
+        &peer.store(bucket)?,
+        &object_store::path::Path::from("libs/udf.jar"),
+        data.clone().into(),
+    )
+    .await?;
+    let proxy = FaultProxy::start(&peer.endpoint(), FaultConfig::all(0.0, 1)).await?;
+    // The server reaches the peer only through the proxy.
+    let env: Vec<(String, String)> = peer
+        .env()
+        .into_iter()
+        .map(|(k, v)| (k, v.replace(&peer.endpoint(), &proxy.url())))
+        .collect();
+    let server = Server::start(&["--storage", "memory://"], &env).await?;
+    let source = format!("{}/libs/udf.jar", peer.url(bucket));
+    let created = reqwest::Client::new()
+        .post(format!("{}/v1/bundles", server.url()))
+        .json(&json!({"entries": [], "sources": [{"kind": "jar", "source": source}]}))
+        .send()
+        .await?;
+    ensure!(
+        created.status() == StatusCode::ACCEPTED,
+        "{}",
+        created.status()
+    );
+    let created: Value = created.json().await?;
+    let work = tempfile::tempdir()?;
+    let token_file = work.path().join("token");
+    std::fs::write(&token_file, created["token"].as_str().unwrap_or_default())?;
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    let init = sparkstage_tests::server::binary("sparkstage-init")?;
+    let runs = (0..50).map(|i| {
+        let dir = work.path().join(format!("pod-{i}"));
+        let mut command = tokio::process::Command::new(&init);
+        command
+            .args(["--server", &server.url(), "--bundle", &id, "--token-file"])
+            .arg(&token_file)
+            .arg("--jars-dir")
+            .arg(dir.join("jars"))
+            .arg("--files-dir")
+            .arg(dir.join("files"));
+        async move { anyhow::Ok((dir, command.output().await?)) }
+    });
+    for run in futures::future::join_all(runs).await {
+        let (dir, output) = run?;
+        ensure!(
+            output.status.success(),
+            "{source}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        ensure!(std::fs::read(dir.join("jars/udf.jar"))? == data, "{source}");
+    }
+    // One read of the object's bytes (a GET of the object itself; a metadata read for the
+    // validators may come before it).
+    let log = proxy.stats.log();
+    let reads: Vec<_> = log
+        .iter()
+        .filter(|(method, target)| {
+            // GCS's XML API escapes `.` and `/` in the object's name.
+            let target: String = url::form_urlencoded::parse(target.as_bytes())
+                .map(|(k, v)| format!("{k}{v}"))
+                .collect();
+            method == "GET" && target.contains("libs/udf.jar") && !target.contains("/storage/v1/")
+        })
+        .collect();
+    ensure!(reads.len() == 1, "{source}: {log:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_pods_fetch_a_source_from_each_object_store_once() -> Result<()> {
+    use sparkstage_tests::peers::{Azurite, FakeGcs, Moto};
+    let (moto, gcs, azurite) = tokio::try_join!(Moto::start(), FakeGcs::start(), Azurite::start())?;
+    fifty_pods_fetch_an_object_source_once(&moto, "s3-origin").await?;
+    fifty_pods_fetch_an_object_source_once(&gcs, "gcs-origin").await?;
+    fifty_pods_fetch_an_object_source_once(&azurite, "azure-origin").await?;
+    Ok(())
+}

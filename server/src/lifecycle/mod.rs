@@ -50,6 +50,9 @@ pub struct LifecycleSettings {
     /// Bytes of sources' blobs kept by their records alone; past it the least recently used
     /// records go first (`None`: only `--cache-max-age` applies).
     pub cache_max_size: Option<u64>,
+    /// The shared Maven cache's POMs and metadata (`crate::maven_cache`) are deleted this long
+    /// after they were written (`--cache-max-age`).
+    pub cache_max_age: Duration,
 }
 
 impl Default for LifecycleSettings {
@@ -61,6 +64,7 @@ impl Default for LifecycleSettings {
             initial_access_timeout: Duration::from_secs(1800),
             owner_grace: Duration::from_secs(300),
             cache_max_size: None,
+            cache_max_age: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }

@@ -203,6 +203,7 @@ impl Lifecycle {
         if !dry_run {
             self.sweep_resolutions(now).await?;
             self.sweep_sources(now).await?;
+            self.sweep_maven_files(now).await?;
             self.sweep_pending(now).await?;
         }
         let mut swept = swept;
@@ -246,6 +247,28 @@ impl Lifecycle {
         futures::stream::iter(doomed)
             .map(|path| async move { crate::storage::delete_quietly(store.as_ref(), &path).await })
             .buffer_unordered(CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes the shared Maven cache's POMs and metadata (`crate::maven_cache`) written more
+    /// than `--cache-max-age` ago: the next resolution that needs one fetches it again.
+    async fn sweep_maven_files(&self, now: DateTime<Utc>) -> Result<(), ApiError> {
+        let store = &self.store;
+        let max_age = chrono::Duration::from_std(self.settings.cache_max_age)
+            .unwrap_or(chrono::TimeDelta::MAX);
+        store
+            .list(Some(&Path::from(crate::maven_cache::MAVEN_PREFIX)))
+            .map_err(ApiError::from)
+            .try_filter(|meta| {
+                let due = meta.last_modified.checked_add_signed(max_age);
+                futures::future::ready(due.is_some_and(|due| due <= now))
+            })
+            .map_ok(|meta| async move {
+                crate::storage::delete_quietly(store.as_ref(), &meta.location).await
+            })
+            .try_buffer_unordered(CONCURRENCY)
             .try_collect::<Vec<()>>()
             .await?;
         Ok(())
