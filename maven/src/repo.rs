@@ -164,7 +164,7 @@ impl Repository {
     }
 
     /// The small file at `path` from the shared cache, copied into the local one.
-    async fn from_shared(&self, path: &str, cached: &Path) -> Option<Vec<u8>> {
+    async fn shared_file(&self, path: &str, cached: &Path) -> Option<Vec<u8>> {
         let shared = self.shared()?;
         let url = self.file_url(path).ok()?;
         let bytes = shared.file(&url, self.limits.max_file_size).await?;
@@ -199,7 +199,7 @@ impl Repository {
         if let Ok(bytes) = tokio::fs::read(&cached).await {
             return Ok(Fetched::Found(bytes));
         }
-        if let Some(bytes) = self.from_shared(path, &cached).await {
+        if let Some(bytes) = self.shared_file(path, &cached).await {
             return Ok(Fetched::Found(bytes));
         }
         self.download_small(http, path, &cached).await
@@ -217,7 +217,7 @@ impl Repository {
             Ok(Fetched::Found(bytes)) => Ok(Fetched::Found(bytes)),
             other => match tokio::fs::read(&cached).await {
                 Ok(bytes) => Ok(Fetched::Found(bytes)),
-                Err(_) => match self.from_shared(path, &cached).await {
+                Err(_) => match self.shared_file(path, &cached).await {
                     Some(bytes) => Ok(Fetched::Found(bytes)),
                     None => other,
                 },
