@@ -92,24 +92,42 @@ pub async fn open_bundle(
         Err(ApiError::BundleNotFound) => {}
         other => return other,
     }
-    // A bundle whose sources are being fetched: served once they are stored.
-    if let Some(record) = crate::pending::wait(state, id, token).await? {
-        return Ok(record);
+    // A bundle whose sources are being fetched: served once they are stored, to whoever
+    // would open it then (its token, or a pod of its namespace).
+    if let Some(pending) = crate::pending::find(state, id).await?
+        && (pending.record.accepts(token, state.clock.now())
+            || admitted(state, &pending.record, token).await)
+    {
+        return crate::pending::wait(state, pending)
+            .await?
+            .ok_or(ApiError::BundleNotFound);
     }
-    let Some(identity) = &state.pod_identity else {
+    if state.pod_identity.is_none() {
         return Err(ApiError::BundleNotFound);
-    };
+    }
     let Some(record) = state.bundles.find(id).await? else {
         return Err(ApiError::BundleNotFound);
     };
+    if admitted(state, &record, token).await {
+        Ok(record)
+    } else {
+        Err(ApiError::BundleNotFound)
+    }
+}
+
+/// Whether `token` is the ServiceAccount token of a pod that pod identity lets open `record`
+/// (one of its namespace), while the bundle lives.
+async fn admitted(state: &AppState, record: &BundleRecord, token: &str) -> bool {
+    let Some(identity) = &state.pod_identity else {
+        return false;
+    };
+    if state.clock.now() >= record.manifest.expires_at {
+        return false;
+    }
     let namespace = record
         .manifest
         .owner
         .as_ref()
         .and_then(|o| o.namespace.as_deref());
-    if identity.admits(token, namespace).await {
-        Ok(record)
-    } else {
-        Err(ApiError::BundleNotFound)
-    }
+    identity.admits(token, namespace).await
 }

@@ -191,6 +191,10 @@ async fn complete(state: &AppState, mut pending: PendingBundle) -> Result<(), Ap
         Ok(()) => {
             crate::storage::delete_quietly(state.store.as_ref(), &path(pending.record.id())).await
         }
+        // Another replica completed it meanwhile: its marker is gone, and stays gone.
+        Err(_) if state.bundles.find(pending.record.id()).await?.is_some() => {
+            crate::storage::delete_quietly(state.store.as_ref(), &path(pending.record.id())).await
+        }
         Err(e) => {
             pending.error = Some(e.to_string());
             pending.failed_at = Some(state.clock.now());
@@ -200,23 +204,23 @@ async fn complete(state: &AppState, mut pending: PendingBundle) -> Result<(), Ap
     }
 }
 
-/// The bundle `id` once complete, when it is pending and `token` opens it: waits (at most
-/// [`WAIT`]), completing it here when no completion runs in this replica. `Ok(None)`: no
-/// pending bundle of that id opens with that token.
-pub async fn wait(
-    state: &AppState,
-    id: &str,
-    token: &str,
-) -> Result<Option<Arc<BundleRecord>>, ApiError> {
+/// The pending bundle `id`, if there is one.
+pub async fn find(state: &AppState, id: &str) -> Result<Option<PendingBundle>, ApiError> {
     if !sparkstage_api::bundles::is_bundle_id(id) {
         return Ok(None);
     }
-    let Some(pending) = load(state, id).await? else {
-        return Ok(None);
-    };
-    if !pending.record.accepts(token, state.clock.now()) {
-        return Ok(None);
-    }
+    load(state, id).await
+}
+
+/// The bundle of the pending bundle `pending` (found with [`find`], and opened by the
+/// caller) once complete: waits (at most [`WAIT`]), completing it here when no completion runs
+/// in this replica. `Ok(None)`: it is gone (taken back), as an unknown bundle.
+pub async fn wait(
+    state: &AppState,
+    pending: PendingBundle,
+) -> Result<Option<Arc<BundleRecord>>, ApiError> {
+    let id = pending.record.id().to_owned();
+    let id = id.as_str();
     let started = tokio::time::Instant::now();
     let mut pending = Some(pending);
     loop {

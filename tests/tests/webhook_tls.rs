@@ -286,6 +286,43 @@ async fn a_recorded_driver_pod_fetches_its_bundle_with_its_own_token_over_the_we
     assert_eq!(manifest(POD_TOKEN, other).await?.status(), 404);
     assert_eq!(manifest(POD_TOKEN, &bundle).await?.status(), 200);
 
+    // A bundle whose source is still being fetched opens with the pod's token too, once
+    // complete; one of another namespace does not, pending or not.
+    let origin_root = tempfile::tempdir()?;
+    std::fs::write(origin_root.path().join("remote.jar"), b"remote bytes")?;
+    let origin = sparkstage_tests::maven_repo::MavenRepo::serve(
+        origin_root.path(),
+        std::time::Duration::from_millis(800),
+    )
+    .await?;
+    let pending = |namespace: &str| {
+        let body = json!({
+            "entries": [],
+            "sources": [{"kind": "jar", "source": format!("{}remote.jar", origin.url)}],
+            "owner": {"namespace": namespace},
+        });
+        let request = http
+            .post(format!("{}/v1/bundles", server.url()))
+            .json(&body);
+        async move {
+            let answer = request.send().await?;
+            ensure!(answer.status() == 202, "{}", answer.status());
+            anyhow::Ok(
+                answer.json::<Value>().await?["id"]
+                    .as_str()
+                    .context("id")?
+                    .to_owned(),
+            )
+        }
+    };
+    let (mine, theirs) = (pending("fixtures").await?, pending("elsewhere").await?);
+    assert_eq!(manifest(POD_TOKEN, &theirs).await?.status(), 404);
+    let completed = manifest(POD_TOKEN, &mine).await?;
+    assert_eq!(completed.status(), 200);
+    let completed: Value = completed.json().await?;
+    assert_eq!(completed["entries"][0]["name"], "remote.jar", "{completed}");
+    assert_eq!(manifest(POD_TOKEN, &theirs).await?.status(), 404);
+
     // A new certificate on disk is served on the next connection.
     let (cert_pem, key_pem, second_der) = leaf(&ca, "second")?;
     replace(&key, &key_pem)?;
