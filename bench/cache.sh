@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Pull-through cache benchmark (issue 13, in progress), side by side in one run: PODS (default
+# Pull-through cache benchmark (issue 13), side by side in one run: PODS (default
 # 50) concurrent `sparkstage-init` processes each get one remote jar of MIB MiB (default 200)
 #  (a) directly from the origin (nginx; the jar as a positional source), vs
 #  (b) through sparkstage-server: a bundle with the jar as a source entry, created just before

@@ -192,7 +192,7 @@ pub struct AppState {
     pub upload_token_sha256: Option<[u8; 32]>,
     /// Pods' ServiceAccount tokens open bundles of their namespace (`--kubernetes`).
     pub pod_identity: Option<Arc<PodIdentity>>,
-    /// Remote sources fetched once (issue 13, in progress).
+    /// Remote sources fetched once (issue 13).
     pub sources: Arc<sources::Sources>,
     /// Where sources and the fork's uploads are written before they are stored.
     pub spool: Arc<spool::Spool>,

@@ -1,13 +1,13 @@
-//! Bundles with source entries (issue 13, in progress): answered at
-//! once, completed in the background when every source is stored (`crate::sources`), served
-//! when complete.
+//! Bundles with source entries (issue 13): answered at once, completed in the background when
+//! every source is stored (`crate::sources`), served when complete.
 //!
 //! A pending bundle is `pending/<id>.json` in the store: its record as it will be (the token's
 //! hash included) and its sources, named. The replica that created it fetches them; a manifest
-//! or blob request for it on any replica (with its token) waits for the record, and completes
-//! it itself when no completion runs in this replica (another replica's, or one a restart
-//! stopped: the sources' records make the second completion cheap). A failed source makes the
-//! marker carry the error, and every waiter gets it, naming the source.
+//! or blob request for it on any replica (with its token, or with pod identity a pod's of its
+//! namespace) waits for the record, and completes it itself when no completion runs in this
+//! replica (another replica's, or one a restart stopped: the sources' records make the second
+//! completion cheap). A failed source makes the marker carry the error, and every waiter gets
+//! it, naming the source.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

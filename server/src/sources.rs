@@ -1,5 +1,5 @@
 //! Remote sources fetched once for the whole cluster: the pull-through artifact cache (issue
-//! 13, in progress: what is left is listed in the README's section on it).
+//! 13).
 //!
 //! A source is a URL the init container could fetch itself (http(s), s3/s3a, gs, az/abfs,
 //! hdfs/webhdfs). The server fetches it with the init container's own fetcher

@@ -1,4 +1,4 @@
-//! `POST /v1/sources` (issue 13, in progress): `{"url", "digest"?}` → the source fetched once
+//! `POST /v1/sources` (issue 13): `{"url", "digest"?}` → the source fetched once
 //! for the cluster and stored as a blob: `{"digest", "size"}`. Waits for the fetch (the
 //! request's own deadline does not apply: a large source takes its time).
 
