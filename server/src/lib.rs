@@ -28,6 +28,7 @@ pub mod range;
 pub mod request_body;
 pub mod resolutions;
 pub mod routes;
+pub mod source_lease;
 pub mod sources;
 pub mod spool;
 pub mod storage;

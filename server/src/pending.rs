@@ -159,34 +159,47 @@ fn spawn_completion(state: &AppState, pending: PendingBundle) {
     });
 }
 
-/// Fetches every source, then commits the record (or records the error on the marker).
+/// Every source of a pending bundle, stored: its entries.
+async fn fetch_all(
+    state: &AppState,
+    sources: &[NamedSource],
+) -> Result<Vec<BundleEntry>, ApiError> {
+    futures::stream::iter(sources.to_vec())
+        .map(|source| {
+            let sources = Arc::clone(&state.sources);
+            async move {
+                let (digest, size) = sources.get(&source.source, source.digest).await?;
+                Ok::<_, ApiError>(BundleEntry {
+                    name: source.name,
+                    digest,
+                    size,
+                    kind: source.kind,
+                })
+            }
+        })
+        .buffered(FETCHES)
+        .try_collect()
+        .await
+}
+
+/// Fetches every source, then commits the record (or records the error on the marker). A
+/// source's blob that a garbage collection took between its record's read and the commit
+/// (the record outlived by its blob) is fetched again, once.
 async fn complete(state: &AppState, mut pending: PendingBundle) -> Result<(), ApiError> {
-    let sources = Arc::clone(&state.sources);
-    let fetched: Result<Vec<BundleEntry>, ApiError> =
-        futures::stream::iter(pending.sources.clone())
-            .map(|source| {
-                let sources = Arc::clone(&sources);
-                async move {
-                    let (digest, size) = sources.get(&source.source, source.digest).await?;
-                    Ok::<_, ApiError>(BundleEntry {
-                        name: source.name,
-                        digest,
-                        size,
-                        kind: source.kind,
-                    })
-                }
-            })
-            .buffered(FETCHES)
-            .try_collect()
-            .await;
-    let outcome = match fetched {
-        Ok(entries) => {
-            let mut record = pending.record.clone();
-            record.manifest.entries.extend(entries);
-            crate::routes::bundles::commit(state, &record).await
+    let mut outcome = Err(ApiError::Internal("not tried".to_owned()));
+    for _ in 0..2 {
+        outcome = match fetch_all(state, &pending.sources).await {
+            Ok(entries) => {
+                let mut record = pending.record.clone();
+                record.manifest.entries.extend(entries);
+                crate::routes::bundles::commit(state, &record).await
+            }
+            Err(e) => Err(e),
+        };
+        if !matches!(outcome, Err(ApiError::MissingBlobs(_))) {
+            break;
         }
-        Err(e) => Err(e),
-    };
+    }
     match outcome {
         Ok(()) => {
             crate::storage::delete_quietly(state.store.as_ref(), &path(pending.record.id())).await

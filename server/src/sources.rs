@@ -158,6 +158,9 @@ fn record_path(key: &str) -> Path {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How often a replica waiting for another's fetch looks for its record.
+const HOLDER_POLL: Duration = Duration::from_millis(250);
+
 /// A used record's life is extended at most this often (a write per source per replica).
 const EXTEND_EVERY: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
@@ -436,8 +439,93 @@ impl Sources {
         Ok(())
     }
 
-    /// One fetch from the origin: into the spool, verified, stored as a blob, recorded.
+    /// One fetch for every replica on the bucket: under the source's lease
+    /// (`crate::source_lease`), or waiting for the replica that holds it.
     async fn fetch(
+        self: Arc<Self>,
+        url: Url,
+        key: String,
+        expected: Option<Digest>,
+    ) -> Result<Stored, Arc<str>> {
+        use crate::source_lease::{Leases, RENEW, Taken};
+        let deadline = Instant::now() + self.settings.timeout + crate::source_lease::LEASE;
+        let leases = Leases {
+            store: self.store.as_ref(),
+            clock: &self.clock,
+        };
+        loop {
+            match leases.take(&key).await {
+                Taken::Held(lease) => {
+                    let fetch = Arc::clone(&self).fetch_from_origin(url, key.clone(), expected);
+                    tokio::pin!(fetch);
+                    let mut renew = tokio::time::interval_at(Instant::now() + RENEW, RENEW);
+                    let result = loop {
+                        tokio::select! {
+                            result = &mut fetch => break result,
+                            _ = renew.tick() => leases.renew(&key, &lease).await,
+                        }
+                    };
+                    leases.release(&key, &lease).await;
+                    return result;
+                }
+                Taken::Unavailable(why) => {
+                    tracing::warn!(error = %why, "fetching a source without a lease");
+                    return Arc::clone(&self)
+                        .fetch_from_origin(url, key, expected)
+                        .await;
+                }
+                Taken::Elsewhere(lease) => {
+                    if let Some(stored) = self
+                        .wait_for_holder(&leases, &key, &lease, expected, deadline)
+                        .await?
+                    {
+                        self.count("joined_replica");
+                        return Ok(stored);
+                    }
+                    // Released or dead without a record (its fetch failed): take it here.
+                }
+            }
+        }
+    }
+
+    /// Waits while another replica holds the lease of `key`: the record its fetch wrote, or
+    /// `None` once the lease is released or dead without one.
+    async fn wait_for_holder(
+        &self,
+        leases: &crate::source_lease::Leases<'_>,
+        key: &str,
+        lease: &crate::source_lease::LeaseFile,
+        expected: Option<Digest>,
+        deadline: Instant,
+    ) -> Result<Option<Stored>, Arc<str>> {
+        let written = || async {
+            let record = self.record(key).await.ok()??;
+            let fits = record.fetched_at >= lease.taken_at
+                && expected.is_none_or(|digest| digest == record.digest);
+            let stored = self.blobs.size(&record.digest).await.ok()?? == record.size;
+            (fits && stored).then_some((record.digest, record.size))
+        };
+        loop {
+            tokio::time::sleep(HOLDER_POLL).await;
+            if let Some(stored) = written().await {
+                return Ok(Some(stored));
+            }
+            match leases.read(key).await {
+                Ok(Some(now)) if now.holder == lease.holder && leases.is_live(&now) => {}
+                // The holder writes its record before it releases the lease: look once more.
+                _ => return Ok(written().await),
+            }
+            if Instant::now() >= deadline {
+                return Err(Arc::from(format!(
+                    "another replica's fetch of it did not finish within {}",
+                    humantime::format_duration(self.settings.timeout)
+                )));
+            }
+        }
+    }
+
+    /// One fetch from the origin: into the spool, verified, stored as a blob, recorded.
+    async fn fetch_from_origin(
         self: Arc<Self>,
         url: Url,
         key: String,

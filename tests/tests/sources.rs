@@ -129,7 +129,8 @@ async fn a_source_is_fetched_once_for_everyone() -> Result<()> {
 }
 
 /// Two replicas on one S3 bucket (moto): a source one of them fetched is not fetched again
-/// through the other, which finds its record and its blob; an object-store origin (a second
+/// through the other, which finds its record and its blob; one both miss at once is fetched
+/// once, under a lease in the bucket; an object-store origin (a second
 /// bucket of the same moto) is read through the server's own credentials.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_on_one_bucket_share_what_one_fetched() -> Result<()> {
@@ -153,6 +154,26 @@ async fn replicas_on_one_bucket_share_what_one_fetched() -> Result<()> {
     );
     ensure!(origin.gets("shared.jar") == 1, "{:?}", origin.requests());
 
+    // Both replicas miss one source at the same moment: one fetches it under the source's
+    // lease in the bucket, the other waits for that fetch's record.
+    let slow = MavenRepo::serve(origin_root.path(), std::time::Duration::from_millis(800)).await?;
+    let url = format!("{}shared.jar", slow.url);
+    let (first, second) = tokio::join!(
+        ask(&a, json!({ "url": url })),
+        ask(&b, json!({ "url": url }))
+    );
+    let ((status_a, first), (status_b, second)) = (first?, second?);
+    ensure!(status_a == StatusCode::OK && status_b == StatusCode::OK);
+    ensure!(first == second, "{first} != {second}");
+    ensure!(slow.gets("shared.jar") == 1, "{:?}", slow.requests());
+    let joined = |outcomes: std::collections::BTreeMap<String, u64>| {
+        outcomes.get("joined_replica").copied().unwrap_or(0)
+    };
+    ensure!(
+        joined(source_requests(&a).await?) + joined(source_requests(&b).await?) == 1,
+        "one replica waited for the other"
+    );
+
     moto.create_bucket("artifacts").await?;
     let object = b"an object in a bucket".to_vec();
     object_store::ObjectStoreExt::put(
@@ -175,7 +196,7 @@ async fn replicas_on_one_bucket_share_what_one_fetched() -> Result<()> {
     Ok(())
 }
 
-/// A bundle of source entries (and one uploaded blob) is answered at once (202); twenty
+/// A bundle of source entries (and one uploaded blob) is answered at once (202); fifty
 /// `sparkstage-init` processes started right away wait for it, and each gets every file,
 /// verified, while the origin serves each source once. A bundle whose source is missing fails
 /// every init container with the source named.
@@ -237,7 +258,7 @@ async fn init_containers_get_a_bundle_of_sources_fetched_once() -> Result<()> {
     };
     let id = created["id"].as_str().unwrap_or_default().to_owned();
     let mut runs = Vec::new();
-    for i in 0..20 {
+    for i in 0..50 {
         let (dir, mut command) = init(i, &id)?;
         runs.push(async move { anyhow::Ok((dir, command.output().await?)) });
     }

@@ -30,6 +30,9 @@ use crate::error::ApiError;
 
 /// Records examined at once.
 const CONCURRENCY: usize = 16;
+/// A source's fetch lease (`crate::source_lease`) not written for this long belongs to a
+/// replica that died; a live one is renewed every 20 s.
+const DEAD_LEASE: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 /// What the sweep needs of a record; records never change.
 #[derive(Debug, Clone)]
@@ -204,6 +207,8 @@ impl Lifecycle {
             self.sweep_resolutions(now).await?;
             self.sweep_sources(now).await?;
             self.sweep_maven_files(now).await?;
+            self.sweep_by_age(crate::source_lease::LEASES_PREFIX, DEAD_LEASE, now)
+                .await?;
             self.sweep_pending(now).await?;
         }
         let mut swept = swept;
@@ -255,11 +260,22 @@ impl Lifecycle {
     /// Deletes the shared Maven cache's POMs and metadata (`crate::maven_cache`) written more
     /// than `--cache-max-age` ago: the next resolution that needs one fetches it again.
     async fn sweep_maven_files(&self, now: DateTime<Utc>) -> Result<(), ApiError> {
-        let store = &self.store;
         let max_age = chrono::Duration::from_std(self.settings.cache_max_age)
             .unwrap_or(chrono::TimeDelta::MAX);
+        self.sweep_by_age(crate::maven_cache::MAVEN_PREFIX, max_age, now)
+            .await
+    }
+
+    /// Deletes the objects under `prefix` last written more than `max_age` before `now`.
+    async fn sweep_by_age(
+        &self,
+        prefix: &str,
+        max_age: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(), ApiError> {
+        let store = &self.store;
         store
-            .list(Some(&Path::from(crate::maven_cache::MAVEN_PREFIX)))
+            .list(Some(&Path::from(prefix)))
             .map_err(ApiError::from)
             .try_filter(|meta| {
                 let due = meta.last_modified.checked_add_signed(max_age);
