@@ -16,6 +16,9 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 pods=${1:-50}
 mib=${2:-200}
+# Each pod's deadline (sparkstage-init --timeout). Its default, 5m, is too short for 200 pods
+# with 200 MiB each from one origin over 800 Mbit/s (7 minutes of transfer at best).
+pod_timeout=${POD_TIMEOUT:-1h}
 work=${BENCH_DIR:-$root/bench/out}/cache
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
@@ -56,7 +59,7 @@ run_pods() {  # $@ = the arguments of every pod but its directories; prints seco
     t0=$(now)
     for i in $(seq "$pods"); do
         "$init_bin" "$@" --jars-dir "$pods_dir/$i/jars" --files-dir "$pods_dir/$i/files" \
-            2>"$work/init-$i.log" &
+            --timeout "$pod_timeout" 2>"$work/init-$i.log" &
         started+=($!)
     done
     for job in "${started[@]}"; do wait "$job" || failed=$((failed + 1)); done

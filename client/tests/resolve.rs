@@ -112,13 +112,24 @@ async fn server(work: &Path, repo: &str) -> Result<Server> {
 }
 
 async fn server_with(work: &Path, repo: &str, more: &[&str]) -> Result<Server> {
+    server_on(work, repo, ("memory://", "server-maven-cache"), more, &[]).await
+}
+
+/// A server on `storage.0` with its local Maven cache in `work/<storage.1>`.
+async fn server_on(
+    work: &Path,
+    repo: &str,
+    (storage, local_cache): (&str, &str),
+    more: &[&str],
+    env: &[(String, String)],
+) -> Result<Server> {
     let token_file = work.join("upload.token");
     std::fs::write(&token_file, UPLOAD_TOKEN)?;
-    let cache = work.join("server-maven-cache");
+    let cache = work.join(local_cache);
     Server::start(
         &[
             "--storage",
-            "memory://",
+            storage,
             "--upload-token-file",
             token_file.to_str().context("utf-8")?,
             "--maven-repository",
@@ -129,7 +140,7 @@ async fn server_with(work: &Path, repo: &str, more: &[&str]) -> Result<Server> {
         .into_iter()
         .chain(more.iter().copied())
         .collect::<Vec<_>>(),
-        &[],
+        env,
     )
     .await
 }
@@ -854,27 +865,12 @@ async fn replicas_share_the_maven_cache_on_the_store() -> Result<()> {
     let repo = MavenRepo::serve(&root, Duration::ZERO).await?;
     let moto = Moto::start().await?;
     moto.create_bucket("maven-shared").await?;
-    let token_file = work.path().join("upload.token");
-    std::fs::write(&token_file, UPLOAD_TOKEN)?;
-    let replica = |local: &str| {
-        let cache = work.path().join(local);
-        let token = token_file.display().to_string();
-        let (url, env) = (repo.url.clone(), moto.env());
+    let env = moto.env();
+    let replica = |local: &'static str| {
+        let (work, url, env) = (work.path(), repo.url.clone(), env.clone());
         async move {
-            Server::start(
-                &[
-                    "--storage",
-                    "s3://maven-shared/sparkstage",
-                    "--upload-token-file",
-                    &token,
-                    "--maven-repository",
-                    &url,
-                    "--maven-cache",
-                    &cache.display().to_string(),
-                ],
-                &env,
-            )
-            .await
+            let storage = ("s3://maven-shared/sparkstage", local);
+            server_on(work, &url, storage, &[], &env).await
         }
     };
     let http = reqwest::Client::new();

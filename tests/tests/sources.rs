@@ -532,6 +532,24 @@ fn kept(store: &std::path::Path) -> Vec<std::path::PathBuf> {
     found
 }
 
+/// A server on a local store in `work/store`, its spool in `work/spool`, with `more` flags.
+async fn on_disk(work: &std::path::Path, more: &[&str]) -> Result<Server> {
+    let (store, spool) = (work.join("store"), work.join("spool"));
+    let (store, spool) = (store.display().to_string(), spool.display().to_string());
+    let mut args = vec!["--storage", &store, "--spool-dir", &spool];
+    args.extend_from_slice(more);
+    Server::start(&args, &[]).await
+}
+
+/// Nothing of a failed fetch is left: no spool file, no blob, no source record.
+fn nothing_left(work: &std::path::Path) -> Result<()> {
+    let spooled = files_under(&work.join("spool"));
+    ensure!(spooled.is_empty(), "{spooled:?}");
+    let stored = kept(&work.join("store"));
+    ensure!(stored.is_empty(), "nothing partial is stored: {stored:?}");
+    Ok(())
+}
+
 /// An origin that never stops sending (a jar of the hostile repository, without a
 /// `Content-Length`) is cut off at `--max-blob-size` while it streams: the request fails
 /// within seconds naming the limit, and neither the spool nor the store keeps a byte of it.
@@ -539,19 +557,7 @@ fn kept(store: &std::path::Path) -> Vec<std::path::PathBuf> {
 async fn an_origin_that_sends_without_end_is_cut_off_at_the_limit() -> Result<()> {
     let hostile = sparkstage_tests::hostile_repo::HostileRepo::serve().await?;
     let work = tempfile::tempdir()?;
-    let (store, spool) = (work.path().join("store"), work.path().join("spool"));
-    let server = Server::start(
-        &[
-            "--storage",
-            &store.display().to_string(),
-            "--spool-dir",
-            &spool.display().to_string(),
-            "--max-blob-size",
-            "8MiB",
-        ],
-        &[],
-    )
-    .await?;
+    let server = on_disk(work.path(), &["--max-blob-size", "8MiB"]).await?;
     let url = format!("{}t/hugejar/1/hugejar-1.jar", hostile.url);
     let started = std::time::Instant::now();
     let (status, body) = ask(&server, json!({ "url": url })).await?;
@@ -562,10 +568,7 @@ async fn an_origin_that_sends_without_end_is_cut_off_at_the_limit() -> Result<()
         "{message}"
     );
     ensure!(started.elapsed() < std::time::Duration::from_secs(30));
-    ensure!(files_under(&spool).is_empty(), "{:?}", files_under(&spool));
-    let stored = kept(&store);
-    ensure!(stored.is_empty(), "{stored:?}");
-    Ok(())
+    nothing_left(work.path())
 }
 
 /// Origin faults (resets, truncated bodies, 500s through the fault proxy): every waiter gets
@@ -589,19 +592,7 @@ async fn origin_faults_reach_every_waiter_and_leave_nothing_partial() -> Result<
     )
     .await?;
     let work = tempfile::tempdir()?;
-    let (store, spool) = (work.path().join("store"), work.path().join("spool"));
-    let server = Server::start(
-        &[
-            "--storage",
-            &store.display().to_string(),
-            "--spool-dir",
-            &spool.display().to_string(),
-            "--source-error-ttl",
-            "3s",
-        ],
-        &[],
-    )
-    .await?;
+    let server = on_disk(work.path(), &["--source-error-ttl", "3s"]).await?;
     let url = format!("{}/flaky.jar", proxy.url());
     let asks = (0..20).map(|_| ask(&server, json!({ "url": url })));
     let mut messages = std::collections::BTreeSet::new();
@@ -624,9 +615,7 @@ async fn origin_faults_reach_every_waiter_and_leave_nothing_partial() -> Result<
         outcomes.get("failed") == Some(&1),
         "one fetch: {outcomes:?}"
     );
-    ensure!(files_under(&spool).is_empty(), "{:?}", files_under(&spool));
-    let stored = kept(&store);
-    ensure!(stored.is_empty(), "nothing partial is stored: {stored:?}");
+    nothing_left(work.path())?;
 
     // The origin recovers; the failure is still remembered, then the ttl passes.
     proxy.set_rate(0.0);
