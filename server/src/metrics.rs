@@ -65,7 +65,7 @@ pub struct TokenReviewLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabels {
-    /// fetched, recorded, revalidated, joined, failed, failure_remembered.
+    /// fetched, recorded, revalidated, joined, joined_replica, failed, failure_remembered.
     pub outcome: &'static str,
 }
 
@@ -138,6 +138,7 @@ impl Default for Metrics {
             "fetched",
             "recorded",
             "joined",
+            "joined_replica",
             "failed",
             "failure_remembered",
         ] {
@@ -147,8 +148,8 @@ impl Default for Metrics {
         registry.register(
             "source_requests",
             "Requests for remote sources by outcome (fetched from the origin, recorded by any \
-             replica, revalidated unchanged, joined to a fetch in flight, failed, failure \
-             remembered)",
+             replica, revalidated unchanged, joined to a fetch in flight here or on another \
+             replica, failed, failure remembered)",
             sources.clone(),
         );
         registry.register(
