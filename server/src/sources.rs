@@ -263,10 +263,16 @@ impl Sources {
                 stale = Some(record);
             }
         }
+        // Fetches and failures are shared by the requests that expect the same bytes: a
+        // request with a wrong digest neither fails the others nor is answered by their fetch.
+        let flight_key = match expected {
+            Some(digest) => format!("{key}@{digest}"),
+            None => key.clone(),
+        };
         let failed = {
             let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
             failures
-                .get(&key)
+                .get(&flight_key)
                 .filter(|(at, _)| at.elapsed() < self.settings.error_ttl)
                 .map(|(_, error)| Arc::clone(error))
         };
@@ -276,37 +282,46 @@ impl Sources {
         }
         let flight = {
             let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            match in_flight.get(&key) {
+            match in_flight.get(&flight_key) {
                 Some(flight) => {
                     self.count("joined");
                     flight.clone()
                 }
                 None => {
+                    // A task of its own: the fetch (and its lease) runs to its end even when
+                    // every request waiting for it is gone. It remembers a failure, then leaves
+                    // the map (under its lock, which is held here until the entry is in).
                     let this = Arc::clone(self);
-                    let (url, key2) = (url.clone(), key.clone());
-                    let flight = async move { this.refresh(url, key2, expected, stale).await }
-                        .boxed()
-                        .shared();
-                    in_flight.insert(key.clone(), flight.clone());
+                    let (url, key2, flight_key2) = (url.clone(), key.clone(), flight_key.clone());
+                    let task = tokio::spawn(async move {
+                        let result = Arc::clone(&this).refresh(url, key2, expected, stale).await;
+                        if let Err(error) = &result {
+                            this.failures
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .insert(flight_key2.clone(), (Instant::now(), Arc::clone(error)));
+                        }
+                        this.in_flight
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&flight_key2);
+                        result
+                    });
+                    let flight = async move {
+                        task.await.unwrap_or_else(|e| {
+                            Err(Arc::from(format!("its fetch stopped: {e}").as_str()))
+                        })
+                    }
+                    .boxed()
+                    .shared();
+                    in_flight.insert(flight_key, flight.clone());
                     flight
                 }
             }
         };
-        let result = flight.await;
-        {
-            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            in_flight.remove(&key);
-        }
-        match result {
-            Ok(stored) => Ok(stored),
-            Err(error) => {
-                self.failures
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(key, (Instant::now(), Arc::clone(&error)));
-                Err(ApiError::Upstream(format!("{shown}: {error}")))
-            }
-        }
+        flight
+            .await
+            .map_err(|error| ApiError::Upstream(format!("{shown}: {error}")))
     }
 
     /// A stale record revalidated at the origin (renewed when unchanged), else a fetch.

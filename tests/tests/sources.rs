@@ -731,3 +731,45 @@ async fn fifty_pods_fetch_a_source_from_each_object_store_once() -> Result<()> {
     fifty_pods_fetch_an_object_source_once(&azurite, "azure-origin").await?;
     Ok(())
 }
+
+/// A request that expects other bytes than the source's fails alone: requests without a digest
+/// at the same moment, and right after, get the source; the failure is remembered only for
+/// requests expecting the same wrong digest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_digest_fails_only_the_requests_that_expect_it() -> Result<()> {
+    let origin_root = tempfile::tempdir()?;
+    let data = b"the source's own bytes".to_vec();
+    std::fs::write(origin_root.path().join("lib.jar"), &data)?;
+    let origin =
+        MavenRepo::serve(origin_root.path(), std::time::Duration::from_millis(500)).await?;
+    let url = format!("{}lib.jar", origin.url);
+    let server = Server::start(&["--storage", "memory://"], &[]).await?;
+    let wrong = sparkstage_api::Digest::of(b"other bytes");
+    let right = sparkstage_api::Digest::of(&data).to_string();
+    let (expecting, plain) = tokio::join!(
+        ask(&server, json!({ "url": url, "digest": wrong })),
+        ask(&server, json!({ "url": url }))
+    );
+    let ((status, body), (plain_status, plain_body)) = (expecting?, plain?);
+    ensure!(status == StatusCode::BAD_GATEWAY, "{status} {body}");
+    ensure!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("digest mismatch") && m.contains("lib.jar")),
+        "{body}"
+    );
+    ensure!(
+        plain_status == StatusCode::OK,
+        "{plain_status} {plain_body}"
+    );
+    ensure!(plain_body["digest"] == right, "{plain_body}");
+    let (status, _) = ask(&server, json!({ "url": url, "digest": wrong })).await?;
+    ensure!(status == StatusCode::BAD_GATEWAY);
+    ensure!(source_requests(&server).await?.get("failure_remembered") == Some(&1));
+    let (status, body) = ask(&server, json!({ "url": url })).await?;
+    ensure!(
+        status == StatusCode::OK && body["digest"] == right,
+        "{body}"
+    );
+    Ok(())
+}
