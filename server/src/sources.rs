@@ -158,6 +158,20 @@ fn record_path(key: &str) -> Path {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The ETag and Last-Modified of an origin's answer.
+fn validators_of(r: &reqwest::Response) -> (Option<String>, Option<String>) {
+    let header = |name| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    (
+        header(reqwest::header::ETAG),
+        header(reqwest::header::LAST_MODIFIED),
+    )
+}
+
 /// How often a replica waiting for another's fetch looks for its record.
 const HOLDER_POLL: Duration = Duration::from_millis(250);
 
@@ -346,34 +360,35 @@ impl Sources {
         self.fetch(url, key, expected).await
     }
 
+    /// A `HEAD` of an http(s) `url` with its credentials and, when given, one conditional
+    /// header; `None` when it could not be sent or got no answer.
+    async fn head(
+        &self,
+        url: &Url,
+        conditional: Option<(reqwest::header::HeaderName, &str)>,
+    ) -> Option<reqwest::Response> {
+        let mut headers = self.authorization(url).ok()?;
+        if let Some((name, value)) = conditional
+            && let Ok(value) = reqwest::header::HeaderValue::from_str(value)
+        {
+            headers.insert(name, value);
+        }
+        self.http
+            .head(url.clone())
+            .headers(headers)
+            .timeout(READ_TIMEOUT)
+            .send()
+            .await
+            .ok()
+    }
+
     /// The origin's validators of `url` now (ETag, Last-Modified), when it gives them.
     async fn validators(&self, url: &Url) -> (Option<String>, Option<String>) {
-        let header = |r: &reqwest::Response, name| {
-            r.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
         match url.scheme() {
-            "http" | "https" => {
-                let Ok(headers) = self.authorization(url) else {
-                    return (None, None);
-                };
-                match self
-                    .http
-                    .head(url.clone())
-                    .headers(headers)
-                    .timeout(READ_TIMEOUT)
-                    .send()
-                    .await
-                {
-                    Ok(r) if r.status().is_success() => (
-                        header(&r, reqwest::header::ETAG),
-                        header(&r, reqwest::header::LAST_MODIFIED),
-                    ),
-                    _ => (None, None),
-                }
-            }
+            "http" | "https" => match self.head(url, None).await {
+                Some(r) if r.status().is_success() => validators_of(&r),
+                _ => (None, None),
+            },
             _ if sparkstage_init::object::is_object_url(url) => {
                 let Ok((store, path)) = sparkstage_init::object::open(url) else {
                     return (None, None);
@@ -388,38 +403,24 @@ impl Sources {
     }
 
     /// Whether the origin says `record`'s bytes are still what `url` serves: a 304 to a
-    /// conditional `HEAD`, or the same validator. Without validators, or on any failure: no.
+    /// conditional `HEAD` (`If-None-Match` with the ETag, else `If-Modified-Since`), or the
+    /// same validator. Without validators, or on any failure: no.
     async fn unchanged(&self, url: &Url, record: &SourceRecord) -> bool {
-        if record.etag.is_none() && record.last_modified.is_none() {
-            return false;
-        }
-        if matches!(url.scheme(), "http" | "https") {
-            let Ok(mut headers) = self.authorization(url) else {
-                return false;
-            };
+        let now = if matches!(url.scheme(), "http" | "https") {
             let conditional = match (&record.etag, &record.last_modified) {
-                (Some(etag), _) => Some((reqwest::header::IF_NONE_MATCH, etag)),
-                (None, Some(date)) => Some((reqwest::header::IF_MODIFIED_SINCE, date)),
-                (None, None) => None,
+                (Some(etag), _) => (reqwest::header::IF_NONE_MATCH, etag),
+                (None, Some(date)) => (reqwest::header::IF_MODIFIED_SINCE, date),
+                (None, None) => return false,
             };
-            if let Some((name, value)) = conditional
-                && let Ok(value) = reqwest::header::HeaderValue::from_str(value)
-            {
-                headers.insert(name, value);
+            match self.head(url, Some((conditional.0, conditional.1))).await {
+                Some(r) if r.status() == reqwest::StatusCode::NOT_MODIFIED => return true,
+                // An origin that ignores the condition still gives its validators.
+                Some(r) if r.status().is_success() => validators_of(&r),
+                _ => return false,
             }
-            if let Ok(r) = self
-                .http
-                .head(url.clone())
-                .headers(headers)
-                .timeout(READ_TIMEOUT)
-                .send()
-                .await
-                && r.status() == reqwest::StatusCode::NOT_MODIFIED
-            {
-                return true;
-            }
-        }
-        let now = self.validators(url).await;
+        } else {
+            self.validators(url).await
+        };
         match (&record.etag, &record.last_modified) {
             (Some(etag), _) => now.0.as_ref() == Some(etag),
             (None, Some(date)) => now.1.as_ref() == Some(date),
