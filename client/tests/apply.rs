@@ -15,6 +15,14 @@ fn schema() -> Result<Value> {
 
 /// `sparkstage apply --dry-run -f ARGS...` in `work` against `server`: its output, and the
 /// documents in it.
+/// The kinds of `documents`, in order.
+fn kinds(documents: &[Value]) -> Vec<&str> {
+    documents
+        .iter()
+        .filter_map(|d| d["kind"].as_str())
+        .collect()
+}
+
 async fn dry_run(
     work: &std::path::Path,
     args: &[&str],
@@ -71,10 +79,7 @@ async fn applied_documents_fit_the_operators_schema() -> Result<()> {
             &server,
         )
         .await?;
-        let kinds: Vec<&str> = documents
-            .iter()
-            .filter_map(|d| d["kind"].as_str())
-            .collect();
+        let kinds = kinds(&documents);
         ensure!(
             kinds
                 == [
@@ -122,10 +127,7 @@ async fn applied_documents_fit_the_operators_schema() -> Result<()> {
     // The server fetches the remote files when it can (the default): the remote-only
     // application gets a bundle of one source entry, its Secret, and no sources for the pods.
     let (_, documents) = dry_run(work.path(), &["app.yaml", "--fetch-remote"], &server).await?;
-    let kinds: Vec<&str> = documents
-        .iter()
-        .filter_map(|d| d["kind"].as_str())
-        .collect();
+    let kinds = kinds(&documents);
     ensure!(
         kinds
             == [
