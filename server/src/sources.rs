@@ -242,9 +242,16 @@ impl Sources {
             .inc();
     }
 
-    /// The source record of `key`, if there is one.
+    /// The source record of `key`, if there is one and its blob is stored (a record outlived
+    /// by its blob is as good as none).
     async fn record(&self, key: &str) -> Result<Option<SourceRecord>, ApiError> {
-        crate::storage::read_json(self.store.as_ref(), &record_path(key)).await
+        let record: Option<SourceRecord> =
+            crate::storage::read_json(self.store.as_ref(), &record_path(key)).await?;
+        let Some(record) = record else {
+            return Ok(None);
+        };
+        let stored = self.blobs.size(&record.digest).await? == Some(record.size);
+        Ok(stored.then_some(record))
     }
 
     /// The stored blob of `source` (verified against `expected` when given): from a record any
@@ -258,9 +265,7 @@ impl Sources {
         let key = key(&url);
         let shown = sparkstage_api::shown::url(&url);
         let mut stale = None;
-        if let Some(record) = self.record(&key).await?
-            && self.blobs.size(&record.digest).await? == Some(record.size)
-        {
+        if let Some(record) = self.record(&key).await? {
             let fresh = match expected {
                 Some(digest) => record.digest == digest,
                 None => {
@@ -518,8 +523,7 @@ impl Sources {
             let record = self.record(key).await.ok()??;
             let fits = record.fetched_at >= lease.taken_at
                 && expected.is_none_or(|digest| digest == record.digest);
-            let stored = self.blobs.size(&record.digest).await.ok()?? == record.size;
-            (fits && stored).then_some((record.digest, record.size))
+            fits.then_some((record.digest, record.size))
         };
         loop {
             tokio::time::sleep(HOLDER_POLL).await;
@@ -649,9 +653,6 @@ impl Sources {
         let Some(record) = self.record(&key).await? else {
             return Ok(None);
         };
-        if self.blobs.size(&record.digest).await? != Some(record.size) {
-            return Ok(None);
-        }
         self.extend(&key, &record).await;
         Ok(Some((record.digest, record.size)))
     }
